@@ -1,0 +1,1 @@
+"""The OTLP receiver: accepts traces over HTTP and gRPC and makes them durable in Kafka."""

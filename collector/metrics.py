@@ -1,0 +1,21 @@
+"""Prometheus metrics of the collector, served at ``/metrics`` on the OTLP/HTTP port."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+SPANS_RECEIVED = Counter("trace_insights_collector_spans_received", "Spans received", ["transport"])
+SPANS_ACCEPTED = Counter("trace_insights_collector_spans_accepted", "Spans acknowledged by Kafka")
+SPANS_REJECTED = Counter(
+    "trace_insights_collector_spans_rejected", "Spans rejected as invalid", ["reason"]
+)
+REQUESTS = Counter(
+    "trace_insights_collector_requests", "Export requests by outcome", ["transport", "outcome"]
+)
+REQUEST_SECONDS = Histogram(
+    "trace_insights_collector_request_seconds", "Export request latency", ["transport"]
+)
+PRODUCE_SECONDS = Histogram(
+    "trace_insights_collector_produce_seconds", "Time from send to Kafka acknowledgement"
+)
+BUFFER_BYTES = Gauge(
+    "trace_insights_collector_buffer_bytes", "Bytes sent to Kafka and not yet acknowledged"
+)

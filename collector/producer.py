@@ -1,0 +1,211 @@
+"""Durable publication of span batches to Kafka, with explicit backpressure.
+
+Contract: ``publish`` returns only after Kafka acknowledged every batch (acks=all, idempotent
+producer). It raises ``Unavailable`` when Kafka is unreachable, slow past the produce timeout,
+or the in-flight budget is spent; the caller answers 503/UNAVAILABLE so the sender retries.
+A batch whose acknowledgement timed out may still land later; the aggregator deduplicates.
+"""
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Sequence
+
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from collector import metrics
+from collector.regroup import Batch
+from trace_insights.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_CONNECT_RETRY_S = 1.0
+
+
+class Unavailable(Exception):
+    """Kafka cannot take the data now; retry after ``retry_after_s`` seconds."""
+
+    def __init__(self, reason: str, retry_after_s: int) -> None:
+        super().__init__(reason)
+        self.retry_after_s = retry_after_s
+
+
+class KafkaSpanProducer:
+    """Owns the Kafka producer; connects (and creates the topic) in the background."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._servers = settings.require_kafka().split(",")
+        self._producer: KafkaProducer | None = None
+        self._partitions = 0
+        self._in_flight_bytes = 0
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._connector = threading.Thread(target=self._connect, name="kafka-connect", daemon=True)
+
+    @property
+    def partitions(self) -> int:
+        """Partition count of the topic; 0 until connected."""
+        return self._partitions
+
+    def start(self) -> None:
+        self._connector.start()
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while not self._partitions and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return bool(self._partitions)
+
+    async def ready(self) -> bool:
+        """Connected, and a broker accepts TCP connections right now."""
+        if not self._partitions:
+            return False
+        for server in self._servers:
+            host, _, port = server.strip().rpartition(":")
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 1.0)
+            except (OSError, TimeoutError, ValueError):
+                continue
+            writer.close()
+            return True
+        return False
+
+    async def publish(self, batches: Sequence[Batch]) -> None:
+        producer = self._producer
+        if producer is None or not self._partitions:
+            raise Unavailable("Kafka is not connected yet", self._settings.retry_after_s)
+        size = sum(len(batch.payload) for batch in batches)
+        with self._lock:
+            if self._in_flight_bytes + size > self._settings.producer_buffer_bytes:
+                raise Unavailable("producer buffer is full", self._settings.retry_after_s)
+            self._in_flight_bytes += size
+            metrics.BUFFER_BYTES.set(self._in_flight_bytes)
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        waiters = []
+        try:
+            for batch in batches:
+                future = producer.send(
+                    self._settings.spans_topic,
+                    value=batch.payload,
+                    key=batch.key,
+                    partition=batch.partition,
+                )
+                waiters.append(self._bridge(loop, future, len(batch.payload)))
+        except KafkaError as exc:
+            self._release(size - sum(w.size for w in waiters))
+            for waiter in waiters:
+                waiter.cancel()
+            raise Unavailable(
+                f"Kafka refused the batch: {exc}", self._settings.retry_after_s
+            ) from exc
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*waiters), timeout=self._settings.produce_timeout_s
+            )
+        except TimeoutError:
+            raise Unavailable(
+                f"Kafka did not acknowledge within {self._settings.produce_timeout_s:g} s",
+                self._settings.retry_after_s,
+            ) from None
+        except KafkaError as exc:
+            raise Unavailable(
+                f"Kafka rejected the batch: {exc}", self._settings.retry_after_s
+            ) from exc
+        finally:
+            metrics.PRODUCE_SECONDS.observe(time.perf_counter() - started)
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Flush what was accepted, then stop."""
+        self._closed.set()
+        if self._producer is not None:
+            self._producer.flush(timeout=timeout_s)
+            self._producer.close(timeout=timeout_s)
+
+    def _bridge(self, loop: asyncio.AbstractEventLoop, future, size: int) -> "_Ack":  # type: ignore[no-untyped-def]
+        """Turn kafka-python's thread-side future into an awaitable on ``loop``."""
+        ack = _Ack(loop, size)
+
+        def done(outcome: object) -> None:
+            self._release(size)
+            loop.call_soon_threadsafe(ack.settle, outcome)
+
+        future.add_callback(lambda _metadata: done(None))
+        future.add_errback(done)
+        return ack
+
+    def _release(self, size: int) -> None:
+        with self._lock:
+            self._in_flight_bytes -= size
+            metrics.BUFFER_BYTES.set(self._in_flight_bytes)
+
+    def _connect(self) -> None:
+        while not self._closed.is_set():
+            try:
+                self._ensure_topic()
+                producer = KafkaProducer(
+                    bootstrap_servers=self._servers,
+                    acks="all",
+                    enable_idempotence=True,
+                    compression_type=None
+                    if self._settings.kafka_compression == "none"
+                    else self._settings.kafka_compression,
+                    linger_ms=2,
+                    batch_size=1024 * 1024,
+                    max_request_size=self._settings.max_message_bytes + 64 * 1024,
+                    max_block_ms=self._settings.produce_timeout_s * 1000,
+                    delivery_timeout_ms=120_000,
+                    client_id="trace-insights-collector",
+                )
+                partitions = producer.partitions_for(self._settings.spans_topic)
+            except (KafkaError, OSError) as exc:
+                log.warning("kafka not reachable, retrying", extra={"fields": {"error": str(exc)}})
+                self._closed.wait(_CONNECT_RETRY_S)
+                continue
+            self._producer = producer
+            self._partitions = len(partitions)
+            log.info("kafka connected", extra={"fields": {"partitions": self._partitions}})
+            return
+
+    def _ensure_topic(self) -> None:
+        admin = KafkaAdminClient(
+            bootstrap_servers=self._servers, client_id="trace-insights-collector-admin"
+        )
+        try:
+            if self._settings.spans_topic in admin.list_topics():
+                return
+            admin.create_topics(
+                [
+                    NewTopic(
+                        self._settings.spans_topic,
+                        num_partitions=self._settings.topic_partitions,
+                        replication_factor=self._settings.topic_replication_factor,
+                    )
+                ]
+            )
+        except TopicAlreadyExistsError:
+            pass
+        finally:
+            admin.close()
+
+
+class _Ack(asyncio.Future):  # type: ignore[type-arg]
+    """An acknowledgement awaited on the event loop; ``size`` is its share of the budget."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, size: int) -> None:
+        super().__init__(loop=loop)
+        self.size = size
+
+    def settle(self, error: object) -> None:
+        if self.done():
+            return
+        if error is None:
+            self.set_result(None)
+        else:
+            self.set_exception(
+                error if isinstance(error, BaseException) else KafkaError(str(error))
+            )

@@ -1,0 +1,90 @@
+"""Real services for the suite: started once per session on free loopback ports, or taken
+from ``TRACE_INSIGHTS_*`` URLs when those are set."""
+
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import ROOT, Collector, start_collector
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import services
+
+
+@pytest.fixture(scope="session")
+def service_root() -> Iterator[Path]:
+    # Under /tmp rather than pytest's private tmp dir: the postgres user must reach it.
+    root = Path(tempfile.mkdtemp(prefix="trace-insights-tests-"))
+    root.chmod(0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def kafka_servers(service_root: Path) -> Iterator[str]:
+    external = os.environ.get("TRACE_INSIGHTS_KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield external
+        return
+    broker = services.Kafka(service_root / "kafka")
+    broker.start()
+    yield broker.bootstrap_servers
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(service_root: Path) -> Iterator[str]:
+    external = os.environ.get("TRACE_INSIGHTS_REDIS_URL")
+    if external:
+        yield external
+        return
+    server = services.Redis(service_root / "redis")
+    server.start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(service_root: Path) -> Iterator[str]:
+    external = os.environ.get("TRACE_INSIGHTS_DATABASE_URL")
+    if external:
+        yield external
+        return
+    server = services.Postgres(service_root / "postgres")
+    server.start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def topic() -> str:
+    return f"spans-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def collector_factory(kafka_servers: str) -> Iterator[Callable[..., Collector]]:
+    started: list[Collector] = []
+
+    def start(
+        topic: str | None = None, servers: str | None = None, **settings: object
+    ) -> Collector:
+        collector = start_collector(
+            servers or kafka_servers, topic or f"spans-{uuid.uuid4().hex[:12]}", **settings
+        )
+        started.append(collector)
+        return collector
+
+    yield start
+    for collector in started:
+        collector.stop()
+
+
+@pytest.fixture
+def collector(collector_factory: Callable[..., Collector], topic: str) -> Collector:
+    return collector_factory(topic)

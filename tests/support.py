@@ -1,0 +1,180 @@
+"""Builders and readers shared by the tests: OTLP requests, OTLP/JSON, the Kafka topic."""
+
+import base64
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from google.protobuf import json_format
+from kafka import KafkaConsumer
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_request(
+    traces: int = 5, spans_per_trace: int = 4, seed: int = 7, service: str = "svc"
+) -> ExportTraceServiceRequest:
+    rnd = random.Random(seed)
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    resource_spans.resource.attributes.add(key="service.name").value.string_value = service
+    scope_spans = resource_spans.scope_spans.add()
+    scope_spans.scope.name = "tests"
+    for _ in range(traces):
+        trace_id = rnd.randbytes(16)
+        root_id = rnd.randbytes(8)
+        for index in range(spans_per_trace):
+            span = scope_spans.spans.add()
+            span.trace_id = trace_id
+            span.span_id = root_id if index == 0 else rnd.randbytes(8)
+            if index:
+                span.parent_span_id = root_id
+            span.name = f"step-{index}"
+            span.kind = Span.SPAN_KIND_INTERNAL
+            span.start_time_unix_nano = 1_735_689_600_000_000_000 + index * 1_000_000
+            span.end_time_unix_nano = span.start_time_unix_nano + rnd.randint(1, 10**9)
+            span.attributes.add(key="openinference.span.kind").value.string_value = "TOOL"
+            span.attributes.add(key="llm.token_count.prompt").value.int_value = rnd.randint(1, 999)
+            span.attributes.add(key="score").value.double_value = rnd.random()
+            span.status.code = rnd.choice([0, 1, 2])
+    return request
+
+
+def to_otlp_json(request: ExportTraceServiceRequest) -> dict[str, Any]:
+    """OTLP/JSON as the spec writes it: json_format's output with ids turned from base64 to hex."""
+    document = json_format.MessageToDict(request)
+
+    def fix(node: Any) -> None:
+        if isinstance(node, dict):
+            for key in ("traceId", "spanId", "parentSpanId"):
+                if key in node:
+                    node[key] = base64.b64decode(node[key]).hex()
+            for value in node.values():
+                fix(value)
+        elif isinstance(node, list):
+            for value in node:
+                fix(value)
+
+    fix(document)
+    return document
+
+
+def attribute(attributes: Iterable[KeyValue], key: str) -> AnyValue | None:
+    for item in attributes:
+        if item.key == key:
+            return item.value
+    return None
+
+
+@dataclass
+class TopicRecord:
+    partition: int
+    key: bytes
+    payload: bytes
+
+    def request(self) -> ExportTraceServiceRequest:
+        message = ExportTraceServiceRequest()
+        message.ParseFromString(self.payload)
+        return message
+
+
+def read_topic(
+    servers: str, topic: str, min_spans: int, timeout_s: float = 30
+) -> list[TopicRecord]:
+    """Every record of the topic, waiting until at least ``min_spans`` spans arrived."""
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=1000,
+    )
+    records: list[TopicRecord] = []
+    spans = 0
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            for message in consumer:
+                record = TopicRecord(message.partition, message.key, message.value)
+                records.append(record)
+                spans += count_spans(record.request())
+            if spans >= min_spans:
+                # one more poll round so nothing sent in excess goes unnoticed
+                for message in consumer:
+                    records.append(TopicRecord(message.partition, message.key, message.value))
+                break
+    finally:
+        consumer.close()
+    return records
+
+
+def count_spans(request: ExportTraceServiceRequest) -> int:
+    return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+
+
+def spans_of(records: Iterable[TopicRecord]) -> list[tuple[TopicRecord, Any, Span]]:
+    """(record, resource, span) for every span in the records."""
+    out = []
+    for record in records:
+        for rs in record.request().resource_spans:
+            for ss in rs.scope_spans:
+                for span in ss.spans:
+                    out.append((record, rs.resource, span))
+    return out
+
+
+@dataclass
+class Collector:
+    process: subprocess.Popen
+    http_url: str
+    grpc_target: str
+    topic: str
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_collector(servers: str, topic: str, **settings: Any) -> Collector:
+    """The real ``trace-insights collector`` process, on free ports."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from services import free_port, wait_for_port
+
+    http_port, grpc_port = free_port(), free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TRACE_INSIGHTS_")}
+    env.update(
+        TRACE_INSIGHTS_KAFKA_BOOTSTRAP_SERVERS=servers,
+        TRACE_INSIGHTS_SPANS_TOPIC=topic,
+        TRACE_INSIGHTS_TOPIC_PARTITIONS="4",
+    )
+    env.update({f"TRACE_INSIGHTS_{key.upper()}": str(value) for key, value in settings.items()})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "trace_insights", "collector",
+         "--otlp-http-port", str(http_port), "--otlp-grpc-port", str(grpc_port)],
+        env=env, cwd=ROOT,
+    )  # fmt: skip
+    wait_for_port(http_port, 30, process)
+    collector = Collector(process, f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", topic)
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{collector.http_url}/ready").status_code != 200:
+        if time.monotonic() > deadline:
+            collector.stop()
+            raise RuntimeError("collector did not become ready")
+        time.sleep(0.1)
+    return collector

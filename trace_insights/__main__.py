@@ -1,0 +1,3 @@
+from trace_insights.cli import app
+
+app(prog_name="trace-insights")

@@ -1,0 +1,108 @@
+"""``trace-insights``: one subcommand per process, plus the load generator."""
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from trace_insights.core import logs
+from trace_insights.core.settings import Settings
+
+app = typer.Typer(
+    help="Trace Insights: OTLP traces of LLM and agent applications turned into live insights.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+DataDir = Annotated[
+    Path | None, typer.Option(help="Local state directory [env: TRACE_INSIGHTS_DATA_DIR]")
+]
+Host = Annotated[str | None, typer.Option(help="Bind address [env: TRACE_INSIGHTS_HOST]")]
+HttpPort = Annotated[
+    int | None,
+    typer.Option(help="OTLP/HTTP port, default 4318 [env: TRACE_INSIGHTS_OTLP_HTTP_PORT]"),
+]
+GrpcPort = Annotated[
+    int | None,
+    typer.Option(help="OTLP/gRPC port, default 4317 [env: TRACE_INSIGHTS_OTLP_GRPC_PORT]"),
+]
+KafkaServers = Annotated[
+    str | None,
+    typer.Option(help="Kafka bootstrap servers [env: TRACE_INSIGHTS_KAFKA_BOOTSTRAP_SERVERS]"),
+]
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Environment first, flags on top; a bad value ends the command with a clear message."""
+    try:
+        return Settings(**{key: value for key, value in overrides.items() if value is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        raise typer.BadParameter(problems) from None
+
+
+@app.command()
+def collector(
+    otlp_http_port: HttpPort = None,
+    otlp_grpc_port: GrpcPort = None,
+    host: Host = None,
+    data_dir: DataDir = None,
+    kafka_bootstrap_servers: KafkaServers = None,
+) -> None:
+    """Receive OTLP traces over HTTP and gRPC and write them durably to Kafka."""
+    from collector.app import run
+
+    settings = load_settings(
+        otlp_http_port=otlp_http_port,
+        otlp_grpc_port=otlp_grpc_port,
+        host=host,
+        data_dir=data_dir,
+        kafka_bootstrap_servers=kafka_bootstrap_servers,
+    )
+    try:
+        settings.require_kafka()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    logs.configure(settings.log_level, settings.log_format)
+    run(settings)
+
+
+@app.command()
+def generate(
+    endpoint: Annotated[
+        str, typer.Option(help="Collector address: http://host:4318 (HTTP) or host:4317 (gRPC)")
+    ] = "http://127.0.0.1:4318",
+    protocol: Annotated[str, typer.Option(help="http or grpc")] = "http",
+    traces: Annotated[int, typer.Option(min=1, help="How many traces to send")] = 100,
+    rate: Annotated[
+        float, typer.Option(min=0, help="Traces per second; 0 = as fast as possible")
+    ] = 20.0,
+    experiment_id: Annotated[str, typer.Option(help="Sent as x-mlflow-experiment-id")] = "0",
+    error_rate: Annotated[
+        float, typer.Option(min=0, max=1, help="Share of failing tool calls")
+    ] = 0.1,
+    seed: Annotated[int | None, typer.Option(help="Random seed, for repeatable traffic")] = None,
+    token: Annotated[
+        str | None, typer.Option(help="Bearer token, if the collector wants one")
+    ] = None,
+) -> None:
+    """Send realistic LLM-agent traces through the OpenTelemetry SDK's OTLP exporters."""
+    from trace_insights.generate import Traffic, send
+
+    if protocol not in ("http", "grpc"):
+        raise typer.BadParameter("--protocol must be http or grpc")
+    traffic = Traffic(error_rate=error_rate, seed=seed)
+    sent = send(
+        traffic,
+        endpoint=endpoint,
+        protocol=protocol,
+        traces=traces,
+        rate=rate,
+        experiment_id=experiment_id,
+        token=token,
+        progress=True,
+    )
+    typer.echo(f"sent {sent.traces} traces ({sent.spans} spans) to {endpoint} over {protocol}")

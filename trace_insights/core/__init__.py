@@ -1,0 +1,1 @@
+"""The shared domain: settings, identifiers and wire conventions. Pure; imports no service."""

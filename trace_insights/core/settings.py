@@ -1,0 +1,49 @@
+"""One settings object for every process, read from ``TRACE_INSIGHTS_*`` environment variables."""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Port = Field(ge=0, le=65535)
+
+
+class Settings(BaseSettings):
+    """CLI flags override these; every field is documented in the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix="TRACE_INSIGHTS_", extra="ignore")
+
+    data_dir: Path = Path(".trace-insights")
+    host: str = "127.0.0.1"
+    otlp_http_port: int = Field(4318, ge=0, le=65535)
+    otlp_grpc_port: int = Field(4317, ge=0, le=65535)
+    api_port: int = Field(8000, ge=0, le=65535)
+
+    kafka_bootstrap_servers: str | None = None
+    redis_url: str | None = None
+    database_url: str | None = None
+
+    spans_topic: str = Field("trace-insights.spans", pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    topic_partitions: int = Field(12, ge=1)
+    topic_replication_factor: int = Field(1, ge=1)
+    kafka_compression: Literal["lz4", "gzip", "none"] = "lz4"
+
+    auth_token: SecretStr | None = None
+    max_request_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    max_decompressed_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    max_message_bytes: int = Field(900_000, ge=10_000)
+    producer_buffer_bytes: int = Field(128 * 1024 * 1024, ge=1024 * 1024)
+    produce_timeout_s: float = Field(10.0, gt=0)
+    retry_after_s: int = Field(2, ge=1)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+    log_format: Literal["json", "console"] = "json"
+
+    def require_kafka(self) -> str:
+        """Kafka servers, or a clear error for processes that cannot run without them."""
+        if not self.kafka_bootstrap_servers:
+            raise ValueError(
+                "TRACE_INSIGHTS_KAFKA_BOOTSTRAP_SERVERS (or --kafka-bootstrap-servers) is not set"
+            )
+        return self.kafka_bootstrap_servers
