@@ -1,0 +1,93 @@
+"""Kafka goes away mid-stream: the collector answers 503/UNAVAILABLE, the SDK exporters retry,
+and once Kafka is back every span sent is in the topic."""
+
+import threading
+import time
+
+import httpx
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from tests.support import read_topic, spans_of
+from trace_insights.generate import Traffic, exporter_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def own_broker(service_root):
+    """A broker of this test's own, so stopping it disturbs no other test."""
+    import services
+
+    broker = services.Kafka(service_root / "outage-kafka")
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+def _sender(protocol: str, endpoint: str, memory: InMemorySpanExporter, stop_after: int) -> None:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider.add_span_processor(
+        BatchSpanProcessor(
+            exporter_for(endpoint, protocol, {"x-mlflow-experiment-id": "1"}, timeout_s=60),
+            schedule_delay_millis=100,
+        )
+    )
+    tracer = provider.get_tracer("outage")
+    traffic = Traffic(seed=11)
+    for index in range(stop_after):
+        traffic.emit(tracer, index)
+        time.sleep(0.1)
+    provider.shutdown()
+
+
+def test_kafka_outage_loses_nothing(own_broker, collector_factory):
+    collector = collector_factory(
+        servers=own_broker.bootstrap_servers, produce_timeout_s=2, retry_after_s=1
+    )
+    memories = {"http": InMemorySpanExporter(), "grpc": InMemorySpanExporter()}
+    senders = [
+        threading.Thread(
+            target=_sender,
+            args=(
+                protocol,
+                collector.http_url if protocol == "http" else collector.grpc_target,
+                memories[protocol],
+                80,
+            ),
+        )
+        for protocol in memories
+    ]
+    for sender in senders:
+        sender.start()
+    time.sleep(1.5)
+    own_broker.stop()
+    deadline = time.monotonic() + 20
+    while httpx.get(f"{collector.http_url}/ready").status_code != 503:
+        assert time.monotonic() < deadline, "/ready must report Kafka unreachable"
+        time.sleep(0.2)
+    time.sleep(3)
+    own_broker.start()
+    for sender in senders:
+        sender.join(120)
+        assert not sender.is_alive()
+
+    metrics = httpx.get(f"{collector.http_url}/metrics").text
+    assert 'outcome="503"' in metrics, "HTTP clients were told to retry"
+    assert 'outcome="UNAVAILABLE"' in metrics, "gRPC clients were told to retry"
+    sent = {
+        span.context.span_id.to_bytes(8, "big")
+        for memory in memories.values()
+        for span in memory.get_finished_spans()
+    }
+    received = {
+        span.span_id
+        for _, _, span in spans_of(
+            read_topic(own_broker.bootstrap_servers, collector.topic, len(sent), timeout_s=60)
+        )
+    }
+    assert sent <= received, f"{len(sent - received)} spans lost"
+    assert received <= sent
