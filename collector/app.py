@@ -5,6 +5,7 @@ import logging
 
 import uvicorn
 
+from collector.batcher import PartitionBatcher
 from collector.ingest import Ingestor
 from collector.otlp_grpc import start_server
 from collector.otlp_http import create_app
@@ -18,7 +19,10 @@ async def serve(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM, then stop receiving and flush what Kafka has not acknowledged."""
     producer = KafkaSpanProducer(settings)
     producer.start()
-    ingestor = Ingestor(settings, producer)
+    batcher = PartitionBatcher(
+        producer, settings.max_message_bytes, settings.batch_linger_ms / 1000
+    )
+    ingestor = Ingestor(settings, producer, batcher)
     grpc_server, grpc_port = await start_server(ingestor, settings.host, settings.otlp_grpc_port)
     http = uvicorn.Server(
         uvicorn.Config(

@@ -8,6 +8,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from collector import metrics
+from collector.batcher import PartitionBatcher
 from collector.producer import KafkaSpanProducer, Unavailable
 from collector.regroup import regroup
 from trace_insights.core.routing import check_experiment_id
@@ -22,6 +23,7 @@ class InvalidExperiment(ValueError):
 class Ingestor:
     settings: Settings
     producer: KafkaSpanProducer
+    batcher: PartitionBatcher
 
     async def export(
         self, request: ExportTraceServiceRequest, experiment_header: str | None, transport: str
@@ -44,8 +46,8 @@ class Ingestor:
         metrics.SPANS_RECEIVED.labels(transport).inc(grouped.accepted + grouped.rejected_count)
         for reason, count in grouped.rejected.items():
             metrics.SPANS_REJECTED.labels(reason).inc(count)
-        if grouped.batches:
-            await self.producer.publish(grouped.batches)
+        if grouped.routed:
+            await self.batcher.submit(grouped.routed)
         metrics.SPANS_ACCEPTED.inc(grouped.accepted)
         response = ExportTraceServiceResponse()
         if grouped.rejected:

@@ -154,7 +154,7 @@ class KafkaSpanProducer:
                     compression_type=None
                     if self._settings.kafka_compression == "none"
                     else self._settings.kafka_compression,
-                    linger_ms=2,
+                    linger_ms=1,
                     batch_size=1024 * 1024,
                     max_request_size=self._settings.max_message_bytes + 64 * 1024,
                     max_block_ms=self._settings.produce_timeout_s * 1000,

@@ -36,9 +36,27 @@ class Batch:
     span_count: int
 
 
+class Run:
+    """Accepted spans of one partition under one resource and scope, in arrival order.
+
+    ``spans`` holds each span already encoded as a ``ScopeSpans.spans`` field; ``key`` is the
+    first span's trace id.
+    """
+
+    __slots__ = ("framing", "key", "resource", "scope", "size", "spans")
+
+    def __init__(self, resource: "_Frame", scope: "_Frame", key: bytes) -> None:
+        self.resource = resource
+        self.scope = scope
+        self.key = key
+        self.spans: list[bytes] = []
+        self.framing = resource.size + scope.size + 2 * _FRAMING_BYTES
+        self.size = self.framing  # an upper bound of what the run adds to a message
+
+
 @dataclass
 class Regrouped:
-    batches: list[Batch] = field(default_factory=list)
+    routed: dict[int, list[Run]] = field(default_factory=dict)
     accepted: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
 
@@ -60,10 +78,13 @@ def regroup(
     max_message_bytes: int,
     experiment_id: str | None = None,
 ) -> Regrouped:
-    """``experiment_id`` (from the request header) overrides the resources' own attribute."""
+    """Validate and route every span; ``experiment_id`` (the header) overrides the resources'.
+
+    Spans that could never fit in a message are rejected here, so ``assemble`` always succeeds.
+    """
     result = Regrouped()
-    # partition → [(resource frame, scope frame, encoded span, trace id)], in arrival order
-    routed: dict[int, list[tuple[_Frame, _Frame, bytes, bytes]]] = {}
+    routed = result.routed
+    rejected = result.rejected
     partition_of: dict[bytes, int] = {}
     for resource_spans in request.resource_spans:
         resource_frame, problem = _resource_frame(resource_spans, experiment_id)
@@ -72,26 +93,29 @@ def regroup(
                 scope_spans.scope.SerializeToString() if scope_spans.HasField("scope") else None,
                 scope_spans.schema_url,
             )
-            overhead = resource_frame.size + scope_frame.size + 2 * _FRAMING_BYTES
+            room = max_message_bytes - resource_frame.size - scope_frame.size - 2 * _FRAMING_BYTES
+            runs: dict[int, Run] = {}
             for span in scope_spans.spans:
                 reason = problem or _span_problem(span)
                 if reason is None:
-                    encoded = _field(2, span.SerializeToString())
-                    if len(encoded) + overhead > max_message_bytes:
+                    body = span.SerializeToString()
+                    encoded = _SPAN_TAG + _varint(len(body)) + body
+                    if len(encoded) > room:
                         reason = f"span larger than the {max_message_bytes}-byte message limit"
                 if reason is not None:
-                    result.rejected[reason] += 1
+                    rejected[reason] += 1
                     continue
                 trace_id = span.trace_id
                 partition = partition_of.get(trace_id)
                 if partition is None:
                     partition = partition_of[trace_id] = partition_for(trace_id, partitions)
-                routed.setdefault(partition, []).append(
-                    (resource_frame, scope_frame, encoded, trace_id)
-                )
-                result.accepted += 1
-    for partition, items in routed.items():
-        result.batches.extend(_assemble(partition, items, max_message_bytes))
+                run = runs.get(partition)
+                if run is None:
+                    run = runs[partition] = Run(resource_frame, scope_frame, trace_id)
+                    routed.setdefault(partition, []).append(run)
+                run.spans.append(encoded)
+                run.size += len(encoded)
+            result.accepted += sum(len(run.spans) for run in runs.values())
     return result
 
 
@@ -151,60 +175,40 @@ def _span_problem(span: Span) -> str | None:
     return None
 
 
-def _assemble(
-    partition: int, items: list[tuple[_Frame, _Frame, bytes, bytes]], limit: int
-) -> list[Batch]:
+def assemble(partition: int, runs: list[Run], limit: int) -> list[Batch]:
+    """Messages of at most ``limit`` bytes holding the runs' spans in order."""
     batches: list[Batch] = []
-    current: list[tuple[_Frame, _Frame, bytes, bytes]] = []
-    size = 0
-    last_resource: _Frame | None = None
-    last_scope: _Frame | None = None
-    for item in items:
-        resource, scope, encoded, _ = item
-        added = len(encoded)
-        if resource is not last_resource:
-            added += resource.size + scope.size + 2 * _FRAMING_BYTES
-        elif scope is not last_scope:
-            added += scope.size + _FRAMING_BYTES
-        if current and size + added > limit:
-            batches.append(_encode_batch(partition, current))
-            current, size = [], 0
-            added = len(encoded) + resource.size + scope.size + 2 * _FRAMING_BYTES
-        current.append(item)
-        size += added
-        last_resource, last_scope = resource, scope
-    if current:
-        batches.append(_encode_batch(partition, current))
+    parts: list[bytes] = []
+    size = count = 0
+    key = b""
+    for run in runs:
+        chunks = [run.spans] if run.size <= limit else _split(run.spans, limit - run.framing)
+        for spans in chunks:
+            chunk_size = run.size if len(chunks) == 1 else run.framing + sum(map(len, spans))
+            if parts and size + chunk_size > limit:
+                batches.append(Batch(partition, key, b"".join(parts), count))
+                parts, size, count = [], 0, 0
+            if not parts:
+                key = run.key
+            scope = _field(2, run.scope.head + b"".join(spans) + run.scope.tail)
+            parts.append(_field(1, run.resource.head + scope + run.resource.tail))
+            size += chunk_size
+            count += len(spans)
+    if parts:
+        batches.append(Batch(partition, key, b"".join(parts), count))
     return batches
 
 
-def _encode_batch(partition: int, items: list[tuple[_Frame, _Frame, bytes, bytes]]) -> Batch:
-    message: list[bytes] = []
-    resource: _Frame | None = None
-    scopes: list[bytes] = []
-    scope: _Frame | None = None
-    spans: list[bytes] = []
-
-    def close_scope() -> None:
-        if scope is not None:
-            scopes.append(_field(2, scope.head + b"".join(spans) + scope.tail))
-
-    def close_resource() -> None:
-        if resource is not None:
-            message.append(_field(1, resource.head + b"".join(scopes) + resource.tail))
-
-    for item_resource, item_scope, encoded, _ in items:
-        if item_resource is not resource:
-            close_scope()
-            close_resource()
-            resource, scope, scopes, spans = item_resource, item_scope, [], []
-        elif item_scope is not scope:
-            close_scope()
-            scope, spans = item_scope, []
-        spans.append(encoded)
-    close_scope()
-    close_resource()
-    return Batch(partition, items[0][3], b"".join(message), len(items))
+def _split(spans: list[bytes], room: int) -> list[list[bytes]]:
+    chunks: list[list[bytes]] = [[]]
+    used = 0
+    for encoded in spans:
+        if chunks[-1] and used + len(encoded) > room:
+            chunks.append([])
+            used = 0
+        chunks[-1].append(encoded)
+        used += len(encoded)
+    return chunks
 
 
 def _field(number: int, payload: bytes) -> bytes:
@@ -213,9 +217,19 @@ def _field(number: int, payload: bytes) -> bytes:
 
 
 def _varint(value: int) -> bytes:
+    if value < len(_SMALL_VARINTS):
+        return _SMALL_VARINTS[value]
+    return _encode_varint(value)
+
+
+def _encode_varint(value: int) -> bytes:
     out = bytearray()
     while value > 0x7F:
         out.append((value & 0x7F) | 0x80)
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+_SMALL_VARINTS = [_encode_varint(n) for n in range(1 << 14)]
+_SPAN_TAG = _varint((2 << 3) | 2)

@@ -1,8 +1,12 @@
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from collector.regroup import regroup
+from collector.regroup import assemble, regroup
 from tests.support import attribute, make_request
 from trace_insights.core.routing import partition_for
+
+
+def _batches(grouped, limit):
+    return [b for p, items in grouped.routed.items() for b in assemble(p, items, limit)]
 
 
 def _spans(batches):
@@ -28,8 +32,9 @@ def test_each_message_holds_only_its_partitions_traces_and_loses_nothing():
     request = make_request(traces=40, spans_per_trace=5)
     grouped = regroup(request, partitions=6, max_message_bytes=1_000_000, experiment_id="3")
     assert grouped.accepted == 200 and not grouped.rejected
-    assert len(grouped.batches) <= 6
-    spans = _spans(grouped.batches)
+    batches = _batches(grouped, 1_000_000)
+    assert len(batches) <= 6
+    spans = _spans(batches)
     assert len(spans) == 200
     originals = {s.span_id: s for s in request.resource_spans[0].scope_spans[0].spans}
     for batch, rs, ss, span in spans:
@@ -39,15 +44,16 @@ def test_each_message_holds_only_its_partitions_traces_and_loses_nothing():
         assert ss.scope.name == "tests"
         assert attribute(rs.resource.attributes, "mlflow.experimentId").string_value == "3"
         assert attribute(rs.resource.attributes, "service.name").string_value == "svc"
-    assert sum(b.span_count for b in grouped.batches) == 200
+    assert sum(b.span_count for b in batches) == 200
 
 
 def test_messages_respect_the_size_limit():
     request = make_request(traces=60, spans_per_trace=5)
     grouped = regroup(request, partitions=2, max_message_bytes=10_000)
-    assert len(grouped.batches) > 2
-    assert all(len(b.payload) <= 10_000 for b in grouped.batches)
-    assert len(_spans(grouped.batches)) == 300
+    batches = _batches(grouped, 10_000)
+    assert len(batches) > 2
+    assert all(len(b.payload) <= 10_000 for b in batches)
+    assert len(_spans(batches)) == 300
 
 
 def test_experiment_from_resource_attribute_default_and_invalid():
@@ -61,7 +67,7 @@ def test_experiment_from_resource_attribute_default_and_invalid():
     grouped = regroup(request, partitions=1, max_message_bytes=100_000)
     stamps = [
         attribute(rs.resource.attributes, "mlflow.experimentId").string_value
-        for _, rs, _, _ in _spans(grouped.batches)
+        for _, rs, _, _ in _spans(_batches(grouped, 100_000))
     ]
     assert stamps == ["0", "12"]
     assert grouped.rejected_count == 1

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     max_decompressed_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     max_message_bytes: int = Field(900_000, ge=10_000)
+    batch_linger_ms: float = Field(5.0, ge=0)
     producer_buffer_bytes: int = Field(128 * 1024 * 1024, ge=1024 * 1024)
     produce_timeout_s: float = Field(10.0, gt=0)
     retry_after_s: int = Field(2, ge=1)
