@@ -16,6 +16,10 @@ if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c "import ensurepip" 2
   fi
 fi
 python3 -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check -U pip
-.venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+echo "installing Python dependencies into .venv" >&2
+if ! { .venv/bin/pip install --disable-pip-version-check -U pip &&
+       .venv/bin/pip install --disable-pip-version-check -e '.[test]'; } >.venv/pip.log 2>&1; then
+  cat .venv/pip.log >&2
+  exit 1
+fi
 touch "$stamp"

@@ -106,3 +106,6 @@ def generate(
         progress=True,
     )
     typer.echo(f"sent {sent.traces} traces ({sent.spans} spans) to {endpoint} over {protocol}")
+    if sent.failed_spans:
+        typer.echo(f"error: the collector refused {sent.failed_spans} spans", err=True)
+        raise typer.Exit(1)
