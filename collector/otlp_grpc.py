@@ -6,9 +6,9 @@ import time
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import DecodeError
 from google.rpc.error_details_pb2 import RetryInfo
 from google.rpc.status_pb2 import Status
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -22,14 +22,20 @@ from trace_insights.core.routing import EXPERIMENT_HEADER
 log = logging.getLogger(__name__)
 
 
-class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
+SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+
+
+class TraceService:
+    """Receives raw bytes and parses them itself, so a malformed message is INVALID_ARGUMENT
+    (gRPC's own deserializer would answer INTERNAL, which clients read as a server fault)."""
+
     def __init__(self, ingestor: Ingestor) -> None:
         self._ingestor = ingestor
         token = ingestor.settings.auth_token
         self._expected = f"Bearer {token.get_secret_value()}".encode() if token else None
 
-    async def Export(
-        self, request: ExportTraceServiceRequest, context: grpc.aio.ServicerContext
+    async def export(
+        self, body: bytes, context: grpc.aio.ServicerContext
     ) -> ExportTraceServiceResponse:
         started = time.perf_counter()
         metadata = {key: value for key, value in context.invocation_metadata() or ()}
@@ -40,6 +46,12 @@ class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
                 await context.abort(
                     grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token"
                 )
+        request = ExportTraceServiceRequest()
+        try:
+            request.ParseFromString(body)
+        except DecodeError as exc:
+            metrics.REQUESTS.labels("grpc", "INVALID_ARGUMENT").inc()
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed OTLP protobuf: {exc}")
         header = metadata.get(EXPERIMENT_HEADER)
         try:
             response = await self._ingestor.export(
@@ -80,7 +92,13 @@ async def start_server(ingestor: Ingestor, host: str, port: int) -> tuple[grpc.a
             ("grpc.max_send_message_length", 4 * 1024 * 1024),
         ]
     )
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceService(ingestor), server)
+    handler = grpc.unary_unary_rpc_method_handler(
+        TraceService(ingestor).export,
+        response_serializer=ExportTraceServiceResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(SERVICE, {"Export": handler}),)
+    )
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
     return server, bound

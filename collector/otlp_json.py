@@ -156,9 +156,7 @@ def _resource_spans(obj: Json, path: str, out: ResourceSpans) -> None:
 
 def _resource(obj: Json, path: str, out: Resource) -> None:
     fields = _fields(obj, path, _RESOURCE)
-    _attributes(fields, path, out.attributes)
-    if "droppedAttributesCount" in fields:
-        out.dropped_attributes_count = _int(fields["droppedAttributesCount"], path, 32)
+    _attributes(fields, path, out)
 
 
 def _scope_spans(obj: Json, path: str, out: ScopeSpans) -> None:
@@ -178,9 +176,7 @@ def _scope(obj: Json, path: str, out: InstrumentationScope) -> None:
         out.name = _string(fields["name"], f"{path}.name")
     if "version" in fields:
         out.version = _string(fields["version"], f"{path}.version")
-    _attributes(fields, path, out.attributes)
-    if "droppedAttributesCount" in fields:
-        out.dropped_attributes_count = _int(fields["droppedAttributesCount"], path, 32)
+    _attributes(fields, path, out)
 
 
 def _span(obj: Json, path: str, out: Span) -> None:
@@ -188,7 +184,7 @@ def _span(obj: Json, path: str, out: Span) -> None:
     for name, setter in _SPAN_SETTERS.items():
         if name in fields:
             setter(out, fields[name], f"{path}.{name}")
-    _attributes(fields, path, out.attributes)
+    _attributes(fields, path, out)
     for i, item in enumerate(_list(fields.get("events", []), f"{path}.events")):
         _event(item, f"{path}.events[{i}]", out.events.add())
     for i, item in enumerate(_list(fields.get("links", []), f"{path}.links")):
@@ -219,7 +215,6 @@ _SPAN_SETTERS: dict[str, Callable[[Span, Json, str], None]] = {
     "kind": _set("kind", lambda v, p: _enum(v, p, _KIND_NAMES)),
     "startTimeUnixNano": _set("start_time_unix_nano", _int),
     "endTimeUnixNano": _set("end_time_unix_nano", _int),
-    "droppedAttributesCount": _set("dropped_attributes_count", lambda v, p: _int(v, p, 32)),
     "droppedEventsCount": _set("dropped_events_count", lambda v, p: _int(v, p, 32)),
     "droppedLinksCount": _set("dropped_links_count", lambda v, p: _int(v, p, 32)),
 }
@@ -231,9 +226,7 @@ def _event(obj: Json, path: str, out: Span.Event) -> None:
         out.time_unix_nano = _int(fields["timeUnixNano"], f"{path}.timeUnixNano")
     if "name" in fields:
         out.name = _string(fields["name"], f"{path}.name")
-    _attributes(fields, path, out.attributes)
-    if "droppedAttributesCount" in fields:
-        out.dropped_attributes_count = _int(fields["droppedAttributesCount"], path, 32)
+    _attributes(fields, path, out)
 
 
 def _link(obj: Json, path: str, out: Span.Link) -> None:
@@ -246,14 +239,16 @@ def _link(obj: Json, path: str, out: Span.Link) -> None:
         out.trace_state = _string(fields["traceState"], f"{path}.traceState")
     if "flags" in fields:
         out.flags = _int(fields["flags"], f"{path}.flags", 32)
-    _attributes(fields, path, out.attributes)
-    if "droppedAttributesCount" in fields:
-        out.dropped_attributes_count = _int(fields["droppedAttributesCount"], path, 32)
+    _attributes(fields, path, out)
 
 
 def _attributes(fields: dict[str, Json], path: str, out: Any) -> None:
+    """``attributes`` and ``droppedAttributesCount``, which every attributed message has."""
     for i, item in enumerate(_list(fields.get("attributes", []), f"{path}.attributes")):
-        _key_value(item, f"{path}.attributes[{i}]", out.add())
+        _key_value(item, f"{path}.attributes[{i}]", out.attributes.add())
+    if "droppedAttributesCount" in fields:
+        count = fields["droppedAttributesCount"]
+        out.dropped_attributes_count = _int(count, f"{path}.droppedAttributesCount", 32)
 
 
 def _key_value(obj: Json, path: str, out: KeyValue) -> None:

@@ -26,40 +26,45 @@ def service_root() -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def kafka_servers(service_root: Path) -> Iterator[str]:
-    external = os.environ.get("TRACE_INSIGHTS_KAFKA_BOOTSTRAP_SERVERS")
+def _server(env_name: str, start: Callable[[], tuple[str, Callable[[], None]]]) -> Iterator[str]:
+    """The server named by ``env_name`` if set, else one started here for the session."""
+    external = os.environ.get(env_name)
     if external:
         yield external
         return
-    broker = services.Kafka(service_root / "kafka")
-    broker.start()
-    yield broker.bootstrap_servers
-    broker.stop()
+    address, stop = start()
+    yield address
+    stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_servers(service_root: Path) -> Iterator[str]:
+    def start() -> tuple[str, Callable[[], None]]:
+        broker = services.Kafka(service_root / "kafka")
+        broker.start()
+        return broker.bootstrap_servers, broker.stop
+
+    yield from _server("TRACE_INSIGHTS_KAFKA_BOOTSTRAP_SERVERS", start)
 
 
 @pytest.fixture(scope="session")
 def redis_url(service_root: Path) -> Iterator[str]:
-    external = os.environ.get("TRACE_INSIGHTS_REDIS_URL")
-    if external:
-        yield external
-        return
-    server = services.Redis(service_root / "redis")
-    server.start()
-    yield server.url
-    server.stop()
+    def start() -> tuple[str, Callable[[], None]]:
+        server = services.Redis(service_root / "redis")
+        server.start()
+        return server.url, server.stop
+
+    yield from _server("TRACE_INSIGHTS_REDIS_URL", start)
 
 
 @pytest.fixture(scope="session")
 def database_url(service_root: Path) -> Iterator[str]:
-    external = os.environ.get("TRACE_INSIGHTS_DATABASE_URL")
-    if external:
-        yield external
-        return
-    server = services.Postgres(service_root / "postgres")
-    server.start()
-    yield server.url
-    server.stop()
+    def start() -> tuple[str, Callable[[], None]]:
+        server = services.Postgres(service_root / "postgres")
+        server.start()
+        return server.url, server.stop
+
+    yield from _server("TRACE_INSIGHTS_DATABASE_URL", start)
 
 
 @pytest.fixture

@@ -179,3 +179,16 @@ def test_unknown_json_fields_are_ignored(collector):
                           headers=JSON)  # fmt: skip
     assert response.status_code == 200
     assert response.json() == {}
+
+
+def test_grpc_malformed_message_is_invalid_argument(collector):
+    with grpc.insecure_channel(collector.grpc_target) as channel:
+        export = channel.unary_unary(
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            request_serializer=None,
+            response_deserializer=None,
+        )
+        with pytest.raises(grpc.RpcError) as refused:
+            export(b"\xff\xff\xff", timeout=10)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "malformed OTLP protobuf" in refused.value.details()
