@@ -13,12 +13,12 @@ import time
 from collections.abc import Sequence
 
 from kafka import KafkaProducer
-from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError
 
 from collector import metrics
 from collector.regroup import Batch
 from trace_insights.core.settings import Settings
+from trace_insights.kafka_topic import ensure_topic
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,12 @@ class KafkaSpanProducer:
     def _connect(self) -> None:
         while not self._closed.is_set():
             try:
-                self._ensure_topic()
+                ensure_topic(
+                    self._servers,
+                    self._settings.spans_topic,
+                    self._settings.topic_partitions,
+                    self._settings.topic_replication_factor,
+                )
                 producer = KafkaProducer(
                     bootstrap_servers=self._servers,
                     acks="all",
@@ -170,27 +175,6 @@ class KafkaSpanProducer:
             self._partitions = len(partitions)
             log.info("kafka connected", extra={"fields": {"partitions": self._partitions}})
             return
-
-    def _ensure_topic(self) -> None:
-        admin = KafkaAdminClient(
-            bootstrap_servers=self._servers, client_id="trace-insights-collector-admin"
-        )
-        try:
-            if self._settings.spans_topic in admin.list_topics():
-                return
-            admin.create_topics(
-                [
-                    NewTopic(
-                        self._settings.spans_topic,
-                        num_partitions=self._settings.topic_partitions,
-                        replication_factor=self._settings.topic_replication_factor,
-                    )
-                ]
-            )
-        except TopicAlreadyExistsError:
-            pass
-        finally:
-            admin.close()
 
 
 class _Ack(asyncio.Future):  # type: ignore[type-arg]

@@ -93,3 +93,45 @@ def collector_factory(kafka_servers: str) -> Iterator[Callable[..., Collector]]:
 @pytest.fixture
 def collector(collector_factory: Callable[..., Collector], topic: str) -> Collector:
     return collector_factory(topic)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def truth_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
+    """A migrated, empty source of truth: a SQLite file, or a PostgreSQL schema of its own."""
+    import sqlalchemy as sa
+
+    from aggregator.truth.database import create_engine, migrate
+
+    if request.param == "sqlite":
+        engine = create_engine(f"sqlite:///{tmp_path / 'truth.db'}")
+        migrate(engine)
+        yield engine
+        engine.dispose()
+        return
+    url = request.getfixturevalue("database_url")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(url)
+    with admin.begin() as connection:
+        connection.execute(sa.schema.CreateSchema(schema))
+    engine = sa.create_engine(
+        url, connect_args={"options": f"-csearch_path={schema},public"}, pool_size=4
+    )
+    migrate(engine)
+    yield engine
+    engine.dispose()
+    with admin.begin() as connection:
+        connection.execute(sa.schema.DropSchema(schema, cascade=True))
+    admin.dispose()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store(request: pytest.FixtureRequest) -> Iterator[object]:
+    from aggregator.stores.memory import MemoryStore
+    from aggregator.stores.redis import RedisStore
+
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    redis_store = RedisStore(request.getfixturevalue("redis_url"))
+    yield redis_store
+    redis_store.close()

@@ -70,6 +70,99 @@ def collector(
     run(settings)
 
 
+RedisUrl = Annotated[str | None, typer.Option(help="Redis URL [env: TRACE_INSIGHTS_REDIS_URL]")]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        help="Database URL, default SQLite in the data dir [env: TRACE_INSIGHTS_DATABASE_URL]"
+    ),
+]
+
+
+@app.command()
+def aggregator(
+    data_dir: DataDir = None,
+    kafka_bootstrap_servers: KafkaServers = None,
+    redis_url: RedisUrl = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Consume the span topic into PostgreSQL and the Redis aggregates (one group member)."""
+    from aggregator.app import run
+
+    settings = load_settings(
+        data_dir=data_dir,
+        kafka_bootstrap_servers=kafka_bootstrap_servers,
+        redis_url=redis_url,
+        database_url=database_url,
+    )
+    try:
+        settings.require_kafka()
+        settings.require_redis()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    logs.configure(settings.log_level, settings.log_format)
+    run(settings)
+
+
+@app.command()
+def migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Create or upgrade the database schema (idempotent)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from aggregator.truth.database import create_engine
+    from aggregator.truth.database import migrate as upgrade
+
+    settings = load_settings(data_dir=data_dir, database_url=database_url)
+    engine = create_engine(settings.database())
+    try:
+        upgrade(engine)
+    except SQLAlchemyError as exc:
+        typer.echo(
+            f"error: migration failed: {exc.__class__.__name__}: {exc.orig or exc}", err=True
+        )
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    typer.echo("schema is up to date")
+
+
+@app.command()
+def rebuild(
+    start_ms: Annotated[
+        int | None, typer.Option(help="Range start, epoch ms (whole UTC days)")
+    ] = None,
+    end_ms: Annotated[int | None, typer.Option(help="Range end, epoch ms (exclusive)")] = None,
+    experiment_id: Annotated[list[str] | None, typer.Option(help="Only these experiments")] = None,
+    data_dir: DataDir = None,
+    redis_url: RedisUrl = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Recompute the Redis aggregates from the database. Stop the aggregators first."""
+    from aggregator.app import open_store, policy
+    from aggregator.rebuild import count_traces
+    from aggregator.rebuild import rebuild as replay
+    from aggregator.truth.database import create_engine
+
+    if (start_ms is None) != (end_ms is None):
+        raise typer.BadParameter("give both --start-ms and --end-ms, or neither")
+    if start_ms is not None and end_ms is not None and end_ms <= start_ms:
+        raise typer.BadParameter("--end-ms must be after --start-ms")
+    settings = load_settings(data_dir=data_dir, redis_url=redis_url, database_url=database_url)
+    try:
+        store = open_store(settings)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    engine = create_engine(settings.database())
+    total = count_traces(engine, start_ms, end_ms, experiment_id)
+    with typer.progressbar(length=total, label="rebuilding") as bar:
+        replayed = replay(
+            engine, store, policy(settings), start_ms, end_ms, experiment_id, bar.update
+        )
+    store.close()
+    engine.dispose()
+    typer.echo(f"rebuilt the aggregates of {replayed} traces")
+
+
 @app.command()
 def generate(
     endpoint: Annotated[

@@ -27,7 +27,7 @@ TIERS = ("free", "pro", "enterprise")
 # span type → value of the convention's type attribute
 _KIND = {
     "mlflow": ("mlflow.spanType", lambda t: json.dumps(t)),
-    "openinference": ("openinference.span.kind", lambda t: t),
+    "openinference": ("openinference.span.kind", lambda t: "LLM" if t == "CHAT_MODEL" else t),
     "genai": (
         "gen_ai.operation.name",
         lambda t: {"AGENT": "invoke_agent", "CHAT_MODEL": "chat", "TOOL": "execute_tool",

@@ -38,8 +38,30 @@ class Settings(BaseSettings):
     produce_timeout_s: float = Field(10.0, gt=0)
     retry_after_s: int = Field(2, ge=1)
 
+    consumer_group: str = "trace-insights-aggregator"
+    max_poll_records: int = Field(5000, ge=1)
+    trace_idle_timeout_s: float = Field(300.0, gt=0)
+    ttl_minute_hours: float = Field(48.0, gt=0)
+    ttl_hour_days: float = Field(90.0, gt=0)
+    ttl_day_days: float = Field(730.0, gt=0)
+    tag_value_cap: int = Field(100, ge=1)
+    redis_cluster: bool = False
+    migrate_on_start: bool = False
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
     log_format: Literal["json", "console"] = "json"
+
+    def database(self) -> str:
+        """The configured database, else SQLite under the data directory (embedded mode)."""
+        if self.database_url:
+            return self.database_url
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(self.data_dir / 'trace-insights.db').resolve()}"
+
+    def require_redis(self) -> str:
+        if not self.redis_url:
+            raise ValueError("TRACE_INSIGHTS_REDIS_URL (or --redis-url) is not set")
+        return self.redis_url
 
     def require_kafka(self) -> str:
         """Kafka servers, or a clear error for processes that cannot run without them."""

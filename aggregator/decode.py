@@ -1,0 +1,51 @@
+"""Topic records (OTLP ``ExportTraceServiceRequest`` bytes) → canonical span deliveries."""
+
+import logging
+
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from aggregator.source import Record
+from aggregator.truth.writer import Delivery
+from trace_insights.core.conventions import attributes_of, normalize, value_of
+from trace_insights.core.routing import DEFAULT_EXPERIMENT, EXPERIMENT_ATTRIBUTE
+
+log = logging.getLogger(__name__)
+
+
+def deliveries(records: list[Record]) -> list[Delivery]:
+    """Undecodable records and invalid spans (a foreign producer's) are logged and skipped:
+    they can never become valid, and must not stop the partition."""
+    out: list[Delivery] = []
+    for record in records:
+        request = ExportTraceServiceRequest()
+        try:
+            request.ParseFromString(record.value)
+        except DecodeError:
+            log.error("skipping an undecodable record", extra={"fields": {"offset": record.offset}})
+            continue
+        for resource_spans in request.resource_spans:
+            resource = attributes_of(resource_spans.resource.attributes)
+            experiment = _experiment(resource_spans.resource.attributes)
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    if len(span.trace_id) != 16 or len(span.span_id) != 8:
+                        continue
+                    out.append(
+                        Delivery(
+                            record.offset,
+                            record.timestamp_ms,
+                            normalize(span, resource, experiment),
+                        )
+                    )
+    return out
+
+
+def _experiment(attributes) -> str:  # type: ignore[no-untyped-def]
+    """The collector's stamp, read raw (not JSON-decoded like other ``mlflow.*`` values)."""
+    for attribute in attributes:
+        if attribute.key == EXPERIMENT_ATTRIBUTE:
+            value = value_of(attribute.value)
+            if value not in (None, ""):
+                return str(value)
+    return DEFAULT_EXPERIMENT

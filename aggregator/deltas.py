@@ -1,0 +1,210 @@
+"""What finalized traces and late spans add to the aggregates: one ``Update`` per experiment.
+
+Every trace is bucketed by its event time (its first span's start) at each resolution. Trace
+facts (count, status, latency, tokens, tags, tools used, dimensions) are added once, at
+finalization, with the span facts of the spans received by then; late spans add span facts.
+"""
+
+from collections import Counter
+from dataclasses import dataclass, field
+from itertools import permutations
+
+from aggregator.stores.base import AggregateStore, Update
+from aggregator.truth.writer import Owed
+from trace_insights.core import dimensions, keys, sketch
+from trace_insights.core.buckets import WIDTH_MS, Resolution, bucket_start
+from trace_insights.core.keys import fields
+from trace_insights.core.records import SpanRecord, TraceSummary
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What is kept, and for how long."""
+
+    ttl_ms: dict[Resolution, int]
+    cooccurrence: tuple[Resolution, ...] = (Resolution.HOUR, Resolution.DAY)
+    tag_value_cap: int = 100
+
+
+@dataclass
+class _Experiment:
+    update: Update
+    digest_values: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    pairs: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+
+class TagRegistry:
+    """Which tag values are counted by name: the first ``cap`` seen per key, others OTHER."""
+
+    def __init__(self, store: AggregateStore, experiment_id: str, cap: int) -> None:
+        self._store = store
+        self._experiment = experiment_id
+        self._cap = cap
+        self._known: dict[str, set[str]] = {}
+        self.added: dict[str, set[str]] = {}
+
+    def admit(self, key: str, value: str) -> str:
+        known = self._known.get(key)
+        if known is None:
+            [known] = self._store.read_members([keys.tag_registry(self._experiment, key)])
+            self._known[key] = known
+        if value in known:
+            return value
+        if len(known) >= self._cap:
+            return dimensions.OTHER
+        known.add(value)
+        self.added.setdefault(keys.tag_registry(self._experiment, key), set()).add(value)
+        return value
+
+
+def build_updates(
+    owed: Owed, partition: int, end_offset: int, store: AggregateStore, policy: Policy
+) -> list[Update]:
+    """Live path: one update per experiment with something owed past its fence, carrying the
+    fence it was computed against and the new one (``end_offset``)."""
+    fences: dict[str, int] = {}
+
+    def fence(experiment_id: str) -> int:
+        if experiment_id not in fences:
+            fences[experiment_id] = store.fences(experiment_id).get(partition, -1)
+        return fences[experiment_id]
+
+    pending = Owed(
+        finalized=[item for item in owed.finalized if item[2] > fence(item[0].experiment_id)],
+        late=[item for item in owed.late if item[1] > fence(item[0].experiment_id)],
+    )
+    updates = accumulate(pending, partition, store, policy)
+    for update in updates:
+        update.expected_fence = fences[update.experiment_id]
+        update.fence = end_offset
+    return updates
+
+
+def accumulate(owed: Owed, partition: int, store: AggregateStore, policy: Policy) -> list[Update]:
+    """The deltas of ``owed``, one update per experiment; fences are left to the caller."""
+    by_experiment: dict[str, _Experiment] = {}
+    registries: dict[str, TagRegistry] = {}
+
+    def target(experiment_id: str) -> _Experiment:
+        if experiment_id not in by_experiment:
+            by_experiment[experiment_id] = _Experiment(Update(experiment_id, partition, -1, -1))
+            registries[experiment_id] = TagRegistry(store, experiment_id, policy.tag_value_cap)
+        return by_experiment[experiment_id]
+
+    for summary, spans, _ in owed.finalized:
+        experiment = target(summary.experiment_id)
+        _add_trace(experiment, summary, spans, registries[summary.experiment_id], policy)
+    for span, _, timestamp_ms in owed.late:
+        experiment = target(span.experiment_id)
+        for resolution in Resolution:
+            start = bucket_start(timestamp_ms, resolution)
+            bucket = keys.bucket(span.experiment_id, resolution, start)
+            experiment.update.counters[(bucket, fields.LATE_SPANS)] += 1
+            _add_span(experiment, span, resolution, start, policy)
+    for experiment_id, experiment in by_experiment.items():
+        _finish(experiment, store, registries[experiment_id])
+    return [experiment.update for experiment in by_experiment.values()]
+
+
+def _add_trace(
+    experiment: _Experiment,
+    summary: TraceSummary,
+    spans: list[SpanRecord],
+    registry: TagRegistry,
+    policy: Policy,
+) -> None:
+    update = experiment.update
+    tags = {key: registry.admit(key, value) for key, value in summary.tags.items()}
+    dims = sorted(dimensions.of_trace(summary, spans, lambda key, value: tags[key]))
+    pairs = list(permutations(dims, 2))
+    tools = {span.tool_name for span in spans if span.tool_name is not None}
+    latency = float(summary.execution_time_ms)
+    for resolution in Resolution:
+        start = bucket_start(summary.timestamp_ms, resolution)
+        bucket = keys.bucket(summary.experiment_id, resolution, start)
+        _expire(update, bucket, resolution, start, policy)
+        counters = update.counters
+        counters[(bucket, fields.TRACES)] += 1
+        counters[(bucket, fields.status(summary.status))] += 1
+        counters[(bucket, fields.INPUT_TOKENS)] += summary.input_tokens
+        counters[(bucket, fields.OUTPUT_TOKENS)] += summary.output_tokens
+        update.add_sum(bucket, fields.LATENCY_SUM, latency)
+        update.add_min(bucket, fields.LATENCY_MIN, latency)
+        update.add_max(bucket, fields.LATENCY_MAX, latency)
+        _digest(experiment, summary.experiment_id, resolution, start, "latency", latency, policy)
+        for tool in tools:
+            counters[(bucket, fields.tool(tool, "traces"))] += 1
+        for key, value in summary.tags.items():
+            counters[(bucket, fields.tag_key(key))] += 1
+            values = keys.tag_values(summary.experiment_id, resolution, start, key)
+            counters[(values, tags[key])] += 1
+            _expire(update, values, resolution, start, policy)
+            distinct = keys.tag_distinct(summary.experiment_id, resolution, start, key)
+            update.distinct.setdefault(distinct, set()).add(value)
+            _expire(update, distinct, resolution, start, policy)
+        for span in spans:
+            _add_span(experiment, span, resolution, start, policy)
+        occurrences = keys.occurrences(summary.experiment_id, resolution, start)
+        _expire(update, occurrences, resolution, start, policy)
+        for dim in dims:
+            counters[(occurrences, dim)] += 1
+        if resolution in policy.cooccurrence:
+            prefix = keys.partners(summary.experiment_id, resolution, start, "")
+            experiment.pairs.update((prefix + first, second) for first, second in pairs)
+            for dim in dims:
+                _expire(update, prefix + dim, resolution, start, policy)
+
+
+def _add_span(
+    experiment: _Experiment, span: SpanRecord, resolution: Resolution, start: int, policy: Policy
+) -> None:
+    update = experiment.update
+    bucket = keys.bucket(span.experiment_id, resolution, start)
+    counters = update.counters
+    counters[(bucket, fields.SPANS)] += 1
+    counters[(bucket, fields.span_type(span.span_type))] += 1
+    duration = span.duration_ms
+    if span.tool_name is not None:
+        counters[(bucket, fields.tool(span.tool_name, "calls"))] += 1
+        if span.status == "ERROR":
+            counters[(bucket, fields.tool(span.tool_name, "errors"))] += 1
+        update.add_sum(bucket, fields.tool(span.tool_name, "latency_sum"), duration)
+        metric = f"tool:{span.tool_name}"
+        _digest(experiment, span.experiment_id, resolution, start, metric, duration, policy)
+    if span.model is not None:
+        counters[(bucket, fields.model(span.model, "calls"))] += 1
+        counters[(bucket, fields.model(span.model, "input_tokens"))] += span.input_tokens or 0
+        counters[(bucket, fields.model(span.model, "output_tokens"))] += span.output_tokens or 0
+        update.add_sum(bucket, fields.model(span.model, "latency_sum"), duration)
+        metric = f"model:{span.model}"
+        _digest(experiment, span.experiment_id, resolution, start, metric, duration, policy)
+
+
+def _digest(
+    experiment: _Experiment,
+    experiment_id: str,
+    resolution: Resolution,
+    start: int,
+    metric: str,
+    value: float,
+    policy: Policy,
+) -> None:
+    key = keys.digests(experiment_id, resolution, start, metric)
+    experiment.digest_values.setdefault((key, str(experiment.update.partition)), []).append(value)
+    _expire(experiment.update, key, resolution, start, policy)
+
+
+def _expire(update: Update, key: str, resolution: Resolution, start: int, policy: Policy) -> None:
+    update.expire_at_ms[key] = start + WIDTH_MS[resolution] + policy.ttl_ms[resolution]
+
+
+def _finish(experiment: _Experiment, store: AggregateStore, registry: TagRegistry) -> None:
+    """Merge new values into the partition's digests; spread pair counts into partner hashes."""
+    update = experiment.update
+    locations = list(experiment.digest_values)
+    for location, current in zip(locations, store.read_blob_fields(locations), strict=True):
+        digest = sketch.load(current) if current is not None else sketch.new_digest()
+        digest.batch_update(experiment.digest_values[location])
+        update.blobs[location] = sketch.dump(digest)
+    update.counters.update(experiment.pairs)
+    update.members.update(registry.added)

@@ -1,0 +1,125 @@
+"""``trace-insights rebuild``: recompute the aggregates from the source of truth.
+
+Redis holds derived state only. A rebuild drops the experiment's aggregates (for a time range,
+the buckets of the whole UTC days it touches) and replays every finalized trace and late span
+of that range, per partition in offset order — the order live ingestion applied them. A full
+rebuild also sets each fence to the last offset the truth holds, so aggregators resuming from
+Kafka skip what the rebuild applied. Run it with the aggregators stopped.
+"""
+
+from collections.abc import Callable, Iterator
+
+import sqlalchemy as sa
+
+from aggregator.deltas import Policy, accumulate
+from aggregator.stores.base import AggregateStore
+from aggregator.truth.models import Experiment, Span, Trace
+from aggregator.truth.writer import LIGHT_COLUMNS, Owed, light_record, trace_summary
+from trace_insights.core.buckets import WIDTH_MS, Resolution, bucket_start
+
+_CHUNK = 500
+DAY = WIDTH_MS[Resolution.DAY]
+
+
+def rebuild(
+    engine: sa.Engine,
+    store: AggregateStore,
+    policy: Policy,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    experiment_ids: list[str] | None = None,
+    progress: Callable[[int], None] = lambda done: None,
+) -> int:
+    """Returns the number of traces replayed; ``progress`` is called with each chunk's size."""
+    if (start_ms is None) != (end_ms is None):
+        raise ValueError("give both start and end of the range, or neither")
+    if start_ms is not None and end_ms is not None:
+        start_ms = bucket_start(start_ms, Resolution.DAY)
+        end_ms = bucket_start(end_ms - 1, Resolution.DAY) + DAY
+    with engine.connect() as connection:
+        experiments = experiment_ids or list(
+            connection.scalars(sa.select(Experiment.experiment_id))
+        )
+        replayed = 0
+        for experiment_id in experiments:
+            store.drop(experiment_id, start_ms, end_ms)
+            for partition, owed, last_offset in _owed_chunks(
+                connection, experiment_id, start_ms, end_ms
+            ):
+                for update in accumulate(owed, partition, store, policy):
+                    current = store.fences(experiment_id).get(partition, -1)
+                    update.expected_fence = current
+                    update.fence = current if start_ms is not None else max(current, last_offset)
+                    if not store.apply(update):
+                        raise RuntimeError(
+                            f"experiment {experiment_id}: a fence moved during the rebuild; "
+                            "stop the aggregators and run it again"
+                        )
+                replayed += len(owed.finalized)
+                progress(len(owed.finalized))
+    return replayed
+
+
+def count_traces(
+    engine: sa.Engine, start_ms: int | None, end_ms: int | None, experiment_ids: list[str] | None
+) -> int:
+    query = sa.select(sa.func.count()).select_from(Trace).where(Trace.finalized)
+    if experiment_ids:
+        query = query.where(Trace.experiment_id.in_(experiment_ids))
+    if start_ms is not None and end_ms is not None:
+        query = query.where(
+            Trace.timestamp_ms >= bucket_start(start_ms, Resolution.DAY),
+            Trace.timestamp_ms < bucket_start(end_ms - 1, Resolution.DAY) + DAY,
+        )
+    with engine.connect() as connection:
+        return int(connection.scalar(query) or 0)
+
+
+def _owed_chunks(
+    connection: sa.Connection, experiment_id: str, start_ms: int | None, end_ms: int | None
+) -> Iterator[tuple[int, Owed, int]]:
+    """(partition, what to replay, the last offset it covers), in offset order per partition."""
+    in_range = sa.true()
+    if start_ms is not None and end_ms is not None:
+        in_range = sa.and_(Trace.timestamp_ms >= start_ms, Trace.timestamp_ms < end_ms)
+    traces = connection.execute(
+        sa.select(Trace)
+        .where(Trace.experiment_id == experiment_id, Trace.finalized, in_range)
+        .order_by(Trace.final_partition, Trace.final_offset)
+    )
+    chunk: list = []
+    for row in traces:
+        if chunk and (len(chunk) >= _CHUNK or chunk[-1].final_partition != row.final_partition):
+            yield _finalized_chunk(connection, chunk)
+            chunk = []
+        chunk.append(row)
+    if chunk:
+        yield _finalized_chunk(connection, chunk)
+    late = connection.execute(
+        sa.select(*LIGHT_COLUMNS, Span.src_partition, Span.src_offset, Trace.timestamp_ms)
+        .join(Trace, Trace.trace_id == Span.trace_id)
+        .where(Span.experiment_id == experiment_id, Span.late, in_range)
+        .order_by(Span.src_partition, Span.src_offset)
+    )
+    spans: list = []
+    for row in late:
+        if spans and (len(spans) >= _CHUNK or spans[-1].src_partition != row.src_partition):
+            yield _late_chunk(spans)
+            spans = []
+        spans.append(row)
+    if spans:
+        yield _late_chunk(spans)
+
+
+def _finalized_chunk(connection: sa.Connection, rows: list) -> tuple[int, Owed, int]:
+    spans: dict[str, list] = {row.trace_id: [] for row in rows}
+    query = sa.select(*LIGHT_COLUMNS).where(Span.trace_id.in_(list(spans)), sa.not_(Span.late))
+    for span in connection.execute(query):
+        spans[span.trace_id].append(light_record(span))
+    finalized = [(trace_summary(row), spans[row.trace_id], row.final_offset) for row in rows]
+    return rows[0].final_partition, Owed(finalized=finalized, late=[]), rows[-1].final_offset
+
+
+def _late_chunk(rows: list) -> tuple[int, Owed, int]:
+    late = [(light_record(row), row.src_offset, row.timestamp_ms) for row in rows]
+    return rows[0].src_partition, Owed(finalized=[], late=late), rows[-1].src_offset

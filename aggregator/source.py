@@ -1,0 +1,143 @@
+"""Where the aggregator reads spans from: the Kafka topic, or the embedded in-process bus.
+
+Contract: ``poll`` returns records per partition in offset order; ``commit`` records the next
+offset to read (after the batch was applied), and a failed commit is not fatal (fences make a
+replay harmless); ``rewind`` makes the next poll of a partition start at ``offset`` again.
+"""
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Protocol
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Record:
+    offset: int
+    timestamp_ms: int
+    value: bytes
+
+
+class Source(Protocol):
+    def poll(self, timeout_ms: int) -> dict[int, list[Record]]: ...
+
+    def commit(self, offsets: dict[int, int]) -> None: ...
+
+    def rewind(self, partition: int, offset: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class KafkaSource:
+    """A member of the aggregators' consumer group; partitions are split among members."""
+
+    def __init__(self, servers: str, topic: str, group: str, max_poll_records: int) -> None:
+        self._topic = topic
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=servers.split(","),
+            group_id=group,
+            client_id="trace-insights-aggregator",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=max_poll_records,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
+        self._consumer.subscribe([topic], listener=_LogRebalance())
+
+    def poll(self, timeout_ms: int) -> dict[int, list[Record]]:
+        batches = self._consumer.poll(timeout_ms=timeout_ms)
+        return {
+            tp.partition: [Record(r.offset, r.timestamp, r.value) for r in records]
+            for tp, records in batches.items()
+            if records
+        }
+
+    def commit(self, offsets: dict[int, int]) -> None:
+        try:
+            self._consumer.commit(
+                {
+                    TopicPartition(self._topic, partition): OffsetAndMetadata(offset, "", -1)
+                    for partition, offset in offsets.items()
+                }
+            )
+        except KafkaError as exc:
+            # typically a rebalance: the new owner resumes from the last commit and its fence
+            log.warning("offset commit failed", extra={"fields": {"error": str(exc)}})
+
+    def rewind(self, partition: int, offset: int) -> None:
+        tp = TopicPartition(self._topic, partition)
+        if tp in self._consumer.assignment():
+            self._consumer.seek(tp, offset)
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class _LogRebalance(ConsumerRebalanceListener):
+    def on_partitions_revoked(self, revoked):  # type: ignore[no-untyped-def]
+        log.info(
+            "partitions revoked",
+            extra={"fields": {"partitions": sorted(p.partition for p in revoked)}},
+        )
+
+    def on_partitions_assigned(self, assigned):  # type: ignore[no-untyped-def]
+        log.info(
+            "partitions assigned",
+            extra={"fields": {"partitions": sorted(p.partition for p in assigned)}},
+        )
+
+
+class LocalBus:
+    """The embedded mode's in-process partitioned log, with one consumer's committed offsets."""
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+        self._logs: list[list[Record]] = [[] for _ in range(partitions)]
+        self._positions = [0] * partitions
+        self._committed = [0] * partitions
+        self._changed = threading.Condition()
+
+    def append(self, partition: int, value: bytes, timestamp_ms: int) -> int:
+        with self._changed:
+            log_ = self._logs[partition]
+            log_.append(Record(len(log_), timestamp_ms, value))
+            self._changed.notify_all()
+            return len(log_) - 1
+
+    def poll(self, timeout_ms: int, max_records: int = 5000) -> dict[int, list[Record]]:
+        with self._changed:
+            if not self._pending():
+                self._changed.wait(timeout_ms / 1000)
+            out = {}
+            for partition, log_ in enumerate(self._logs):
+                position = self._positions[partition]
+                if position < len(log_):
+                    out[partition] = log_[position : position + max_records]
+                    self._positions[partition] = position + len(out[partition])
+            return out
+
+    def commit(self, offsets: dict[int, int]) -> None:
+        with self._changed:
+            for partition, offset in offsets.items():
+                self._committed[partition] = offset
+
+    def rewind(self, partition: int, offset: int) -> None:
+        with self._changed:
+            self._positions[partition] = offset
+
+    def restart(self) -> None:
+        """As after a crash: the next poll resumes from the committed offsets."""
+        with self._changed:
+            self._positions = list(self._committed)
+
+    def close(self) -> None:
+        pass
+
+    def _pending(self) -> bool:
+        return any(p < len(log_) for p, log_ in zip(self._positions, self._logs, strict=True))

@@ -1,0 +1,79 @@
+"""The aggregate store contract, shared by the Redis and the in-memory implementation.
+
+``apply`` is atomic and fenced: it applies an experiment's deltas and advances that
+experiment's fence for a Kafka partition only if the fence still holds ``expected_fence``
+(the value the deltas were computed against); otherwise it changes nothing and returns False.
+Counters are exact integers; sums are floats; blobs are replaced whole.
+"""
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Protocol
+
+NO_FENCE = -1
+
+
+@dataclass
+class Update:
+    experiment_id: str
+    partition: int
+    expected_fence: int
+    fence: int
+    counters: Counter[tuple[str, str]] = field(default_factory=Counter)  # HINCRBY
+    sums: dict[tuple[str, str], float] = field(default_factory=dict)  # HINCRBYFLOAT
+    minimums: dict[tuple[str, str], float] = field(default_factory=dict)
+    maximums: dict[tuple[str, str], float] = field(default_factory=dict)
+    blobs: dict[tuple[str, str], bytes] = field(default_factory=dict)  # HSET (hash, field)
+    members: dict[str, set[str]] = field(default_factory=dict)  # SADD
+    distinct: dict[str, set[str]] = field(default_factory=dict)  # PFADD
+    expire_at_ms: dict[str, int] = field(default_factory=dict)
+
+    def add_sum(self, key: str, name: str, value: float) -> None:
+        self.sums[(key, name)] = self.sums.get((key, name), 0.0) + value
+
+    def add_min(self, key: str, name: str, value: float) -> None:
+        current = self.minimums.get((key, name))
+        if current is None or value < current:
+            self.minimums[(key, name)] = value
+
+    def add_max(self, key: str, name: str, value: float) -> None:
+        current = self.maximums.get((key, name))
+        if current is None or value > current:
+            self.maximums[(key, name)] = value
+
+
+class AggregateStore(Protocol):
+    def fences(self, experiment_id: str) -> dict[int, int]:
+        """Kafka partition → last applied offset."""
+        ...
+
+    def apply(self, update: Update) -> bool: ...
+
+    def read_hash(self, key: str) -> dict[str, float]:
+        """A hash of numbers (empty if missing)."""
+        ...
+
+    def read_hashes(self, keys: list[str]) -> list[dict[str, float]]: ...
+
+    def read_blobs(self, key: str) -> dict[str, bytes]:
+        """A hash of blobs, field → bytes (empty if missing)."""
+        ...
+
+    def read_blob_fields(self, locations: list[tuple[str, str]]) -> list[bytes | None]:
+        """The blobs at (hash key, field) locations, None where missing."""
+        ...
+
+    def read_members(self, keys: list[str]) -> list[set[str]]: ...
+
+    def count_distinct(self, keys: list[str]) -> int:
+        """Estimated distinct values across the keys' HyperLogLogs."""
+        ...
+
+    def experiments(self) -> set[str]: ...
+
+    def drop(self, experiment_id: str, start_ms: int | None, end_ms: int | None) -> None:
+        """Delete the experiment's aggregates of buckets starting in [start_ms, end_ms); with no
+        range, every key of the experiment, fences and tag registries included (rebuild)."""
+        ...
+
+    def close(self) -> None: ...

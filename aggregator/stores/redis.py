@@ -1,0 +1,143 @@
+"""The Redis aggregate store: one Lua script applies an experiment's update and its fence
+atomically, in the experiment's hash slot (so it also holds on Redis Cluster)."""
+
+import json
+from typing import Any
+
+import redis
+
+from aggregator.stores.base import Update
+from trace_insights.core import keys
+
+# KEYS[1] is the fence hash; ARGV: partition, expected fence, new fence, ops (JSON), blobs...
+# The experiment registry (outside the slot) is added to after the script: idempotent.
+_APPLY = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if (current or '-1') ~= ARGV[2] then return 0 end
+local ops = cjson.decode(ARGV[4])
+for _, op in ipairs(ops.c) do redis.call('HINCRBY', KEYS[op[1]], op[2], op[3]) end
+for _, op in ipairs(ops.s) do redis.call('HINCRBYFLOAT', KEYS[op[1]], op[2], op[3]) end
+for _, op in ipairs(ops.lo) do
+  local v = redis.call('HGET', KEYS[op[1]], op[2])
+  if (not v) or tonumber(v) > tonumber(op[3]) then redis.call('HSET', KEYS[op[1]], op[2], op[3]) end
+end
+for _, op in ipairs(ops.hi) do
+  local v = redis.call('HGET', KEYS[op[1]], op[2])
+  if (not v) or tonumber(v) < tonumber(op[3]) then redis.call('HSET', KEYS[op[1]], op[2], op[3]) end
+end
+for _, op in ipairs(ops.b) do redis.call('HSET', KEYS[op[1]], op[2], ARGV[op[3]]) end
+for _, op in ipairs(ops.m) do redis.call('SADD', KEYS[op[1]], unpack(op, 2)) end
+for _, op in ipairs(ops.d) do redis.call('PFADD', KEYS[op[1]], unpack(op, 2)) end
+for _, op in ipairs(ops.e) do redis.call('PEXPIREAT', KEYS[op[1]], op[2]) end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""
+_UNPACK_LIMIT = 500  # members per SADD/PFADD call (Lua's stack is limited)
+
+
+class RedisStore:
+    def __init__(self, url: str, cluster: bool = False) -> None:
+        self._client: Any = (
+            redis.RedisCluster.from_url(url) if cluster else redis.Redis.from_url(url)
+        )
+        self._apply = self._client.register_script(_APPLY)
+        self._cluster = cluster
+
+    def fences(self, experiment_id: str) -> dict[int, int]:
+        raw = self._client.hgetall(keys.fence(experiment_id))
+        return {int(partition): int(offset) for partition, offset in raw.items()}
+
+    def apply(self, update: Update) -> bool:
+        key_index: dict[str, int] = {}
+
+        def index(key: str) -> int:
+            if key not in key_index:
+                key_index[key] = len(key_index) + 2  # KEYS[1] is the fence
+            return key_index[key]
+
+        blobs: list[bytes] = []
+        ops: dict[str, list[list[Any]]] = {
+            "c": [[index(k), f, n] for (k, f), n in update.counters.items() if n],
+            "s": [[index(k), f, repr(x)] for (k, f), x in update.sums.items()],
+            "lo": [[index(k), f, repr(x)] for (k, f), x in update.minimums.items()],
+            "hi": [[index(k), f, repr(x)] for (k, f), x in update.maximums.items()],
+            "b": [],
+            "m": _chunked(index, update.members),
+            "d": _chunked(index, update.distinct),
+            "e": [[index(k), at] for k, at in update.expire_at_ms.items()],
+        }
+        for (key, name), blob in update.blobs.items():
+            blobs.append(blob)
+            ops["b"].append([index(key), name, 4 + len(blobs)])
+        all_keys = [keys.fence(update.experiment_id), *key_index]
+        args = [update.partition, update.expected_fence, update.fence, json.dumps(ops), *blobs]
+        applied = bool(self._apply(keys=all_keys, args=args))
+        if applied:
+            self._client.sadd(keys.EXPERIMENTS, update.experiment_id)
+        return applied
+
+    def read_hash(self, key: str) -> dict[str, float]:
+        return self.read_hashes([key])[0]
+
+    def read_hashes(self, keys_: list[str]) -> list[dict[str, float]]:
+        pipe = self._client.pipeline(transaction=False)
+        for key in keys_:
+            pipe.hgetall(key)
+        return [
+            {name.decode(): _number(value) for name, value in raw.items()} for raw in pipe.execute()
+        ]
+
+    def read_blobs(self, key: str) -> dict[str, bytes]:
+        return {name.decode(): value for name, value in self._client.hgetall(key).items()}
+
+    def read_blob_fields(self, locations: list[tuple[str, str]]) -> list[bytes | None]:
+        pipe = self._client.pipeline(transaction=False)
+        for key, name in locations:
+            pipe.hget(key, name)
+        return list(pipe.execute()) if locations else []
+
+    def read_members(self, keys_: list[str]) -> list[set[str]]:
+        pipe = self._client.pipeline(transaction=False)
+        for key in keys_:
+            pipe.smembers(key)
+        return [{member.decode() for member in raw} for raw in pipe.execute()]
+
+    def count_distinct(self, keys_: list[str]) -> int:
+        return int(self._client.pfcount(*keys_)) if keys_ else 0
+
+    def experiments(self) -> set[str]:
+        return {member.decode() for member in self._client.smembers(keys.EXPERIMENTS)}
+
+    def drop(self, experiment_id: str, start_ms: int | None, end_ms: int | None) -> None:
+        batch = []
+        for key in self._client.scan_iter(match=keys.experiment_pattern(experiment_id), count=1000):
+            if start_ms is not None and end_ms is not None:
+                bucket = keys.bucket_of(key.decode())
+                if bucket is None or not start_ms <= bucket < end_ms:
+                    continue
+            batch.append(key)
+            if len(batch) >= 500:
+                self._client.delete(*batch)
+                batch = []
+        if batch:
+            self._client.delete(*batch)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _chunked(index: Any, groups: dict[str, set[str]]) -> list[list[Any]]:
+    out = []
+    for key, members in groups.items():
+        ordered = sorted(members)
+        for start in range(0, len(ordered), _UNPACK_LIMIT):
+            out.append([index(key), *ordered[start : start + _UNPACK_LIMIT]])
+    return out
+
+
+def _number(raw: bytes) -> float:
+    text = raw.decode()
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)

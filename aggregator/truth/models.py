@@ -1,0 +1,127 @@
+"""The source of truth: SQLAlchemy models for PostgreSQL (and SQLite in the embedded mode).
+
+Every span row remembers the Kafka partition and offset of its first delivery, and every
+finalized trace the offset of the batch that finalized it. The aggregates a batch owes are
+therefore a function of the rows and the batch's offset range, whichever attempt wrote them:
+that is what makes a replay after a crash apply each delta exactly once.
+"""
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Experiment(Base):
+    __tablename__ = "experiments"
+
+    experiment_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    created_ms: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class Trace(Base):
+    __tablename__ = "traces"
+
+    trace_id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    experiment_id: Mapped[str] = mapped_column(sa.String(64))
+    partition: Mapped[int] = mapped_column(sa.Integer)
+    first_seen_ms: Mapped[int] = mapped_column(sa.BigInteger)  # stream time (record timestamps)
+    last_seen_ms: Mapped[int] = mapped_column(sa.BigInteger)
+    finalized: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    final_partition: Mapped[int | None] = mapped_column(sa.Integer)
+    final_offset: Mapped[int | None] = mapped_column(sa.BigInteger)
+    final_reason: Mapped[str | None] = mapped_column(sa.String(8))  # root | idle
+    timestamp_ms: Mapped[int | None] = mapped_column(sa.BigInteger)
+    execution_time_ms: Mapped[int | None] = mapped_column(sa.BigInteger)
+    status: Mapped[str | None] = mapped_column(sa.String(16))
+    root_name: Mapped[str | None] = mapped_column(sa.Text)
+    input_tokens: Mapped[int | None] = mapped_column(sa.BigInteger)
+    output_tokens: Mapped[int | None] = mapped_column(sa.BigInteger)
+    total_tokens: Mapped[int | None] = mapped_column(sa.BigInteger)
+    span_count: Mapped[int | None] = mapped_column(sa.Integer)
+    tags: Mapped[dict[str, str] | None] = mapped_column(Json)
+
+    __table_args__ = (
+        sa.Index("ix_traces_experiment_timestamp", "experiment_id", "timestamp_ms"),
+        sa.Index("ix_traces_open", "partition", "finalized", "last_seen_ms"),
+        sa.Index("ix_traces_final", "final_partition", "final_offset"),
+    )
+
+
+class Span(Base):
+    __tablename__ = "spans"
+
+    trace_id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    span_id: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    parent_span_id: Mapped[str | None] = mapped_column(sa.String(16))
+    experiment_id: Mapped[str] = mapped_column(sa.String(64))
+    name: Mapped[str] = mapped_column(sa.Text)
+    span_type: Mapped[str] = mapped_column(sa.String(16))
+    status: Mapped[str] = mapped_column(sa.String(8))
+    status_message: Mapped[str] = mapped_column(sa.Text, default="")
+    start_time_ns: Mapped[int] = mapped_column(sa.BigInteger)
+    end_time_ns: Mapped[int] = mapped_column(sa.BigInteger)
+    duration_ms: Mapped[float] = mapped_column(sa.Float)
+    tool_name: Mapped[str | None] = mapped_column(sa.Text)
+    model: Mapped[str | None] = mapped_column(sa.Text)
+    input_tokens: Mapped[int | None] = mapped_column(sa.BigInteger)
+    output_tokens: Mapped[int | None] = mapped_column(sa.BigInteger)
+    attributes: Mapped[dict[str, Any]] = mapped_column(Json)
+    trace_tags: Mapped[dict[str, str]] = mapped_column(Json)
+    content: Mapped[str] = mapped_column(sa.Text)  # for span.content searches
+    src_partition: Mapped[int] = mapped_column(sa.Integer)
+    src_offset: Mapped[int] = mapped_column(sa.BigInteger)
+    late: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+
+    __table_args__ = (
+        sa.Index("ix_spans_source", "src_partition", "src_offset"),
+        sa.Index("ix_spans_experiment_type", "experiment_id", "span_type"),
+        sa.Index("ix_spans_name", "name"),
+        sa.Index("ix_spans_tool", "tool_name"),
+        sa.Index("ix_spans_model", "model"),
+        sa.Index(
+            "ix_spans_content_trgm",
+            "content",
+            postgresql_using="gin",
+            postgresql_ops={"content": "gin_trgm_ops"},
+        ).ddl_if(dialect="postgresql"),
+    )
+
+
+class TraceTag(Base):
+    __tablename__ = "trace_tags"
+
+    trace_id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(sa.Text)
+
+    __table_args__ = (sa.Index("ix_trace_tags_key_value", "key", "value"),)
+
+
+class Assessment(Base):
+    """Feedback on a trace; written by the API, aggregated by the aggregator."""
+
+    __tablename__ = "assessments"
+
+    assessment_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    trace_id: Mapped[str] = mapped_column(sa.String(32))
+    experiment_id: Mapped[str] = mapped_column(sa.String(64))
+    name: Mapped[str] = mapped_column(sa.String(250))
+    value: Mapped[Any] = mapped_column(Json)
+    source_type: Mapped[str] = mapped_column(sa.String(16))
+    source_id: Mapped[str | None] = mapped_column(sa.Text)
+    rationale: Mapped[str | None] = mapped_column(sa.Text)
+    created_ms: Mapped[int] = mapped_column(sa.BigInteger)
+    updated_ms: Mapped[int] = mapped_column(sa.BigInteger)
+
+    __table_args__ = (
+        sa.Index("ix_assessments_trace_name", "trace_id", "name"),
+        sa.Index("ix_assessments_experiment_name", "experiment_id", "name"),
+    )

@@ -1,0 +1,298 @@
+"""Writes a partition's batch of spans to the source of truth and finalizes traces.
+
+``write_batch`` runs in one transaction and is idempotent: spans are keyed by (trace id, span
+id) and keep the offset of their first delivery; a trace is finalized once, by the batch whose
+range holds its root (or whose stream time passes its idle timeout), and remembers that
+batch's last offset. ``owed`` then reads back what a range of offsets owes the aggregates.
+"""
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from aggregator.truth.models import Experiment, Span, Trace, TraceTag
+from trace_insights.core.records import SpanRecord, TraceSummary, summarize
+
+_CHUNK = 2000
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A span as read from the topic: where it came from, and when (stream time)."""
+
+    offset: int
+    timestamp_ms: int
+    span: SpanRecord
+
+
+@dataclass
+class Owed:
+    """What a range of one partition's offsets owes the aggregates."""
+
+    finalized: list[tuple[TraceSummary, list[SpanRecord], int]]  # summary, spans, final offset
+    late: list[tuple[SpanRecord, int, int]]  # span, its offset, its trace's timestamp_ms
+
+
+def write_batch(
+    connection: sa.Connection,
+    partition: int,
+    deliveries: Sequence[Delivery],
+    end_offset: int,
+    idle_timeout_ms: int,
+) -> None:
+    first: dict[tuple[str, str], Delivery] = {}
+    for delivery in deliveries:
+        key = (delivery.span.trace_id, delivery.span.span_id)
+        if key not in first or delivery.offset < first[key].offset:
+            first[key] = delivery
+    _upsert_experiments(connection, {d.span.experiment_id for d in first.values()})
+    _upsert_traces(connection, partition, first.values())
+    trace_ids = {d.span.trace_id for d in first.values()}
+    finalized = set(
+        _scalars(
+            connection, sa.select(Trace.trace_id).where(Trace.finalized), Trace.trace_id, trace_ids
+        )
+    )
+    rows = [_span_row(d, partition, d.span.trace_id in finalized) for d in first.values()]
+    for chunk in _chunks(rows):
+        connection.execute(_insert(connection, Span).values(chunk).on_conflict_do_nothing())
+    open_ids = trace_ids - finalized
+    rooted = set(
+        _scalars(
+            connection,
+            sa.select(Span.trace_id).where(Span.parent_span_id.is_(None)).distinct(),
+            Span.trace_id,
+            open_ids,
+        )
+    )
+    clock = max((d.timestamp_ms for d in deliveries), default=0)
+    idle = _idle(connection, partition, clock, idle_timeout_ms)
+    _finalize(connection, partition, end_offset, rooted, "root")
+    _finalize(connection, partition, end_offset, idle - rooted, "idle")
+
+
+def _idle(connection: sa.Connection, partition: int, clock_ms: int, timeout_ms: int) -> set[str]:
+    """The partition's open traces whose last span arrived ``timeout_ms`` before ``clock_ms``."""
+    query = sa.select(Trace.trace_id).where(
+        Trace.partition == partition,
+        sa.not_(Trace.finalized),
+        Trace.last_seen_ms < clock_ms - timeout_ms,
+    )
+    return set(connection.scalars(query))
+
+
+def owed(connection: sa.Connection, partition: int, after: int, end: int) -> Owed:
+    """Traces finalized and late spans first delivered in offsets (after, end] of a partition."""
+    traces = connection.execute(
+        sa.select(Trace).where(
+            Trace.final_partition == partition,
+            Trace.final_offset > after,
+            Trace.final_offset <= end,
+        )
+    ).all()
+    summaries = {row.trace_id: (trace_summary(row), row.final_offset) for row in traces}
+    spans: dict[str, list[SpanRecord]] = {trace_id: [] for trace_id in summaries}
+    for row in _rows(
+        connection, sa.select(*LIGHT_COLUMNS).where(sa.not_(Span.late)), Span.trace_id, summaries
+    ):
+        spans[row.trace_id].append(light_record(row))
+    late_rows = connection.execute(
+        sa.select(*LIGHT_COLUMNS, Span.src_offset, Trace.timestamp_ms)
+        .join(Trace, Trace.trace_id == Span.trace_id)
+        .where(
+            Span.src_partition == partition,
+            Span.src_offset > after,
+            Span.src_offset <= end,
+            Span.late,
+        )
+    ).all()
+    return Owed(
+        finalized=[(summary, spans[tid], offset) for tid, (summary, offset) in summaries.items()],
+        late=[(light_record(row), row.src_offset, row.timestamp_ms) for row in late_rows],
+    )
+
+
+def _finalize(
+    connection: sa.Connection, partition: int, end_offset: int, trace_ids: set[str], reason: str
+) -> None:
+    if not trace_ids:
+        return
+    spans: dict[str, list[SpanRecord]] = {}
+    experiments: dict[str, str] = {}
+    for row in _rows(connection, sa.select(*LIGHT_COLUMNS), Span.trace_id, trace_ids):
+        spans.setdefault(row.trace_id, []).append(light_record(row))
+        experiments[row.trace_id] = row.experiment_id
+    updates = []
+    tags = []
+    for trace_id, trace_spans in spans.items():
+        summary = summarize(trace_id, experiments[trace_id], trace_spans)
+        updates.append(
+            {
+                "b_trace_id": trace_id,
+                "final_partition": partition,
+                "final_offset": end_offset,
+                "final_reason": reason,
+                "timestamp_ms": summary.timestamp_ms,
+                "execution_time_ms": summary.execution_time_ms,
+                "status": summary.status,
+                "root_name": summary.root_name,
+                "input_tokens": summary.input_tokens,
+                "output_tokens": summary.output_tokens,
+                "total_tokens": summary.input_tokens + summary.output_tokens,
+                "span_count": summary.span_count,
+                "tags": summary.tags,
+            }
+        )
+        tags.extend({"trace_id": trace_id, "key": k, "value": v} for k, v in summary.tags.items())
+    table = Trace.__table__
+    statement = (
+        sa.update(table)
+        .where(table.c.trace_id == sa.bindparam("b_trace_id"), sa.not_(table.c.finalized))
+        .values(finalized=True, **{key: sa.bindparam(key) for key in updates[0] if key[:2] != "b_"})
+    )
+    connection.execute(statement, updates)
+    for chunk in _chunks(tags):
+        connection.execute(_insert(connection, TraceTag).values(chunk).on_conflict_do_nothing())
+
+
+LIGHT_COLUMNS = (
+    Span.trace_id, Span.span_id, Span.parent_span_id, Span.experiment_id, Span.name,
+    Span.span_type, Span.status, Span.start_time_ns, Span.end_time_ns, Span.tool_name,
+    Span.model, Span.input_tokens, Span.output_tokens, Span.trace_tags,
+)  # fmt: skip
+
+
+def light_record(row: Any) -> SpanRecord:
+    """What aggregation needs of a span (no attributes, no content)."""
+    return SpanRecord(
+        trace_id=row.trace_id,
+        span_id=row.span_id,
+        parent_span_id=row.parent_span_id,
+        experiment_id=row.experiment_id,
+        name=row.name,
+        span_type=row.span_type,
+        status=row.status,
+        status_message="",
+        start_time_ns=row.start_time_ns,
+        end_time_ns=row.end_time_ns,
+        tool_name=row.tool_name,
+        model=row.model,
+        input_tokens=row.input_tokens,
+        output_tokens=row.output_tokens,
+        attributes={},
+        trace_tags=row.trace_tags or {},
+    )
+
+
+def trace_summary(row: Any) -> TraceSummary:
+    return TraceSummary(
+        trace_id=row.trace_id,
+        experiment_id=row.experiment_id,
+        timestamp_ms=row.timestamp_ms,
+        execution_time_ms=row.execution_time_ms,
+        status=row.status,
+        root_name=row.root_name,
+        input_tokens=row.input_tokens,
+        output_tokens=row.output_tokens,
+        span_count=row.span_count,
+        tags=row.tags or {},
+    )
+
+
+def _span_row(delivery: Delivery, partition: int, late: bool) -> dict[str, Any]:
+    span = delivery.span
+    return {
+        "trace_id": span.trace_id,
+        "span_id": span.span_id,
+        "parent_span_id": span.parent_span_id,
+        "experiment_id": span.experiment_id,
+        "name": span.name,
+        "span_type": span.span_type,
+        "status": span.status,
+        "status_message": span.status_message,
+        "start_time_ns": span.start_time_ns,
+        "end_time_ns": span.end_time_ns,
+        "duration_ms": span.duration_ms,
+        "tool_name": span.tool_name,
+        "model": span.model,
+        "input_tokens": span.input_tokens,
+        "output_tokens": span.output_tokens,
+        "attributes": span.attributes,
+        "trace_tags": span.trace_tags,
+        "content": _content(span),
+        "src_partition": partition,
+        "src_offset": delivery.offset,
+        "late": late,
+    }
+
+
+def _content(span: SpanRecord) -> str:
+    """The searchable text of a span: name, status message, attribute values, event names."""
+    parts = [span.name, span.status_message, *span.events]
+    for value in span.attributes.values():
+        parts.append(value if isinstance(value, str) else json.dumps(value, default=str))
+    return "\n".join(part for part in parts if part)
+
+
+def _upsert_experiments(connection: sa.Connection, experiment_ids: set[str]) -> None:
+    if not experiment_ids:
+        return
+    rows = [{"experiment_id": e, "created_ms": 0} for e in sorted(experiment_ids)]
+    connection.execute(_insert(connection, Experiment).values(rows).on_conflict_do_nothing())
+
+
+def _upsert_traces(
+    connection: sa.Connection, partition: int, deliveries: Iterable[Delivery]
+) -> None:
+    seen: dict[str, dict[str, Any]] = {}
+    for delivery in deliveries:
+        row = seen.get(delivery.span.trace_id)
+        if row is None:
+            seen[delivery.span.trace_id] = {
+                "trace_id": delivery.span.trace_id,
+                "experiment_id": delivery.span.experiment_id,
+                "partition": partition,
+                "first_seen_ms": delivery.timestamp_ms,
+                "last_seen_ms": delivery.timestamp_ms,
+                "finalized": False,
+            }
+        else:
+            row["first_seen_ms"] = min(row["first_seen_ms"], delivery.timestamp_ms)
+            row["last_seen_ms"] = max(row["last_seen_ms"], delivery.timestamp_ms)
+    greatest = sa.func.greatest if connection.dialect.name == "postgresql" else sa.func.max
+    for chunk in _chunks(list(seen.values())):
+        statement = _insert(connection, Trace).values(chunk)
+        statement = statement.on_conflict_do_update(
+            index_elements=[Trace.trace_id],
+            set_={"last_seen_ms": greatest(Trace.last_seen_ms, statement.excluded.last_seen_ms)},
+        )
+        connection.execute(statement)
+
+
+def _insert(connection: sa.Connection, model: Any) -> Any:
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return dialect.insert(model)
+
+
+def _chunks(items: list[Any], size: int = _CHUNK) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _rows(
+    connection: sa.Connection, query: sa.Select, column: Any, keys: Iterable[str]
+) -> Iterator[Any]:
+    """``query`` restricted to ``column IN keys``, a chunk of keys at a time."""
+    for chunk in _chunks(sorted(keys)):
+        yield from connection.execute(query.where(column.in_(chunk)))
+
+
+def _scalars(
+    connection: sa.Connection, query: sa.Select, column: Any, keys: Iterable[str]
+) -> Iterator[Any]:
+    for row in _rows(connection, query, column, keys):
+        yield row[0]

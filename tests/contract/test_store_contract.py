@@ -1,0 +1,91 @@
+"""The aggregate store contract, run against Redis and the in-memory store alike."""
+
+import time
+import uuid
+from collections import Counter
+
+from aggregator.stores.base import Update
+
+
+def _experiment() -> str:
+    return f"x{uuid.uuid4().hex[:10]}"
+
+
+def _key(experiment: str, name: str) -> str:
+    return f"ti:{{e:{experiment}}}:{name}"
+
+
+def test_apply_counts_sums_extremes_blobs_sets_and_fence(store):
+    e = _experiment()
+    h = _key(e, "b:h:0")
+    update = Update(
+        e, 3, -1, 41,
+        counters=Counter({(h, "traces"): 2, (h, "status:OK"): 1}),
+        sums={(h, "latency_sum"): 12.5},
+        minimums={(h, "latency_min"): 3.0},
+        maximums={(h, "latency_max"): 9.5},
+        blobs={(_key(e, "td:h:0:latency"), "3"): b"\x01\x00\xff"},
+        members={_key(e, "tagreg:env"): {"prod", "dev"}},
+        distinct={_key(e, "hll:h:0:env"): {"a", "b", "c"}},
+        expire_at_ms={h: int(time.time() * 1000) + 60_000},
+    )  # fmt: skip
+    assert store.apply(update)
+    second = Update(
+        e, 3, 41, 57,
+        counters=Counter({(h, "traces"): 1}),
+        sums={(h, "latency_sum"): 0.5},
+        minimums={(h, "latency_min"): 1.0},
+        maximums={(h, "latency_max"): 5.0},
+        distinct={_key(e, "hll:h:1:env"): {"c", "d"}},
+    )  # fmt: skip
+    assert store.apply(second)
+    assert store.read_hash(h) == {
+        "traces": 3, "status:OK": 1, "latency_sum": 13.0, "latency_min": 1.0, "latency_max": 9.5,
+    }  # fmt: skip
+    assert store.fences(e) == {3: 57}
+    assert store.read_blob_fields([(_key(e, "td:h:0:latency"), "3"), (h, "nope")]) == [
+        b"\x01\x00\xff",
+        None,
+    ]
+    assert store.read_blobs(_key(e, "td:h:0:latency")) == {"3": b"\x01\x00\xff"}
+    assert store.read_members([_key(e, "tagreg:env"), _key(e, "none")]) == [{"prod", "dev"}, set()]
+    assert store.count_distinct([_key(e, "hll:h:0:env"), _key(e, "hll:h:1:env")]) == 4
+    assert e in store.experiments()
+
+
+def test_a_stale_fence_changes_nothing(store):
+    e = _experiment()
+    h = _key(e, "b:h:0")
+    assert store.apply(Update(e, 0, -1, 10, counters=Counter({(h, "traces"): 1})))
+    assert not store.apply(Update(e, 0, -1, 12, counters=Counter({(h, "traces"): 1})))
+    assert not store.apply(Update(e, 0, 9, 12, counters=Counter({(h, "traces"): 1})))
+    assert store.read_hash(h) == {"traces": 1}
+    assert store.fences(e) == {0: 10}
+    # fences are per partition
+    assert store.apply(Update(e, 1, -1, 4, counters=Counter({(h, "traces"): 1})))
+    assert store.fences(e) == {0: 10, 1: 4}
+
+
+def test_expired_keys_disappear(store):
+    e = _experiment()
+    h = _key(e, "b:m:0")
+    past = int(time.time() * 1000) - 1
+    assert store.apply(Update(e, 0, -1, 1, counters=Counter({(h, "traces"): 1}),
+                              expire_at_ms={h: past}))  # fmt: skip
+    assert store.read_hash(h) == {}
+
+
+def test_drop_a_range_or_everything(store):
+    e, other = _experiment(), _experiment()
+    day0, day1 = _key(e, "b:d:0"), _key(e, "b:d:86400000")
+    for experiment, key in ((e, day0), (e, day1), (other, _key(other, "b:d:0"))):
+        store.apply(Update(experiment, 0, store.fences(experiment).get(0, -1), 5,
+                           counters=Counter({(key, "traces"): 1})))  # fmt: skip
+    store.drop(e, 0, 86_400_000)
+    assert store.read_hash(day0) == {}
+    assert store.read_hash(day1) == {"traces": 1}
+    assert store.fences(e) == {0: 5}
+    store.drop(e, None, None)
+    assert store.read_hash(day1) == {}
+    assert store.fences(e) == {}
+    assert store.read_hash(_key(other, "b:d:0")) == {"traces": 1}

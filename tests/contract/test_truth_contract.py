@@ -1,0 +1,107 @@
+"""The source of truth's contract, run against PostgreSQL and SQLite alike."""
+
+import sqlalchemy as sa
+
+from aggregator.truth.models import Span, Trace, TraceTag
+from aggregator.truth.writer import Delivery, owed, write_batch
+from trace_insights.core.records import SpanRecord
+
+IDLE_MS = 60_000
+
+
+def _span(trace: str, span: str, parent: str | None = None, **kwargs) -> SpanRecord:
+    values = dict(
+        trace_id=trace.ljust(32, "0"), span_id=span.ljust(16, "0"),
+        parent_span_id=parent.ljust(16, "0") if parent else None, experiment_id="1",
+        name=span, span_type="TOOL" if parent else "AGENT", status="OK", status_message="",
+        start_time_ns=1_000_000_000, end_time_ns=3_000_000_000,
+        tool_name="search" if parent else None, model=None, input_tokens=None,
+        output_tokens=None, attributes={"k": "v", "n": 1}, trace_tags={"env": "prod"},
+    )  # fmt: skip
+    values.update(kwargs)
+    return SpanRecord(**values)
+
+
+def _write(engine, partition, deliveries, end):
+    with engine.begin() as connection:
+        write_batch(connection, partition, deliveries, end, IDLE_MS)
+
+
+def _owed(engine, partition, after, end):
+    with engine.connect() as connection:
+        return owed(connection, partition, after, end)
+
+
+def _count(engine, model):
+    with engine.connect() as connection:
+        return connection.scalar(sa.select(sa.func.count()).select_from(model))
+
+
+def test_a_trace_is_finalized_by_its_root_once(truth_engine):
+    child = _span("a", "c1", parent="r")
+    root = _span("a", "r", status="ERROR", end_time_ns=4_000_000_000)
+    _write(truth_engine, 0, [Delivery(5, 1000, child)], 5)
+    assert _owed(truth_engine, 0, 4, 5).finalized == []
+    _write(truth_engine, 0, [Delivery(6, 1001, root)], 6)
+    items = _owed(truth_engine, 0, 5, 6)
+    [(summary, spans, offset)] = items.finalized
+    assert offset == 6
+    assert (summary.status, summary.execution_time_ms, summary.span_count) == ("ERROR", 3000, 2)
+    assert summary.tags == {"env": "prod"}
+    assert sorted(s.span_id[:2] for s in spans) == ["c1", "r0"]
+    assert _count(truth_engine, TraceTag) == 1
+
+
+def test_replays_and_duplicates_change_nothing(truth_engine):
+    batch = [
+        Delivery(10, 1000, _span("b", "c1", parent="r")),
+        Delivery(10, 1000, _span("b", "r")),
+        Delivery(11, 1000, _span("b", "r")),  # the same span delivered twice in one batch
+    ]
+    _write(truth_engine, 2, batch, 11)
+    first = _owed(truth_engine, 2, 9, 11)
+    _write(truth_engine, 2, batch, 11)  # a replay after a crash
+    assert _owed(truth_engine, 2, 9, 11) == first
+    _write(truth_engine, 2, [Delivery(40, 2000, _span("b", "c1", parent="r"))], 40)  # a retry
+    assert _owed(truth_engine, 2, 39, 40).finalized == []
+    assert _owed(truth_engine, 2, 39, 40).late == []
+    assert _count(truth_engine, Span) == 2
+    assert _count(truth_engine, Trace) == 1
+    with truth_engine.connect() as connection:
+        offsets = set(connection.scalars(sa.select(Span.src_offset)))
+    assert offsets == {10}
+
+
+def test_spans_after_finalization_are_late(truth_engine):
+    _write(truth_engine, 1, [Delivery(3, 1000, _span("c", "r"))], 3)
+    late = _span("c", "c9", parent="r")
+    _write(truth_engine, 1, [Delivery(4, 1000, late)], 4)
+    items = _owed(truth_engine, 1, 3, 4)
+    assert items.finalized == []
+    [(span, offset, timestamp_ms)] = items.late
+    assert (span.span_id, offset, timestamp_ms) == (late.span_id, 4, 1000)
+    # the finalized trace's spans do not include the late one
+    [(_, spans, _)] = _owed(truth_engine, 1, 2, 3).finalized
+    assert [s.span_id for s in spans] == [_span("c", "r").span_id]
+
+
+def test_traces_without_a_root_finalize_after_the_idle_timeout_in_stream_time(truth_engine):
+    _write(truth_engine, 0, [Delivery(1, 1_000, _span("d", "c1", parent="gone"))], 1)
+    _write(truth_engine, 0, [Delivery(2, 1_000 + IDLE_MS - 1, _span("e", "r"))], 2)
+    assert [s.trace_id[:1] for s, _, _ in _owed(truth_engine, 0, 1, 2).finalized] == ["e"]
+    _write(truth_engine, 0, [Delivery(3, 1_000 + IDLE_MS + 1, _span("f", "r"))], 3)
+    finalized = {s.trace_id[:1]: s for s, _, _ in _owed(truth_engine, 0, 2, 3).finalized}
+    assert sorted(finalized) == ["d", "f"]
+    assert finalized["d"].status == "IN_PROGRESS"
+    with truth_engine.connect() as connection:
+        reasons = dict(connection.execute(sa.select(Trace.trace_id, Trace.final_reason)).all())
+    assert reasons[_span("d", "x").trace_id] == "idle"
+
+
+def test_span_content_and_attributes_are_stored(truth_engine):
+    span = _span("g", "r", status_message="upstream timeout", attributes={"q": "weather?"})
+    _write(truth_engine, 0, [Delivery(1, 1, span)], 1)
+    with truth_engine.connect() as connection:
+        row = connection.execute(sa.select(Span.content, Span.attributes)).one()
+    assert "upstream timeout" in row.content and "weather?" in row.content
+    assert row.attributes == {"q": "weather?"}

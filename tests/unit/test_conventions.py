@@ -1,0 +1,181 @@
+"""Every row of the conventions table (docs/conventions.md) gives the right canonical record."""
+
+import json
+
+import pytest
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from trace_insights.core.conventions import normalize
+
+
+def _span(attributes: dict, name: str = "op", status: int = 0, parent: bytes = b"") -> Span:
+    span = Span(
+        trace_id=bytes(range(1, 17)), span_id=bytes(range(1, 9)), parent_span_id=parent,
+        name=name, start_time_unix_nano=1_000_000_000, end_time_unix_nano=1_250_000_000,
+    )  # fmt: skip
+    span.status.code = status
+    for key, value in attributes.items():
+        item = KeyValue(key=key)
+        if isinstance(value, bool):
+            item.value.bool_value = value
+        elif isinstance(value, int):
+            item.value.int_value = value
+        elif isinstance(value, float):
+            item.value.double_value = value
+        else:
+            item.value.string_value = value
+        span.attributes.append(item)
+    return span
+
+
+def _record(attributes: dict, resource: dict | None = None, **kwargs):
+    return normalize(_span(attributes, **kwargs), resource or {}, "7")
+
+
+@pytest.mark.parametrize(
+    ("attributes", "expected"),
+    [
+        # OTel GenAI
+        ({"gen_ai.operation.name": "text_completion"}, "LLM"),
+        ({"gen_ai.operation.name": "generate_content"}, "LLM"),
+        ({"gen_ai.operation.name": "chat"}, "CHAT_MODEL"),
+        ({"gen_ai.operation.name": "execute_tool"}, "TOOL"),
+        ({"gen_ai.operation.name": "retrieval"}, "RETRIEVER"),
+        ({"gen_ai.operation.name": "invoke_workflow"}, "CHAIN"),
+        ({"gen_ai.operation.name": "invoke_agent"}, "AGENT"),
+        ({"gen_ai.operation.name": "create_agent"}, "AGENT"),
+        ({"gen_ai.operation.name": "embeddings"}, "EMBEDDING"),
+        # OpenInference
+        ({"openinference.span.kind": "LLM"}, "LLM"),
+        ({"openinference.span.kind": "TOOL"}, "TOOL"),
+        ({"openinference.span.kind": "RETRIEVER"}, "RETRIEVER"),
+        ({"openinference.span.kind": "CHAIN"}, "CHAIN"),
+        ({"openinference.span.kind": "AGENT"}, "AGENT"),
+        ({"openinference.span.kind": "EMBEDDING"}, "EMBEDDING"),
+        ({"openinference.span.kind": "RERANKER"}, "RERANKER"),
+        ({"openinference.span.kind": "tool"}, "TOOL"),
+        # MLflow (JSON-encoded values)
+        ({"mlflow.spanType": '"LLM"'}, "LLM"),
+        ({"mlflow.spanType": '"CHAT_MODEL"'}, "CHAT_MODEL"),
+        ({"mlflow.spanType": '"TOOL"'}, "TOOL"),
+        ({"mlflow.spanType": '"RETRIEVER"'}, "RETRIEVER"),
+        ({"mlflow.spanType": '"CHAIN"'}, "CHAIN"),
+        ({"mlflow.spanType": '"TASK"'}, "CHAIN"),
+        ({"mlflow.spanType": '"WORKFLOW"'}, "CHAIN"),
+        ({"mlflow.spanType": '"AGENT"'}, "AGENT"),
+        ({"mlflow.spanType": '"EMBEDDING"'}, "EMBEDDING"),
+        ({"mlflow.spanType": '"RERANKER"'}, "RERANKER"),
+        ({"mlflow.spanType": '"PARSER"'}, "PARSER"),
+        ({"mlflow.spanType": "TOOL"}, "TOOL"),
+        # Traceloop
+        ({"traceloop.span.kind": "workflow"}, "CHAIN"),
+        ({"traceloop.span.kind": "task"}, "CHAIN"),
+        ({"traceloop.span.kind": "agent"}, "AGENT"),
+        ({"traceloop.span.kind": "tool"}, "TOOL"),
+        ({"llm.request.type": "completion"}, "LLM"),
+        ({"llm.request.type": "chat"}, "CHAT_MODEL"),
+        ({"llm.request.type": "embedding"}, "EMBEDDING"),
+        ({"llm.request.type": "rerank"}, "RERANKER"),
+        # first match wins; nothing known → UNKNOWN
+        ({"gen_ai.operation.name": "chat", "openinference.span.kind": "TOOL"}, "CHAT_MODEL"),
+        ({"openinference.span.kind": "AGENT", "mlflow.spanType": '"TOOL"'}, "AGENT"),
+        ({"gen_ai.operation.name": "dance"}, "UNKNOWN"),
+        ({}, "UNKNOWN"),
+    ],
+)
+def test_span_type(attributes, expected):
+    assert _record(attributes).span_type == expected
+
+
+@pytest.mark.parametrize(
+    ("attributes", "name", "expected"),
+    [
+        ({"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "search"}, "x", "search"),
+        ({"openinference.span.kind": "TOOL", "tool.name": "calc"}, "x", "calc"),
+        ({"mlflow.spanType": '"TOOL"'}, "lookup_weather", "lookup_weather"),
+        ({"traceloop.span.kind": "tool", "traceloop.entity.name": "sql"}, "x", "sql"),
+        ({"openinference.span.kind": "LLM", "tool.name": "calc"}, "x", None),
+    ],
+)
+def test_tool_name(attributes, name, expected):
+    assert _record(attributes, name=name).tool_name == expected
+
+
+@pytest.mark.parametrize(
+    ("attributes", "expected"),
+    [
+        ({"gen_ai.response.model": "gpt-4o-2024", "gen_ai.request.model": "gpt-4o"}, "gpt-4o-2024"),
+        ({"gen_ai.request.model": "gpt-4o"}, "gpt-4o"),
+        ({"llm.model_name": "claude-3"}, "claude-3"),
+        ({"mlflow.llm.model": '"gpt-4"'}, "gpt-4"),
+        ({}, None),
+    ],
+)
+def test_model(attributes, expected):
+    assert _record(attributes).model == expected
+
+
+@pytest.mark.parametrize(
+    ("attributes", "expected"),
+    [
+        ({"gen_ai.usage.input_tokens": 12, "gen_ai.usage.output_tokens": 3}, (12, 3)),
+        ({"gen_ai.usage.prompt_tokens": 5, "gen_ai.usage.completion_tokens": 2}, (5, 2)),
+        ({"llm.token_count.prompt": "40", "llm.token_count.completion": "9"}, (40, 9)),
+        (
+            {"mlflow.chat.tokenUsage": json.dumps({"input_tokens": 7, "output_tokens": 1})},
+            (7, 1),
+        ),
+        (
+            {"mlflow.chat.tokenUsage.input_tokens": 8, "mlflow.chat.tokenUsage.output_tokens": 2},
+            (8, 2),
+        ),
+        ({"gen_ai.usage.input_tokens": "many", "gen_ai.usage.output_tokens": -1}, (None, None)),
+    ],
+)
+def test_tokens(attributes, expected):
+    record = _record(attributes)
+    assert (record.input_tokens, record.output_tokens) == expected
+
+
+def test_status_from_otlp_status_and_root():
+    assert _record({}, status=2).status == "ERROR"
+    assert _record({}, status=1).status == "OK"
+    assert _record({}, status=0).status == "UNSET"
+    assert _record({}).is_root
+    assert not _record({}, parent=b"\x01" * 8).is_root
+
+
+def test_trace_tags_from_every_source():
+    record = _record(
+        {
+            "tags.query_type": "complex",
+            "metadata": json.dumps({"customer_tier": "pro", "ab": 2}),
+            "mlflow.trace.user": '"alice"',
+            "mlflow.trace.session": '"s-1"',
+        },
+        resource={
+            "deployment.environment.name": "prod",
+            "service.version": "1.2.3",
+            "service.name": "agent",
+        },
+    )
+    assert record.trace_tags == {
+        "query_type": "complex", "customer_tier": "pro", "ab": "2", "user": "alice",
+        "session": "s-1", "environment": "prod", "version": "1.2.3", "service": "agent",
+    }  # fmt: skip
+
+
+def test_openinference_user_and_old_environment_key():
+    record = _record(
+        {"user.id": "bob", "session.id": "s-9"}, resource={"deployment.environment": "dev"}
+    )
+    assert record.trace_tags == {"user": "bob", "session": "s-9", "environment": "dev"}
+
+
+def test_ids_times_and_non_finite_numbers():
+    record = _record({"score": float("nan")}, parent=b"\x02" * 8)
+    assert record.trace_id == bytes(range(1, 17)).hex()
+    assert record.parent_span_id == "02" * 8
+    assert record.duration_ms == 250.0
+    assert record.attributes["score"] == "nan"

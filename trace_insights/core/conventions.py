@@ -1,0 +1,186 @@
+"""Span attribute conventions → the canonical record. First match wins, in the order
+OTel GenAI, OpenInference, MLflow, Traceloop (the table in docs/conventions.md)."""
+
+import contextlib
+import json
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from trace_insights.core.records import ERROR, OK, SPAN_TYPES, UNSET, SpanRecord
+
+GENAI_OPERATIONS = {
+    "text_completion": "LLM", "generate_content": "LLM", "chat": "CHAT_MODEL",
+    "execute_tool": "TOOL", "retrieval": "RETRIEVER", "invoke_workflow": "CHAIN",
+    "invoke_agent": "AGENT", "create_agent": "AGENT", "embeddings": "EMBEDDING",
+}  # fmt: skip
+OPENINFERENCE_KINDS = {
+    "LLM": "LLM", "TOOL": "TOOL", "RETRIEVER": "RETRIEVER", "CHAIN": "CHAIN", "AGENT": "AGENT",
+    "EMBEDDING": "EMBEDDING", "RERANKER": "RERANKER", "GUARDRAIL": "GUARDRAIL",
+    "EVALUATOR": "EVALUATOR",
+}  # fmt: skip
+MLFLOW_TYPES = {name: name for name in SPAN_TYPES} | {"TASK": "CHAIN", "WORKFLOW": "CHAIN"}
+TRACELOOP_KINDS = {"workflow": "CHAIN", "task": "CHAIN", "agent": "AGENT", "tool": "TOOL"}
+TRACELOOP_REQUEST_TYPES = {
+    "completion": "LLM", "chat": "CHAT_MODEL", "embedding": "EMBEDDING", "rerank": "RERANKER",
+}  # fmt: skip
+
+TOOL_NAME_KEYS = ("gen_ai.tool.name", "tool.name", "traceloop.entity.name")
+MODEL_KEYS = ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name", "mlflow.llm.model")
+INPUT_TOKEN_KEYS = (
+    "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt",
+    "mlflow.chat.tokenUsage.input_tokens",
+)  # fmt: skip
+OUTPUT_TOKEN_KEYS = (
+    "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion",
+    "mlflow.chat.tokenUsage.output_tokens",
+)  # fmt: skip
+MLFLOW_TOKEN_USAGE = "mlflow.chat.tokenUsage"
+TAG_PREFIX = "tags."
+TAG_ATTRIBUTES = {
+    "mlflow.trace.user": "user", "mlflow.trace.session": "session",
+    "user.id": "user", "session.id": "session",
+}  # fmt: skip
+RESOURCE_TAGS = {
+    "deployment.environment.name": "environment", "deployment.environment": "environment",
+    "service.version": "version", "service.name": "service",
+}  # fmt: skip
+_STATUS = {0: UNSET, 1: OK, 2: ERROR}
+
+
+def value_of(value: AnyValue) -> Any:
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "array_value":
+        return [value_of(item) for item in value.array_value.values]
+    if kind == "kvlist_value":
+        return attributes_of(value.kvlist_value.values)
+    if kind == "bytes_value":
+        return value.bytes_value.hex()
+    if kind == "double_value" and not math.isfinite(value.double_value):
+        return str(value.double_value)  # JSON (and PostgreSQL's jsonb) has no NaN or infinity
+    return getattr(value, kind)
+
+
+def attributes_of(items: Iterable[KeyValue]) -> dict[str, Any]:
+    """Attributes as plain values; MLflow's JSON-encoded ``mlflow.*`` strings are decoded."""
+    out: dict[str, Any] = {}
+    for item in items:
+        value = value_of(item.value)
+        if item.key.startswith("mlflow.") and isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                value = json.loads(value)
+        out[item.key] = value
+    return out
+
+
+def span_type(attributes: Mapping[str, Any]) -> str:
+    operation = attributes.get("gen_ai.operation.name")
+    if isinstance(operation, str) and operation in GENAI_OPERATIONS:
+        return GENAI_OPERATIONS[operation]
+    kind = attributes.get("openinference.span.kind")
+    if isinstance(kind, str) and kind.upper() in OPENINFERENCE_KINDS:
+        return OPENINFERENCE_KINDS[kind.upper()]
+    mlflow = attributes.get("mlflow.spanType")
+    if isinstance(mlflow, str) and mlflow.upper() in MLFLOW_TYPES:
+        return MLFLOW_TYPES[mlflow.upper()]
+    traceloop = attributes.get("traceloop.span.kind")
+    if isinstance(traceloop, str) and traceloop.lower() in TRACELOOP_KINDS:
+        return TRACELOOP_KINDS[traceloop.lower()]
+    request = attributes.get("llm.request.type")
+    if isinstance(request, str) and request.lower() in TRACELOOP_REQUEST_TYPES:
+        return TRACELOOP_REQUEST_TYPES[request.lower()]
+    return "UNKNOWN"
+
+
+def _first_string(attributes: Mapping[str, Any], keys: Iterable[str]) -> str | None:
+    for key in keys:
+        value = attributes.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _token_count(value: Any) -> int | None:
+    """Counts arrive as ints, floats or (in OTLP/JSON) strings; anything else is no count."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, float) and value.is_integer():
+        return int(value) if value >= 0 else None
+    if isinstance(value, str):
+        try:
+            return _token_count(float(value))
+        except ValueError:
+            return None
+    return None
+
+
+def _tokens(attributes: Mapping[str, Any], keys: Iterable[str], usage_field: str) -> int | None:
+    for key in keys:
+        if key in attributes:
+            count = _token_count(attributes[key])
+            if count is not None:
+                return count
+    usage = attributes.get(MLFLOW_TOKEN_USAGE)
+    if isinstance(usage, Mapping):
+        return _token_count(usage.get(usage_field))
+    return None
+
+
+def _tag_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def trace_tags(attributes: Mapping[str, Any], resource: Mapping[str, Any]) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for key, name in RESOURCE_TAGS.items():
+        if key in resource and name not in tags:
+            tags[name] = _tag_value(resource[key])
+    metadata = attributes.get("metadata")
+    if isinstance(metadata, str):
+        try:
+            metadata = json.loads(metadata)
+        except ValueError:
+            metadata = None
+    if isinstance(metadata, Mapping):
+        for key, value in metadata.items():
+            tags[str(key)] = _tag_value(value)
+    for key, name in TAG_ATTRIBUTES.items():
+        if key in attributes:
+            tags[name] = _tag_value(attributes[key])
+    for key, value in attributes.items():
+        if key.startswith(TAG_PREFIX) and len(key) > len(TAG_PREFIX):
+            tags[key[len(TAG_PREFIX) :]] = _tag_value(value)
+    return tags
+
+
+def normalize(span: Span, resource: Mapping[str, Any], experiment_id: str) -> SpanRecord:
+    attributes = attributes_of(span.attributes)
+    kind = span_type(attributes)
+    return SpanRecord(
+        trace_id=span.trace_id.hex(),
+        span_id=span.span_id.hex(),
+        parent_span_id=span.parent_span_id.hex() or None,
+        experiment_id=experiment_id,
+        name=span.name,
+        span_type=kind,
+        status=_STATUS.get(span.status.code, UNSET),
+        status_message=span.status.message,
+        start_time_ns=span.start_time_unix_nano,
+        end_time_ns=span.end_time_unix_nano,
+        tool_name=(_first_string(attributes, TOOL_NAME_KEYS) or span.name)
+        if kind == "TOOL"
+        else None,
+        model=_first_string(attributes, MODEL_KEYS),
+        input_tokens=_tokens(attributes, INPUT_TOKEN_KEYS, "input_tokens"),
+        output_tokens=_tokens(attributes, OUTPUT_TOKEN_KEYS, "output_tokens"),
+        attributes=attributes,
+        trace_tags=trace_tags(attributes, resource),
+        events=[event.name for event in span.events],
+    )

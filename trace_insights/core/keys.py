@@ -1,0 +1,108 @@
+"""The Redis key layout of the aggregates.
+
+Every key of an experiment carries the hash tag ``{e:<experiment>}``, so one experiment's
+update — its deltas and its per-partition fence — is one atomic operation in one Redis Cluster
+hash slot. Sketch blobs are read, merged and rewritten by their writer, so each Kafka partition
+owns its own copy (a field of the digests hash); readers merge the partitions' copies.
+"""
+
+import re
+
+from trace_insights.core.buckets import Resolution
+
+EXPERIMENTS = "ti:experiments"  # set of experiment ids (outside any slot; only ever added to)
+
+
+def _prefix(experiment_id: str) -> str:
+    return f"ti:{{e:{experiment_id}}}"
+
+
+def fence(experiment_id: str) -> str:
+    """Hash: Kafka partition → last offset applied for this experiment."""
+    return f"{_prefix(experiment_id)}:fence"
+
+
+def bucket(experiment_id: str, resolution: Resolution, start_ms: int) -> str:
+    """Hash of the bucket's counters, sums, minimums and maximums (fields in ``fields``)."""
+    return f"{_prefix(experiment_id)}:b:{resolution}:{start_ms}"
+
+
+def tag_values(experiment_id: str, resolution: Resolution, start_ms: int, key: str) -> str:
+    """Hash: tag value (capped, else ``__other__``) → traces."""
+    return f"{_prefix(experiment_id)}:tag:{resolution}:{start_ms}:{key}"
+
+
+def tag_distinct(experiment_id: str, resolution: Resolution, start_ms: int, key: str) -> str:
+    """HyperLogLog of the tag's raw values: distinct counts beyond the cap."""
+    return f"{_prefix(experiment_id)}:hll:{resolution}:{start_ms}:{key}"
+
+
+def tag_registry(experiment_id: str, key: str) -> str:
+    """Set of the tag's values counted by name (at most the cap); the rest are ``__other__``."""
+    return f"{_prefix(experiment_id)}:tagreg:{key}"
+
+
+def occurrences(experiment_id: str, resolution: Resolution, start_ms: int) -> str:
+    """Hash: dimension → finalized traces having it."""
+    return f"{_prefix(experiment_id)}:occ:{resolution}:{start_ms}"
+
+
+def partners(experiment_id: str, resolution: Resolution, start_ms: int, dimension: str) -> str:
+    """Hash: other dimension → finalized traces having both (all partners in one read)."""
+    return f"{_prefix(experiment_id)}:co:{resolution}:{start_ms}:{dimension}"
+
+
+def digests(experiment_id: str, resolution: Resolution, start_ms: int, metric: str) -> str:
+    """Hash: Kafka partition → t-digest blob of ``metric`` (``latency``, ``tool:<name>``,
+    ``model:<name>``). Each partition's field has one writer; readers merge all fields."""
+    return f"{_prefix(experiment_id)}:td:{resolution}:{start_ms}:{metric}"
+
+
+_BUCKETED = re.compile(r"\}:(?:b|tag|hll|occ|co|td):[mhd]:(\d+)")
+
+
+def bucket_of(key: str) -> int | None:
+    """The bucket start a key belongs to; None for keys outside time (fences, registries)."""
+    match = _BUCKETED.search(key)
+    return int(match.group(1)) if match else None
+
+
+def experiment_pattern(experiment_id: str) -> str:
+    """Every key of the experiment (for rebuild)."""
+    return f"{_prefix(experiment_id)}:*"
+
+
+class fields:
+    """Field names inside a bucket hash."""
+
+    TRACES = "traces"
+    LATE_SPANS = "late_spans"
+    SPANS = "spans"
+    LATENCY_SUM = "latency_sum"
+    LATENCY_MIN = "latency_min"
+    LATENCY_MAX = "latency_max"
+    INPUT_TOKENS = "input_tokens"
+    OUTPUT_TOKENS = "output_tokens"
+
+    @staticmethod
+    def status(value: str) -> str:
+        return f"status:{value}"
+
+    @staticmethod
+    def span_type(value: str) -> str:
+        return f"type:{value}"
+
+    @staticmethod
+    def tool(name: str, what: str) -> str:
+        """``what``: calls, errors, traces, latency_sum."""
+        return f"tool:{name}:{what}"
+
+    @staticmethod
+    def model(name: str, what: str) -> str:
+        """``what``: calls, input_tokens, output_tokens, latency_sum."""
+        return f"model:{name}:{what}"
+
+    @staticmethod
+    def tag_key(key: str) -> str:
+        """Traces carrying the tag key."""
+        return f"tagkey:{key}"

@@ -1,0 +1,86 @@
+"""Canonical span and trace records: what every convention is normalized into."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SPAN_TYPES = (
+    "LLM", "CHAT_MODEL", "TOOL", "RETRIEVER", "CHAIN", "AGENT", "EMBEDDING", "RERANKER",
+    "PARSER", "MEMORY", "GUARDRAIL", "EVALUATOR", "UNKNOWN",
+)  # fmt: skip
+
+OK = "OK"
+ERROR = "ERROR"
+UNSET = "UNSET"
+
+
+@dataclass(slots=True)
+class SpanRecord:
+    trace_id: str  # 32 lowercase hex
+    span_id: str  # 16 lowercase hex
+    parent_span_id: str | None
+    experiment_id: str
+    name: str
+    span_type: str
+    status: str  # OK, ERROR or UNSET, from the OTLP status
+    status_message: str
+    start_time_ns: int
+    end_time_ns: int
+    tool_name: str | None
+    model: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    attributes: dict[str, Any]
+    trace_tags: dict[str, str] = field(default_factory=dict)
+    events: list[str] = field(default_factory=list)
+
+    @property
+    def duration_ms(self) -> float:
+        return (self.end_time_ns - self.start_time_ns) / 1e6
+
+    @property
+    def is_root(self) -> bool:
+        return not self.parent_span_id
+
+
+@dataclass(slots=True)
+class TraceSummary:
+    """Trace-level facts, computed once at finalization over the spans received by then."""
+
+    trace_id: str
+    experiment_id: str
+    timestamp_ms: int  # earliest span start
+    execution_time_ms: int  # latest end - earliest start
+    status: str  # root span's: ERROR, else OK; IN_PROGRESS without a root
+    root_name: str | None
+    input_tokens: int
+    output_tokens: int
+    span_count: int
+    tags: dict[str, str]
+
+
+IN_PROGRESS = "IN_PROGRESS"
+
+
+def summarize(trace_id: str, experiment_id: str, spans: list[SpanRecord]) -> TraceSummary:
+    """MLflow's rules: timestamp = first start, duration = last end - first start, status from
+    the root span (ERROR → ERROR, OK/UNSET → OK; no root → IN_PROGRESS)."""
+    start = min(span.start_time_ns for span in spans)
+    end = max(span.end_time_ns for span in spans)
+    root = next((span for span in spans if span.is_root), None)
+    status = IN_PROGRESS if root is None else ERROR if root.status == ERROR else OK
+    tags: dict[str, str] = {}
+    for span in sorted(spans, key=lambda s: (not s.is_root, s.start_time_ns, s.span_id)):
+        for key, value in span.trace_tags.items():
+            tags.setdefault(key, value)
+    return TraceSummary(
+        trace_id=trace_id,
+        experiment_id=experiment_id,
+        timestamp_ms=start // 1_000_000,
+        execution_time_ms=(end - start) // 1_000_000,
+        status=status,
+        root_name=root.name if root is not None else None,
+        input_tokens=sum(span.input_tokens or 0 for span in spans),
+        output_tokens=sum(span.output_tokens or 0 for span in spans),
+        span_count=len(spans),
+        tags=tags,
+    )
