@@ -1,6 +1,7 @@
 """Builders and readers shared by the tests: OTLP requests, OTLP/JSON, the Kafka topic."""
 
 import base64
+import json
 import os
 import random
 import subprocess
@@ -178,3 +179,99 @@ def start_collector(servers: str, topic: str, **settings: Any) -> Collector:
             raise RuntimeError("collector did not become ready")
         time.sleep(0.1)
     return collector
+
+
+def sdk_spans(traces: int, seed: int = 5, error_rate: float = 0.2) -> list:
+    """Finished spans of ``traces`` generated traces, from the real OTel SDK."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from trace_insights.generate import Traffic
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": "agent", "deployment.environment.name": "test"})
+    )
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("tests")
+    traffic = Traffic(error_rate=error_rate, seed=seed)
+    for index in range(traces):
+        traffic.emit(tracer, index)
+    return list(memory.get_finished_spans())
+
+
+_TYPE_ATTRIBUTES = {
+    "mlflow.spanType": lambda v: json.loads(v),
+    "openinference.span.kind": lambda v: v,
+    "gen_ai.operation.name": lambda v: {"invoke_agent": "AGENT", "chat": "CHAT_MODEL",
+                                        "execute_tool": "TOOL", "retrieval": "RETRIEVER"}[v],
+}  # fmt: skip
+
+
+def ground_truth(spans: list) -> dict[str, Any]:
+    """What the aggregates must say about ``spans``, computed here without the product's code:
+    per UTC day bucket, trace counts, statuses, latencies, span types, tool calls and errors."""
+    from collections import Counter, defaultdict
+
+    traces: dict[int, list] = defaultdict(list)
+    for span in spans:
+        traces[span.context.trace_id].append(span)
+    days: dict[int, dict[str, Any]] = defaultdict(
+        lambda: {
+            "traces": 0,
+            "status": Counter(),
+            "latencies": [],
+            "types": Counter(),
+            "tool_calls": Counter(),
+            "tool_errors": Counter(),
+            "tool_traces": Counter(),
+            "error_and_tool_error": Counter(),
+        }  # fmt: skip
+    )
+    for members in traces.values():
+        start = min(s.start_time for s in members)
+        end = max(s.end_time for s in members)
+        root = next(s for s in members if s.parent is None)
+        day = days[(start // 1_000_000) // 86_400_000 * 86_400_000]
+        status = "ERROR" if root.status.status_code.name == "ERROR" else "OK"
+        day["traces"] += 1
+        day["status"][status] += 1
+        day["latencies"].append((end - start) // 1_000_000)
+        tools_used, tools_failed = set(), set()
+        for span in members:
+            for key, decode in _TYPE_ATTRIBUTES.items():
+                if key in span.attributes:
+                    kind = decode(span.attributes[key])
+                    day["types"][kind] += 1
+                    break
+            tool = span.attributes.get("gen_ai.tool.name") or span.attributes.get("tool.name")
+            if kind == "TOOL":
+                tool = tool or span.name
+                day["tool_calls"][tool] += 1
+                tools_used.add(tool)
+                if span.status.status_code.name == "ERROR":
+                    day["tool_errors"][tool] += 1
+                    tools_failed.add(tool)
+        for tool in tools_used:
+            day["tool_traces"][tool] += 1
+        if status == "ERROR":
+            for tool in tools_failed:
+                day["error_and_tool_error"][tool] += 1
+    return dict(days)
+
+
+def publish_to_bus(bus: Any, spans: list, experiment_id: str, chunk: int = 40) -> None:
+    """What the collector would write: regrouped OTLP requests, a few traces per request."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    from collector.regroup import assemble, regroup
+
+    for start in range(0, len(spans), chunk):
+        request = encode_spans(spans[start : start + chunk])
+        grouped = regroup(request, partitions=bus.partitions, max_message_bytes=500_000,
+                          experiment_id=experiment_id)  # fmt: skip
+        for partition, runs in grouped.routed.items():
+            for batch in assemble(partition, runs, 500_000):
+                bus.append(batch.partition, batch.payload, int(time.time() * 1000))
