@@ -44,7 +44,12 @@ def run(settings: Settings) -> None:
         settings.topic_replication_factor,
     )
     source = KafkaSource(
-        servers, settings.spans_topic, settings.consumer_group, settings.max_poll_records
+        servers,
+        settings.spans_topic,
+        settings.consumer_group,
+        settings.max_poll_records,
+        settings.consumer_instance_id,
+        settings.consumer_session_timeout_ms,
     )
     store = open_store(settings)
     aggregator = Aggregator(

@@ -37,11 +37,21 @@ class Source(Protocol):
 class KafkaSource:
     """A member of the aggregators' consumer group; partitions are split among members."""
 
-    def __init__(self, servers: str, topic: str, group: str, max_poll_records: int) -> None:
+    def __init__(
+        self,
+        servers: str,
+        topic: str,
+        group: str,
+        max_poll_records: int,
+        instance_id: str | None = None,
+        session_timeout_ms: int = 45_000,
+    ) -> None:
         self._topic = topic
         self._consumer = KafkaConsumer(
             bootstrap_servers=servers.split(","),
             group_id=group,
+            group_instance_id=instance_id,
+            session_timeout_ms=session_timeout_ms,
             client_id="trace-insights-aggregator",
             enable_auto_commit=False,
             auto_offset_reset="earliest",

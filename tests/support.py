@@ -228,7 +228,7 @@ def ground_truth(spans: list) -> dict[str, Any]:
             "tool_errors": Counter(),
             "tool_traces": Counter(),
             "error_and_tool_error": Counter(),
-        }  # fmt: skip
+        }
     )
     for members in traces.values():
         start = min(s.start_time for s in members)
@@ -275,3 +275,48 @@ def publish_to_bus(bus: Any, spans: list, experiment_id: str, chunk: int = 40) -
         for partition, runs in grouped.routed.items():
             for batch in assemble(partition, runs, 500_000):
                 bus.append(batch.partition, batch.payload, int(time.time() * 1000))
+
+
+def service_env(**settings: Any) -> dict[str, str]:
+    """The environment of a product process: this one's, minus TRACE_INSIGHTS_*, plus these."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACE_INSIGHTS_")}
+    env.update({f"TRACE_INSIGHTS_{key.upper()}": str(value) for key, value in settings.items()})
+    return env
+
+
+def trace_insights(*args: str, **settings: Any) -> subprocess.CompletedProcess:
+    """Run a ``trace-insights`` command to completion."""
+    return subprocess.run(
+        [sys.executable, "-m", "trace_insights", *args],
+        env=service_env(**settings), cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def start_aggregator(**settings: Any) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "trace_insights", "aggregator"],
+        env=service_env(**settings), cwd=ROOT,
+    )  # fmt: skip
+
+
+def schema_url(database_url: str) -> tuple[str, str]:
+    """A fresh PostgreSQL schema and a URL whose connections use it."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(database_url)
+    with admin.begin() as connection:
+        connection.execute(sa.schema.CreateSchema(schema))
+    admin.dispose()
+    separator = "&" if "?" in database_url else "?"
+    return schema, f"{database_url}{separator}options=-csearch_path%3D{schema},public"
+
+
+def wait_for(predicate: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)

@@ -58,8 +58,8 @@ def write_batch(
         )
     )
     rows = [_span_row(d, partition, d.span.trace_id in finalized) for d in first.values()]
-    for chunk in _chunks(rows):
-        connection.execute(_insert(connection, Span).values(chunk).on_conflict_do_nothing())
+    if rows:
+        connection.execute(_insert(connection, Span).on_conflict_do_nothing(), rows)
     open_ids = trace_ids - finalized
     rooted = set(
         _scalars(
@@ -123,7 +123,8 @@ def _finalize(
         return
     spans: dict[str, list[SpanRecord]] = {}
     experiments: dict[str, str] = {}
-    for row in _rows(connection, sa.select(*LIGHT_COLUMNS), Span.trace_id, trace_ids):
+    query = sa.select(*LIGHT_COLUMNS, Span.trace_tags)
+    for row in _rows(connection, query, Span.trace_id, trace_ids):
         spans.setdefault(row.trace_id, []).append(light_record(row))
         experiments[row.trace_id] = row.experiment_id
     updates = []
@@ -155,19 +156,20 @@ def _finalize(
         .values(finalized=True, **{key: sa.bindparam(key) for key in updates[0] if key[:2] != "b_"})
     )
     connection.execute(statement, updates)
-    for chunk in _chunks(tags):
-        connection.execute(_insert(connection, TraceTag).values(chunk).on_conflict_do_nothing())
+    if tags:
+        connection.execute(_insert(connection, TraceTag).on_conflict_do_nothing(), tags)
 
 
 LIGHT_COLUMNS = (
     Span.trace_id, Span.span_id, Span.parent_span_id, Span.experiment_id, Span.name,
     Span.span_type, Span.status, Span.start_time_ns, Span.end_time_ns, Span.tool_name,
-    Span.model, Span.input_tokens, Span.output_tokens, Span.trace_tags,
+    Span.model, Span.input_tokens, Span.output_tokens,
 )  # fmt: skip
 
 
 def light_record(row: Any) -> SpanRecord:
-    """What aggregation needs of a span (no attributes, no content)."""
+    """What aggregation needs of a span (no attributes, no content; tags only if selected:
+    after finalization a trace's tags live on the trace)."""
     return SpanRecord(
         trace_id=row.trace_id,
         span_id=row.span_id,
@@ -184,7 +186,7 @@ def light_record(row: Any) -> SpanRecord:
         input_tokens=row.input_tokens,
         output_tokens=row.output_tokens,
         attributes={},
-        trace_tags=row.trace_tags or {},
+        trace_tags=getattr(row, "trace_tags", None) or {},
     )
 
 
@@ -242,7 +244,7 @@ def _upsert_experiments(connection: sa.Connection, experiment_ids: set[str]) -> 
     if not experiment_ids:
         return
     rows = [{"experiment_id": e, "created_ms": 0} for e in sorted(experiment_ids)]
-    connection.execute(_insert(connection, Experiment).values(rows).on_conflict_do_nothing())
+    connection.execute(_insert(connection, Experiment).on_conflict_do_nothing(), rows)
 
 
 def _upsert_traces(
@@ -263,14 +265,15 @@ def _upsert_traces(
         else:
             row["first_seen_ms"] = min(row["first_seen_ms"], delivery.timestamp_ms)
             row["last_seen_ms"] = max(row["last_seen_ms"], delivery.timestamp_ms)
+    if not seen:
+        return
     greatest = sa.func.greatest if connection.dialect.name == "postgresql" else sa.func.max
-    for chunk in _chunks(list(seen.values())):
-        statement = _insert(connection, Trace).values(chunk)
-        statement = statement.on_conflict_do_update(
-            index_elements=[Trace.trace_id],
-            set_={"last_seen_ms": greatest(Trace.last_seen_ms, statement.excluded.last_seen_ms)},
-        )
-        connection.execute(statement)
+    statement = _insert(connection, Trace)
+    statement = statement.on_conflict_do_update(
+        index_elements=[Trace.trace_id],
+        set_={"last_seen_ms": greatest(Trace.last_seen_ms, statement.excluded.last_seen_ms)},
+    )
+    connection.execute(statement, list(seen.values()))
 
 
 def _insert(connection: sa.Connection, model: Any) -> Any:

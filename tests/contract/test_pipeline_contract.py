@@ -10,10 +10,10 @@ from aggregator.deltas import Policy
 from aggregator.loop import Aggregator
 from aggregator.rebuild import rebuild
 from aggregator.source import LocalBus
+from tests.support import ground_truth, publish_to_bus, sdk_spans
 from trace_insights.core import keys, sketch
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.keys import fields
-from tests.support import ground_truth, publish_to_bus, sdk_spans
 
 POLICY = Policy(ttl_ms={r: 10 * 365 * 86_400_000 for r in Resolution})
 DAY = Resolution.DAY

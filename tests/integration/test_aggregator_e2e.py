@@ -1,0 +1,89 @@
+"""OTel SDK → collector → Kafka → aggregator processes → PostgreSQL and Redis, for real."""
+
+import uuid
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from aggregator.stores.redis import RedisStore
+from aggregator.truth.models import Span, Trace
+from tests.support import (
+    ground_truth,
+    schema_url,
+    sdk_spans,
+    start_aggregator,
+    trace_insights,
+    wait_for,
+)
+from trace_insights.core import keys, sketch
+from trace_insights.core.buckets import Resolution
+from trace_insights.core.keys import fields
+from trace_insights.generate import exporter_for
+
+pytestmark = pytest.mark.integration
+DAY = Resolution.DAY
+
+
+def _export(spans, endpoint: str, experiment: str) -> None:
+    """Send already-finished SDK spans through the real OTLP/HTTP exporter."""
+    exporter = exporter_for(endpoint, "http", {"x-mlflow-experiment-id": experiment})
+    for start in range(0, len(spans), 256):
+        assert exporter.export(spans[start : start + 256]).name == "SUCCESS"
+    exporter.shutdown()
+
+
+def _traces_in(store, experiment, days) -> int:
+    return sum(int(store.read_hash(keys.bucket(experiment, DAY, d)).get("traces", 0)) for d in days)
+
+
+def test_sdk_traffic_through_two_aggregators_equals_the_ground_truth(
+    collector_factory, kafka_servers, redis_url, database_url
+):
+    experiment = f"e2e-{uuid.uuid4().hex[:8]}"
+    topic = f"spans-{uuid.uuid4().hex[:8]}"
+    _, url = schema_url(database_url)
+    migrated = trace_insights("migrate", database_url=url)
+    assert migrated.returncode == 0, migrated.stderr
+    assert "schema is up to date" in migrated.stdout
+    collector = collector_factory(topic)
+    settings = dict(
+        kafka_bootstrap_servers=kafka_servers, redis_url=redis_url, database_url=url,
+        spans_topic=topic, topic_partitions=4, consumer_group=f"g-{topic}",
+    )  # fmt: skip
+    aggregators = [start_aggregator(**settings), start_aggregator(**settings)]
+    store = RedisStore(redis_url)
+    try:
+        spans = sdk_spans(600, seed=8)
+        truth = ground_truth(spans)
+        _export(spans[:1500], collector.http_url, experiment)
+        _export(spans[1200:], collector.http_url, experiment)  # 300 spans delivered twice
+        wait_for(lambda: _traces_in(store, experiment, truth) >= 600, 120, "600 traces")
+    finally:
+        for process in aggregators:
+            process.terminate()
+            process.wait(30)
+    for day, expected in truth.items():
+        bucket = store.read_hash(keys.bucket(experiment, DAY, day))
+        assert bucket[fields.TRACES] == expected["traces"]
+        assert bucket[fields.status("ERROR")] == expected["status"]["ERROR"]
+        for kind, count in expected["types"].items():
+            assert bucket[fields.span_type(kind)] == count
+        for tool, count in expected["tool_calls"].items():
+            assert bucket[fields.tool(tool, "calls")] == count
+        blobs = store.read_blobs(keys.digests(experiment, DAY, day, "latency"))
+        assert len(blobs) > 1, "each partition owns its digest"
+        digest = sketch.merged(list(blobs.values()))
+        latencies = np.array(expected["latencies"], dtype=float)
+        for q in (0.5, 0.9, 0.99):
+            assert digest.quantile(q) == pytest.approx(np.quantile(latencies, q), rel=0.005)
+    fences = store.fences(experiment)
+    assert sorted(fences) == [0, 1, 2, 3]
+    engine = sa.create_engine(url)
+    with engine.connect() as connection:
+        assert connection.scalar(sa.select(sa.func.count()).select_from(Span)) == len(spans)
+        assert connection.scalar(sa.select(sa.func.count()).select_from(Trace)) == 600
+    engine.dispose()
+    store.close()
