@@ -5,8 +5,6 @@ import uuid
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from aggregator.stores.redis import RedisStore
 from aggregator.truth.models import Span, Trace
