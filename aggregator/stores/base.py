@@ -73,7 +73,8 @@ class AggregateStore(Protocol):
 
     def drop(self, experiment_id: str, start_ms: int | None, end_ms: int | None) -> None:
         """Delete the experiment's aggregates of buckets starting in [start_ms, end_ms); with no
-        range, every key of the experiment, fences and tag registries included (rebuild)."""
+        range, every key of the experiment, fences included. Tag registries are kept, so a
+        rebuild admits the same capped tag values live ingestion did."""
         ...
 
     def close(self) -> None: ...

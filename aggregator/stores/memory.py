@@ -106,6 +106,8 @@ class MemoryStore:
 
 
 def _in_range(key: str, start_ms: int | None, end_ms: int | None) -> bool:
+    if keys.is_tag_registry(key):
+        return False
     if start_ms is None or end_ms is None:
         return True
     bucket = keys.bucket_of(key)

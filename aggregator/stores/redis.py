@@ -111,6 +111,8 @@ class RedisStore:
     def drop(self, experiment_id: str, start_ms: int | None, end_ms: int | None) -> None:
         batch = []
         for key in self._client.scan_iter(match=keys.experiment_pattern(experiment_id), count=1000):
+            if keys.is_tag_registry(key.decode()):
+                continue
             if start_ms is not None and end_ms is not None:
                 bucket = keys.bucket_of(key.decode())
                 if bucket is None or not start_ms <= bucket < end_ms:

@@ -85,7 +85,9 @@ def test_drop_a_range_or_everything(store):
     assert store.read_hash(day0) == {}
     assert store.read_hash(day1) == {"traces": 1}
     assert store.fences(e) == {0: 5}
+    store.apply(Update(e, 0, 5, 6, members={_key(e, "tagreg:env"): {"prod"}}))
     store.drop(e, None, None)
     assert store.read_hash(day1) == {}
     assert store.fences(e) == {}
+    assert store.read_members([_key(e, "tagreg:env")]) == [{"prod"}]
     assert store.read_hash(_key(other, "b:d:0")) == {"traces": 1}

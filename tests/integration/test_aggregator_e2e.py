@@ -79,6 +79,23 @@ def test_sdk_traffic_through_two_aggregators_equals_the_ground_truth(
             assert digest.quantile(q) == pytest.approx(np.quantile(latencies, q), rel=0.005)
     fences = store.fences(experiment)
     assert sorted(fences) == [0, 1, 2, 3]
+
+    def snapshot():
+        return [
+            store.read_hash(key(experiment, resolution, day))
+            for day in truth
+            for resolution in Resolution
+            for key in (keys.bucket, keys.occurrences)
+        ]
+
+    live = snapshot()
+    rebuilt = trace_insights(
+        "rebuild", "--experiment-id", experiment, redis_url=redis_url, database_url=url
+    )
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "rebuilt the aggregates of 600 traces" in rebuilt.stdout
+    assert snapshot() == live
+    assert store.fences(experiment) == fences
     engine = sa.create_engine(url)
     with engine.connect() as connection:
         assert connection.scalar(sa.select(sa.func.count()).select_from(Span)) == len(spans)

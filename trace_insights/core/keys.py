@@ -42,6 +42,10 @@ def tag_registry(experiment_id: str, key: str) -> str:
     return f"{_prefix(experiment_id)}:tagreg:{key}"
 
 
+def is_tag_registry(key: str) -> bool:
+    return "}:tagreg:" in key
+
+
 def occurrences(experiment_id: str, resolution: Resolution, start_ms: int) -> str:
     """Hash: dimension → finalized traces having it."""
     return f"{_prefix(experiment_id)}:occ:{resolution}:{start_ms}"

@@ -1,0 +1,201 @@
+"""Aggregator throughput and end-to-end freshness, on real Kafka, PostgreSQL and Redis.
+
+Run by hand: ``.venv/bin/python bench/aggregator.py [--traces 10000]``. Starts the services
+(scripts/services.py), then measures:
+
+1. throughput: a topic pre-filled with realistic agent traces (as the collector writes them)
+   drained by one aggregator process into PostgreSQL and Redis — spans/s and the aggregator's
+   CPU seconds per 100k spans (from /proc). Baseline in the same run: the same records only
+   consumed and decoded into canonical spans (no stores), the floor of any Python consumer.
+2. freshness: collector + aggregator under a fixed offered load of SDK traffic; probe traces
+   are sent one at a time and timed from the OTLP request until Redis counts them.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+
+import numpy as np  # noqa: E402
+import services  # noqa: E402
+from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans  # noqa: E402
+
+from aggregator.decode import deliveries  # noqa: E402
+from aggregator.source import Record  # noqa: E402
+from aggregator.stores.redis import RedisStore  # noqa: E402
+from collector.regroup import assemble, regroup  # noqa: E402
+from tests.support import (  # noqa: E402
+    schema_url,
+    sdk_spans,
+    start_aggregator,
+    start_collector,
+    trace_insights,
+)
+from trace_insights.core import keys  # noqa: E402
+from trace_insights.core.buckets import Resolution  # noqa: E402
+from trace_insights.generate import Traffic, send  # noqa: E402
+from trace_insights.kafka_topic import ensure_topic  # noqa: E402
+
+PARTITIONS = 4
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _fill(servers: str, topic: str, spans: list, experiment: str) -> int:
+    ensure_topic([servers], topic, PARTITIONS, 1)
+    producer = KafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=5)
+    messages = 0
+    for start in range(0, len(spans), 400):
+        grouped = regroup(encode_spans(spans[start : start + 400]), partitions=PARTITIONS,
+                          max_message_bytes=900_000, experiment_id=experiment)  # fmt: skip
+        for partition, runs in grouped.routed.items():
+            for batch in assemble(partition, runs, 900_000):
+                producer.send(topic, value=batch.payload, key=batch.key, partition=batch.partition)
+                messages += 1
+    producer.flush()
+    producer.close()
+    return messages
+
+
+def _traces(store: RedisStore, experiment: str) -> int:
+    day = int(time.time() * 1000) // 86_400_000 * 86_400_000
+    total = 0
+    for start in (day - 86_400_000, day):
+        total += int(
+            store.read_hash(keys.bucket(experiment, Resolution.DAY, start)).get("traces", 0)
+        )
+    return total
+
+
+def throughput(servers: str, redis_url: str, url: str, traces: int) -> dict:
+    experiment, topic = f"bench-{uuid.uuid4().hex[:6]}", f"bench-{uuid.uuid4().hex[:6]}"
+    spans = sdk_spans(traces, seed=3)
+    _fill(servers, topic, spans, experiment)
+    store = RedisStore(redis_url)
+    process = start_aggregator(
+        kafka_bootstrap_servers=servers, redis_url=redis_url, database_url=url,
+        spans_topic=topic, consumer_group=f"g-{topic}", max_poll_records=50,
+    )  # fmt: skip
+    started = time.monotonic()
+    while _traces(store, experiment) < traces:
+        time.sleep(0.2)
+        if time.monotonic() - started > 1800:
+            raise RuntimeError("the aggregator did not finish in 30 minutes")
+    wall = time.monotonic() - started
+    cpu = _cpu_seconds(process.pid)
+    process.terminate()
+    process.wait(30)
+    store.close()
+    return {"spans": len(spans), "wall": wall, "cpu": cpu}
+
+
+def decode_only(servers: str, traces: int) -> dict:
+    topic = f"bench-{uuid.uuid4().hex[:6]}"
+    spans = sdk_spans(traces, seed=3)
+    _fill(servers, topic, spans, "bench")
+    consumer = KafkaConsumer(topic, bootstrap_servers=servers, auto_offset_reset="earliest",
+                             enable_auto_commit=False, consumer_timeout_ms=3000)  # fmt: skip
+    decoded = 0
+    cpu_before = time.process_time()
+    started = time.monotonic()
+    for message in consumer:
+        decoded += len(deliveries([Record(message.offset, message.timestamp, message.value)]))
+        if decoded >= len(spans):
+            break
+    wall = time.monotonic() - started
+    cpu = time.process_time() - cpu_before
+    consumer.close()
+    return {"spans": decoded, "wall": wall, "cpu": cpu}
+
+
+def freshness(servers: str, redis_url: str, url: str, rate: float, probes: int) -> list[float]:
+    topic = f"bench-{uuid.uuid4().hex[:6]}"
+    probe_experiment = f"probe-{uuid.uuid4().hex[:6]}"
+    collector = start_collector(servers, topic)
+    aggregator = start_aggregator(
+        kafka_bootstrap_servers=servers, redis_url=redis_url, database_url=url,
+        spans_topic=topic, consumer_group=f"g-{topic}", topic_partitions=PARTITIONS,
+    )  # fmt: skip
+    store = RedisStore(redis_url)
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            send(Traffic(seed=None), endpoint=collector.http_url, protocol="http",
+                 traces=int(rate * 5), rate=rate, experiment_id="bench-load")  # fmt: skip
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    time.sleep(5)
+    samples = []
+    try:
+        for index in range(1, probes + 1):
+            started = time.monotonic()
+            send(Traffic(seed=index), endpoint=collector.http_url, protocol="http", traces=1,
+                 rate=0, experiment_id=probe_experiment)  # fmt: skip
+            while _traces(store, probe_experiment) < index:
+                time.sleep(0.005)
+                if time.monotonic() - started > 60:
+                    raise RuntimeError("a probe trace did not arrive within 60 s")
+            samples.append(time.monotonic() - started)
+    finally:
+        stop.set()
+        loader.join()
+        aggregator.terminate()
+        aggregator.wait(30)
+        collector.stop()
+        store.close()
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--traces", type=int, default=10_000)
+    parser.add_argument("--rate", type=float, default=100.0, help="offered traces/s (freshness)")
+    parser.add_argument("--probes", type=int, default=50)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="trace-insights-bench-"))
+    root.chmod(0o755)
+    kafka, redis_server, postgres = (
+        services.Kafka(root / "kafka"), services.Redis(root / "redis"),
+        services.Postgres(root / "postgres"),
+    )  # fmt: skip
+    for service in (kafka, redis_server, postgres):
+        service.start()
+    try:
+        _, url = schema_url(postgres.url)
+        assert trace_insights("migrate", database_url=url).returncode == 0
+        servers = kafka.bootstrap_servers
+        full = throughput(servers, redis_server.url, url, args.traces)
+        floor = decode_only(servers, args.traces)
+        fresh = freshness(servers, redis_server.url, url, args.rate, args.probes)
+    finally:
+        for service in (kafka, redis_server, postgres):
+            service.stop()
+    print(f"\n| {'what':<52} | {'spans/s':>9} | {'CPU s / 100k spans':>18} |")
+    print(f"|{'-' * 54}|{'-' * 10}:|{'-' * 19}:|")
+    for name, row in (
+        ("aggregator: topic → PostgreSQL + Redis (1 process)", full),
+        ("baseline: consume + decode only, no stores", floor),
+    ):
+        print(f"| {name:<52} | {row['spans'] / row['wall']:>9,.0f} | "
+              f"{row['cpu'] / row['spans'] * 100_000:>18.1f} |")  # fmt: skip
+    p50, p99 = np.percentile(np.array(fresh) * 1000, [50, 99])
+    print(f"\nfreshness (OTLP request → counted in Redis) at {args.rate:g} traces/s offered, "
+          f"{len(fresh)} probes: p50 {p50:.0f} ms, p99 {p99:.0f} ms")  # fmt: skip
+    print(f"{args.traces} traces, {full['spans']} spans; 2-core machine, all services local")
+
+
+if __name__ == "__main__":
+    main()
