@@ -73,9 +73,9 @@ class Aggregator:
         start, end = records[0].offset, records[-1].offset
         batch = deliveries(records)
         with self.engine.begin() as connection:
-            write_batch(connection, partition, batch, end, self.idle_timeout_ms)
+            finalized = write_batch(connection, partition, batch, end, self.idle_timeout_ms)
         with self.engine.connect() as connection:
-            items = owed(connection, partition, start - 1, end)
+            items = owed(connection, partition, start - 1, end, known=finalized)
         for _ in range(_CAS_ATTEMPTS):
             pending = [
                 update

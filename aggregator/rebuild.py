@@ -63,7 +63,7 @@ def rebuild(
 def count_traces(
     engine: sa.Engine, start_ms: int | None, end_ms: int | None, experiment_ids: list[str] | None
 ) -> int:
-    query = sa.select(sa.func.count()).select_from(Trace).where(Trace.finalized)
+    query = sa.select(sa.func.count()).select_from(Trace)
     if experiment_ids:
         query = query.where(Trace.experiment_id.in_(experiment_ids))
     if start_ms is not None and end_ms is not None:
@@ -84,7 +84,7 @@ def _owed_chunks(
         in_range = sa.and_(Trace.timestamp_ms >= start_ms, Trace.timestamp_ms < end_ms)
     traces = connection.execute(
         sa.select(Trace)
-        .where(Trace.experiment_id == experiment_id, Trace.finalized, in_range)
+        .where(Trace.experiment_id == experiment_id, in_range)
         .order_by(Trace.final_partition, Trace.final_offset)
     )
     chunk: list = []

@@ -26,31 +26,42 @@ class Experiment(Base):
     created_ms: Mapped[int] = mapped_column(sa.BigInteger)
 
 
-class Trace(Base):
-    __tablename__ = "traces"
+class OpenTrace(Base):
+    """A trace still being assembled: which partition sees it, and when (stream time)."""
+
+    __tablename__ = "open_traces"
 
     trace_id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
     experiment_id: Mapped[str] = mapped_column(sa.String(64))
     partition: Mapped[int] = mapped_column(sa.Integer)
-    first_seen_ms: Mapped[int] = mapped_column(sa.BigInteger)  # stream time (record timestamps)
+    first_seen_ms: Mapped[int] = mapped_column(sa.BigInteger)
     last_seen_ms: Mapped[int] = mapped_column(sa.BigInteger)
-    finalized: Mapped[bool] = mapped_column(sa.Boolean, default=False)
-    final_partition: Mapped[int | None] = mapped_column(sa.Integer)
-    final_offset: Mapped[int | None] = mapped_column(sa.BigInteger)
-    final_reason: Mapped[str | None] = mapped_column(sa.String(8))  # root | idle
-    timestamp_ms: Mapped[int | None] = mapped_column(sa.BigInteger)
-    execution_time_ms: Mapped[int | None] = mapped_column(sa.BigInteger)
-    status: Mapped[str | None] = mapped_column(sa.String(16))
+
+    __table_args__ = (sa.Index("ix_open_traces_idle", "partition", "last_seen_ms"),)
+
+
+class Trace(Base):
+    """A finalized trace; written once (the first finalization wins)."""
+
+    __tablename__ = "traces"
+
+    trace_id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    experiment_id: Mapped[str] = mapped_column(sa.String(64))
+    final_partition: Mapped[int] = mapped_column(sa.Integer)
+    final_offset: Mapped[int] = mapped_column(sa.BigInteger)
+    final_reason: Mapped[str] = mapped_column(sa.String(8))  # root | idle
+    timestamp_ms: Mapped[int] = mapped_column(sa.BigInteger)
+    execution_time_ms: Mapped[int] = mapped_column(sa.BigInteger)
+    status: Mapped[str] = mapped_column(sa.String(16))
     root_name: Mapped[str | None] = mapped_column(sa.Text)
-    input_tokens: Mapped[int | None] = mapped_column(sa.BigInteger)
-    output_tokens: Mapped[int | None] = mapped_column(sa.BigInteger)
-    total_tokens: Mapped[int | None] = mapped_column(sa.BigInteger)
-    span_count: Mapped[int | None] = mapped_column(sa.Integer)
-    tags: Mapped[dict[str, str] | None] = mapped_column(Json)
+    input_tokens: Mapped[int] = mapped_column(sa.BigInteger)
+    output_tokens: Mapped[int] = mapped_column(sa.BigInteger)
+    total_tokens: Mapped[int] = mapped_column(sa.BigInteger)
+    span_count: Mapped[int] = mapped_column(sa.Integer)
+    tags: Mapped[dict[str, str]] = mapped_column(Json)
 
     __table_args__ = (
         sa.Index("ix_traces_experiment_timestamp", "experiment_id", "timestamp_ms"),
-        sa.Index("ix_traces_open", "partition", "finalized", "last_seen_ms"),
         sa.Index("ix_traces_final", "final_partition", "final_offset"),
     )
 

@@ -1,9 +1,10 @@
 """Writes a partition's batch of spans to the source of truth and finalizes traces.
 
 ``write_batch`` runs in one transaction and is idempotent: spans are keyed by (trace id, span
-id) and keep the offset of their first delivery; a trace is finalized once, by the batch whose
-range holds its root (or whose stream time passes its idle timeout), and remembers that
-batch's last offset. ``owed`` then reads back what a range of offsets owes the aggregates.
+id) and keep the offset of their first delivery; a trace is open until finalized once, by the
+batch whose range holds its root (or whose stream time passes its idle timeout), and then
+remembers that batch's last offset. ``owed`` reads back what a range of offsets owes the
+aggregates.
 """
 
 import json
@@ -14,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from aggregator.truth.models import Experiment, Span, Trace, TraceTag
+from aggregator.truth.models import Experiment, OpenTrace, Span, Trace, TraceTag
 from trace_insights.core.records import SpanRecord, TraceSummary, summarize
 
 _CHUNK = 2000
@@ -43,50 +44,57 @@ def write_batch(
     deliveries: Sequence[Delivery],
     end_offset: int,
     idle_timeout_ms: int,
-) -> None:
+) -> dict[str, list[SpanRecord]]:
+    """Returns the spans of the traces this call finalized (what ``owed`` would read back)."""
     first: dict[tuple[str, str], Delivery] = {}
     for delivery in deliveries:
         key = (delivery.span.trace_id, delivery.span.span_id)
         if key not in first or delivery.offset < first[key].offset:
             first[key] = delivery
     _upsert_experiments(connection, {d.span.experiment_id for d in first.values()})
-    _upsert_traces(connection, partition, first.values())
     trace_ids = {d.span.trace_id for d in first.values()}
-    finalized = set(
-        _scalars(
-            connection, sa.select(Trace.trace_id).where(Trace.finalized), Trace.trace_id, trace_ids
-        )
+    finalized = set(_scalars(connection, sa.select(Trace.trace_id), Trace.trace_id, trace_ids))
+    _upsert_open_traces(
+        connection, partition, [d for d in first.values() if d.span.trace_id not in finalized]
     )
     rows = [_span_row(d, partition, d.span.trace_id in finalized) for d in first.values()]
-    if rows:
-        connection.execute(_insert(connection, Span).on_conflict_do_nothing(), rows)
-    open_ids = trace_ids - finalized
+    _insert_many(connection, _insert(connection, Span).on_conflict_do_nothing(), rows)
     rooted = set(
         _scalars(
             connection,
             sa.select(Span.trace_id).where(Span.parent_span_id.is_(None)).distinct(),
             Span.trace_id,
-            open_ids,
+            trace_ids - finalized,
         )
     )
     clock = max((d.timestamp_ms for d in deliveries), default=0)
-    idle = _idle(connection, partition, clock, idle_timeout_ms)
-    _finalize(connection, partition, end_offset, rooted, "root")
-    _finalize(connection, partition, end_offset, idle - rooted, "idle")
+    idle = _idle(connection, partition, clock, idle_timeout_ms) - rooted
+    done = _finalize(connection, partition, end_offset, rooted, "root")
+    done.update(_finalize(connection, partition, end_offset, idle, "idle"))
+    return done
 
 
 def _idle(connection: sa.Connection, partition: int, clock_ms: int, timeout_ms: int) -> set[str]:
     """The partition's open traces whose last span arrived ``timeout_ms`` before ``clock_ms``."""
-    query = sa.select(Trace.trace_id).where(
-        Trace.partition == partition,
-        sa.not_(Trace.finalized),
-        Trace.last_seen_ms < clock_ms - timeout_ms,
+    query = sa.select(OpenTrace.trace_id).where(
+        OpenTrace.partition == partition, OpenTrace.last_seen_ms < clock_ms - timeout_ms
     )
     return set(connection.scalars(query))
 
 
-def owed(connection: sa.Connection, partition: int, after: int, end: int) -> Owed:
-    """Traces finalized and late spans first delivered in offsets (after, end] of a partition."""
+def owed(
+    connection: sa.Connection,
+    partition: int,
+    after: int,
+    end: int,
+    known: dict[str, list[SpanRecord]] | None = None,
+) -> Owed:
+    """Traces finalized and late spans first delivered in offsets (after, end] of a partition.
+
+    ``known``: spans of traces already in hand (from ``write_batch`` in this process), not read
+    again; a finalized trace's non-late spans never change, so they are the same rows.
+    """
+    known = known or {}
     traces = connection.execute(
         sa.select(Trace).where(
             Trace.final_partition == partition,
@@ -95,10 +103,12 @@ def owed(connection: sa.Connection, partition: int, after: int, end: int) -> Owe
         )
     ).all()
     summaries = {row.trace_id: (trace_summary(row), row.final_offset) for row in traces}
-    spans: dict[str, list[SpanRecord]] = {trace_id: [] for trace_id in summaries}
-    for row in _rows(
-        connection, sa.select(*LIGHT_COLUMNS).where(sa.not_(Span.late)), Span.trace_id, summaries
-    ):
+    spans: dict[str, list[SpanRecord]] = {
+        trace_id: list(known.get(trace_id, ())) for trace_id in summaries
+    }
+    missing = [trace_id for trace_id in summaries if trace_id not in known]
+    query = sa.select(*LIGHT_COLUMNS).where(sa.not_(Span.late))
+    for row in _rows(connection, query, Span.trace_id, missing):
         spans[row.trace_id].append(light_record(row))
     late_rows = connection.execute(
         sa.select(*LIGHT_COLUMNS, Span.src_offset, Trace.timestamp_ms)
@@ -118,22 +128,26 @@ def owed(connection: sa.Connection, partition: int, after: int, end: int) -> Owe
 
 def _finalize(
     connection: sa.Connection, partition: int, end_offset: int, trace_ids: set[str], reason: str
-) -> None:
+) -> dict[str, list[SpanRecord]]:
+    """Write each trace's summary once (a concurrent finalization of the same trace loses)."""
     if not trace_ids:
-        return
+        return {}
     spans: dict[str, list[SpanRecord]] = {}
-    experiments: dict[str, str] = {}
+    tags_of: dict[tuple[str, str], dict[str, str]] = {}
     query = sa.select(*LIGHT_COLUMNS, Span.trace_tags)
     for row in _rows(connection, query, Span.trace_id, trace_ids):
         spans.setdefault(row.trace_id, []).append(light_record(row))
-        experiments[row.trace_id] = row.experiment_id
-    updates = []
+        tags_of[(row.trace_id, row.span_id)] = row.trace_tags or {}
+    rows = []
     tags = []
     for trace_id, trace_spans in spans.items():
-        summary = summarize(trace_id, experiments[trace_id], trace_spans)
-        updates.append(
+        for span in trace_spans:
+            span.trace_tags = tags_of[(trace_id, span.span_id)]
+        summary = summarize(trace_id, trace_spans[0].experiment_id, trace_spans)
+        rows.append(
             {
-                "b_trace_id": trace_id,
+                "trace_id": trace_id,
+                "experiment_id": summary.experiment_id,
                 "final_partition": partition,
                 "final_offset": end_offset,
                 "final_reason": reason,
@@ -149,15 +163,11 @@ def _finalize(
             }
         )
         tags.extend({"trace_id": trace_id, "key": k, "value": v} for k, v in summary.tags.items())
-    table = Trace.__table__
-    statement = (
-        sa.update(table)
-        .where(table.c.trace_id == sa.bindparam("b_trace_id"), sa.not_(table.c.finalized))
-        .values(finalized=True, **{key: sa.bindparam(key) for key in updates[0] if key[:2] != "b_"})
-    )
-    connection.execute(statement, updates)
-    if tags:
-        connection.execute(_insert(connection, TraceTag).on_conflict_do_nothing(), tags)
+    _insert_many(connection, _insert(connection, Trace).on_conflict_do_nothing(), rows)
+    _insert_many(connection, _insert(connection, TraceTag).on_conflict_do_nothing(), tags)
+    for chunk in _chunks(sorted(spans)):
+        connection.execute(sa.delete(OpenTrace).where(OpenTrace.trace_id.in_(chunk)))
+    return spans
 
 
 LIGHT_COLUMNS = (
@@ -168,8 +178,8 @@ LIGHT_COLUMNS = (
 
 
 def light_record(row: Any) -> SpanRecord:
-    """What aggregation needs of a span (no attributes, no content; tags only if selected:
-    after finalization a trace's tags live on the trace)."""
+    """What aggregation needs of a span: no attributes, content or tags (after finalization a
+    trace's tags live on the trace)."""
     return SpanRecord(
         trace_id=row.trace_id,
         span_id=row.span_id,
@@ -186,7 +196,7 @@ def light_record(row: Any) -> SpanRecord:
         input_tokens=row.input_tokens,
         output_tokens=row.output_tokens,
         attributes={},
-        trace_tags=getattr(row, "trace_tags", None) or {},
+        trace_tags={},
     )
 
 
@@ -247,7 +257,7 @@ def _upsert_experiments(connection: sa.Connection, experiment_ids: set[str]) -> 
     connection.execute(_insert(connection, Experiment).on_conflict_do_nothing(), rows)
 
 
-def _upsert_traces(
+def _upsert_open_traces(
     connection: sa.Connection, partition: int, deliveries: Iterable[Delivery]
 ) -> None:
     seen: dict[str, dict[str, Any]] = {}
@@ -260,7 +270,6 @@ def _upsert_traces(
                 "partition": partition,
                 "first_seen_ms": delivery.timestamp_ms,
                 "last_seen_ms": delivery.timestamp_ms,
-                "finalized": False,
             }
         else:
             row["first_seen_ms"] = min(row["first_seen_ms"], delivery.timestamp_ms)
@@ -268,12 +277,18 @@ def _upsert_traces(
     if not seen:
         return
     greatest = sa.func.greatest if connection.dialect.name == "postgresql" else sa.func.max
-    statement = _insert(connection, Trace)
+    statement = _insert(connection, OpenTrace)
     statement = statement.on_conflict_do_update(
-        index_elements=[Trace.trace_id],
-        set_={"last_seen_ms": greatest(Trace.last_seen_ms, statement.excluded.last_seen_ms)},
+        index_elements=[OpenTrace.trace_id],
+        set_={"last_seen_ms": greatest(OpenTrace.last_seen_ms, statement.excluded.last_seen_ms)},
     )
     connection.execute(statement, list(seen.values()))
+
+
+def _insert_many(connection: sa.Connection, statement: Any, rows: list[dict[str, Any]]) -> None:
+    """One executemany (psycopg pipelines the rows); nothing to do for no rows."""
+    if rows:
+        connection.execute(statement, rows)
 
 
 def _insert(connection: sa.Connection, model: Any) -> Any:

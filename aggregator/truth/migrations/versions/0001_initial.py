@@ -24,28 +24,32 @@ def upgrade() -> None:
         sa.Column("created_ms", sa.BigInteger, nullable=False),
     )
     op.create_table(
-        "traces",
+        "open_traces",
         sa.Column("trace_id", sa.String(32), primary_key=True),
         sa.Column("experiment_id", sa.String(64), nullable=False),
         sa.Column("partition", sa.Integer, nullable=False),
         sa.Column("first_seen_ms", sa.BigInteger, nullable=False),
         sa.Column("last_seen_ms", sa.BigInteger, nullable=False),
-        sa.Column("finalized", sa.Boolean, nullable=False),
-        sa.Column("final_partition", sa.Integer),
-        sa.Column("final_offset", sa.BigInteger),
-        sa.Column("final_reason", sa.String(8)),
-        sa.Column("timestamp_ms", sa.BigInteger),
-        sa.Column("execution_time_ms", sa.BigInteger),
-        sa.Column("status", sa.String(16)),
+    )
+    op.create_index("ix_open_traces_idle", "open_traces", ["partition", "last_seen_ms"])
+    op.create_table(
+        "traces",
+        sa.Column("trace_id", sa.String(32), primary_key=True),
+        sa.Column("experiment_id", sa.String(64), nullable=False),
+        sa.Column("final_partition", sa.Integer, nullable=False),
+        sa.Column("final_offset", sa.BigInteger, nullable=False),
+        sa.Column("final_reason", sa.String(8), nullable=False),
+        sa.Column("timestamp_ms", sa.BigInteger, nullable=False),
+        sa.Column("execution_time_ms", sa.BigInteger, nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
         sa.Column("root_name", sa.Text),
-        sa.Column("input_tokens", sa.BigInteger),
-        sa.Column("output_tokens", sa.BigInteger),
-        sa.Column("total_tokens", sa.BigInteger),
-        sa.Column("span_count", sa.Integer),
-        sa.Column("tags", Json),
+        sa.Column("input_tokens", sa.BigInteger, nullable=False),
+        sa.Column("output_tokens", sa.BigInteger, nullable=False),
+        sa.Column("total_tokens", sa.BigInteger, nullable=False),
+        sa.Column("span_count", sa.Integer, nullable=False),
+        sa.Column("tags", Json, nullable=False),
     )
     op.create_index("ix_traces_experiment_timestamp", "traces", ["experiment_id", "timestamp_ms"])
-    op.create_index("ix_traces_open", "traces", ["partition", "finalized", "last_seen_ms"])
     op.create_index("ix_traces_final", "traces", ["final_partition", "final_offset"])
     op.create_table(
         "spans",
@@ -109,5 +113,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("assessments", "trace_tags", "spans", "traces", "experiments"):
+    for table in ("assessments", "trace_tags", "spans", "traces", "open_traces", "experiments"):
         op.drop_table(table)
