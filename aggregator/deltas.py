@@ -35,27 +35,26 @@ class _Experiment:
 
 
 class TagRegistry:
-    """Which tag values are counted by name: the first ``cap`` seen per key, others OTHER."""
+    """Which tag values are counted by name: the first ``cap`` values of each key, per
+    experiment; decided by the store, atomically, the same way for live ingestion and rebuilds.
+    """
 
     def __init__(self, store: AggregateStore, experiment_id: str, cap: int) -> None:
         self._store = store
         self._experiment = experiment_id
         self._cap = cap
-        self._known: dict[str, set[str]] = {}
-        self.added: dict[str, set[str]] = {}
+        self._decided: dict[tuple[str, str], bool] = {}
 
-    def admit(self, key: str, value: str) -> str:
-        known = self._known.get(key)
-        if known is None:
-            [known] = self._store.read_members([keys.tag_registry(self._experiment, key)])
-            self._known[key] = known
-        if value in known:
-            return value
-        if len(known) >= self._cap:
-            return dimensions.OTHER
-        known.add(value)
-        self.added.setdefault(keys.tag_registry(self._experiment, key), set()).add(value)
-        return value
+    def decide(self, tags: set[tuple[str, str]]) -> None:
+        """Ask the store about every (key, value) not decided yet, in one round trip."""
+        pending = sorted(tags - self._decided.keys())
+        for tag, admitted in zip(
+            pending, self._store.admit_tags(self._experiment, pending, self._cap), strict=True
+        ):
+            self._decided[tag] = admitted
+
+    def value(self, key: str, value: str) -> str:
+        return value if self._decided[(key, value)] else dimensions.OTHER
 
 
 def build_updates(
@@ -92,6 +91,12 @@ def accumulate(owed: Owed, partition: int, store: AggregateStore, policy: Policy
             registries[experiment_id] = TagRegistry(store, experiment_id, policy.tag_value_cap)
         return by_experiment[experiment_id]
 
+    seen: dict[str, set[tuple[str, str]]] = {}
+    for summary, _, _ in owed.finalized:
+        target(summary.experiment_id)
+        seen.setdefault(summary.experiment_id, set()).update(summary.tags.items())
+    for experiment_id, tags in seen.items():
+        registries[experiment_id].decide(tags)
     for summary, spans, _ in owed.finalized:
         experiment = target(summary.experiment_id)
         _add_trace(experiment, summary, spans, registries[summary.experiment_id], policy)
@@ -102,8 +107,8 @@ def accumulate(owed: Owed, partition: int, store: AggregateStore, policy: Policy
             bucket = keys.bucket(span.experiment_id, resolution, start)
             experiment.update.counters[(bucket, fields.LATE_SPANS)] += 1
             _add_span(experiment, span, resolution, start, policy)
-    for experiment_id, experiment in by_experiment.items():
-        _finish(experiment, store, registries[experiment_id])
+    for experiment in by_experiment.values():
+        _finish(experiment, store)
     return [experiment.update for experiment in by_experiment.values()]
 
 
@@ -115,7 +120,7 @@ def _add_trace(
     policy: Policy,
 ) -> None:
     update = experiment.update
-    tags = {key: registry.admit(key, value) for key, value in summary.tags.items()}
+    tags = {key: registry.value(key, value) for key, value in summary.tags.items()}
     dims = sorted(dimensions.of_trace(summary, spans, lambda key, value: tags[key]))
     tools = {span.tool_name for span in spans if span.tool_name is not None}
     latency = float(summary.execution_time_ms)
@@ -198,7 +203,7 @@ def _expire(update: Update, key: str, resolution: Resolution, start: int, policy
     update.expire_at_ms[key] = start + WIDTH_MS[resolution] + policy.ttl_ms[resolution]
 
 
-def _finish(experiment: _Experiment, store: AggregateStore, registry: TagRegistry) -> None:
+def _finish(experiment: _Experiment, store: AggregateStore) -> None:
     """Merge new values into the partition's digests; spread pair counts into partner hashes."""
     update = experiment.update
     locations = list(experiment.digest_values)
@@ -210,7 +215,6 @@ def _finish(experiment: _Experiment, store: AggregateStore, registry: TagRegistr
         prefix = keys.partners(update.experiment_id, resolution, start, "")
         for (first, second), count in co_occurrences(sets).items():
             update.counters[(prefix + first, second)] += count
-    update.members.update(registry.added)
 
 
 def co_occurrences(dimension_sets: list[list[str]]) -> dict[tuple[str, str], int]:

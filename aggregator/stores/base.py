@@ -24,7 +24,6 @@ class Update:
     minimums: dict[tuple[str, str], float] = field(default_factory=dict)
     maximums: dict[tuple[str, str], float] = field(default_factory=dict)
     blobs: dict[tuple[str, str], bytes] = field(default_factory=dict)  # HSET (hash, field)
-    members: dict[str, set[str]] = field(default_factory=dict)  # SADD
     distinct: dict[str, set[str]] = field(default_factory=dict)  # PFADD
     expire_at_ms: dict[str, int] = field(default_factory=dict)
 
@@ -63,7 +62,11 @@ class AggregateStore(Protocol):
         """The blobs at (hash key, field) locations, None where missing."""
         ...
 
-    def read_members(self, keys: list[str]) -> list[set[str]]: ...
+    def admit_tags(self, experiment_id: str, tags: list[tuple[str, str]], cap: int) -> list[bool]:
+        """For each (tag key, value): is the value counted by name? Atomically per experiment,
+        a value is admitted if its key's registry holds it or has fewer than ``cap`` values
+        (and is then added). A registry only grows, so a decision never changes later."""
+        ...
 
     def count_distinct(self, keys: list[str]) -> int:
         """Estimated distinct values across the keys' HyperLogLogs."""

@@ -45,8 +45,6 @@ class MemoryStore:
                     target[name] = value
             for (key, name), blob in update.blobs.items():
                 self._blobs[key][name] = blob
-            for key, members in update.members.items():
-                self._sets[key].update(members)
             for key, values in update.distinct.items():
                 self._distinct[key].update(values)
             self._expiry.update(update.expire_at_ms)
@@ -72,9 +70,15 @@ class MemoryStore:
             self._expire()
             return [self._blobs.get(key, {}).get(name) for key, name in locations]
 
-    def read_members(self, keys_: list[str]) -> list[set[str]]:
+    def admit_tags(self, experiment_id: str, tags: list[tuple[str, str]], cap: int) -> list[bool]:
         with self._lock:
-            return [set(self._sets.get(key, ())) for key in keys_]
+            decisions = []
+            for key, value in tags:
+                registry = self._sets[keys.tag_registry(experiment_id, key)]
+                if value not in registry and len(registry) < cap:
+                    registry.add(value)
+                decisions.append(value in registry)
+            return decisions
 
     def count_distinct(self, keys_: list[str]) -> int:
         """Exact here; Redis estimates (HyperLogLog, 0.81% standard error)."""

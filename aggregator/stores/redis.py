@@ -26,11 +26,27 @@ for _, op in ipairs(ops.hi) do
   if (not v) or tonumber(v) < tonumber(op[3]) then redis.call('HSET', KEYS[op[1]], op[2], op[3]) end
 end
 for _, op in ipairs(ops.b) do redis.call('HSET', KEYS[op[1]], op[2], ARGV[op[3]]) end
-for _, op in ipairs(ops.m) do redis.call('SADD', KEYS[op[1]], unpack(op, 2)) end
 for _, op in ipairs(ops.d) do redis.call('PFADD', KEYS[op[1]], unpack(op, 2)) end
 for _, op in ipairs(ops.e) do redis.call('PEXPIREAT', KEYS[op[1]], op[2]) end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
+"""
+# KEYS: one registry per tag; ARGV[1] = cap, ARGV[i + 1] = the value for KEYS[i]
+_ADMIT = """
+local cap = tonumber(ARGV[1])
+local out = {}
+for i, key in ipairs(KEYS) do
+  local value = ARGV[i + 1]
+  if redis.call('SISMEMBER', key, value) == 1 then
+    out[i] = 1
+  elseif redis.call('SCARD', key) < cap then
+    redis.call('SADD', key, value)
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
 """
 _UNPACK_LIMIT = 500  # members per SADD/PFADD call (Lua's stack is limited)
 
@@ -41,6 +57,7 @@ class RedisStore:
             redis.RedisCluster.from_url(url) if cluster else redis.Redis.from_url(url)
         )
         self._apply = self._client.register_script(_APPLY)
+        self._admit = self._client.register_script(_ADMIT)
         self._cluster = cluster
 
     def fences(self, experiment_id: str) -> dict[int, int]:
@@ -62,7 +79,6 @@ class RedisStore:
             "lo": [[index(k), f, repr(x)] for (k, f), x in update.minimums.items()],
             "hi": [[index(k), f, repr(x)] for (k, f), x in update.maximums.items()],
             "b": [],
-            "m": _chunked(index, update.members),
             "d": _chunked(index, update.distinct),
             "e": [[index(k), at] for k, at in update.expire_at_ms.items()],
         }
@@ -96,11 +112,12 @@ class RedisStore:
             pipe.hget(key, name)
         return list(pipe.execute()) if locations else []
 
-    def read_members(self, keys_: list[str]) -> list[set[str]]:
-        pipe = self._client.pipeline(transaction=False)
-        for key in keys_:
-            pipe.smembers(key)
-        return [{member.decode() for member in raw} for raw in pipe.execute()]
+    def admit_tags(self, experiment_id: str, tags: list[tuple[str, str]], cap: int) -> list[bool]:
+        if not tags:
+            return []
+        registries = [keys.tag_registry(experiment_id, key) for key, _ in tags]
+        decisions = self._admit(keys=registries, args=[cap, *(value for _, value in tags)])
+        return [bool(decision) for decision in decisions]
 
     def count_distinct(self, keys_: list[str]) -> int:
         return int(self._client.pfcount(*keys_)) if keys_ else 0

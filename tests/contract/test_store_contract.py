@@ -25,7 +25,6 @@ def test_apply_counts_sums_extremes_blobs_sets_and_fence(store):
         minimums={(h, "latency_min"): 3.0},
         maximums={(h, "latency_max"): 9.5},
         blobs={(_key(e, "td:h:0:latency"), "3"): b"\x01\x00\xff"},
-        members={_key(e, "tagreg:env"): {"prod", "dev"}},
         distinct={_key(e, "hll:h:0:env"): {"a", "b", "c"}},
         expire_at_ms={h: int(time.time() * 1000) + 60_000},
     )  # fmt: skip
@@ -48,7 +47,6 @@ def test_apply_counts_sums_extremes_blobs_sets_and_fence(store):
         None,
     ]
     assert store.read_blobs(_key(e, "td:h:0:latency")) == {"3": b"\x01\x00\xff"}
-    assert store.read_members([_key(e, "tagreg:env"), _key(e, "none")]) == [{"prod", "dev"}, set()]
     assert store.count_distinct([_key(e, "hll:h:0:env"), _key(e, "hll:h:1:env")]) == 4
     assert e in store.experiments()
 
@@ -85,9 +83,17 @@ def test_drop_a_range_or_everything(store):
     assert store.read_hash(day0) == {}
     assert store.read_hash(day1) == {"traces": 1}
     assert store.fences(e) == {0: 5}
-    store.apply(Update(e, 0, 5, 6, members={_key(e, "tagreg:env"): {"prod"}}))
+    assert store.admit_tags(e, [("env", "prod")], cap=1) == [True]
     store.drop(e, None, None)
     assert store.read_hash(day1) == {}
     assert store.fences(e) == {}
-    assert store.read_members([_key(e, "tagreg:env")]) == [{"prod"}]
+    assert store.admit_tags(e, [("env", "dev"), ("env", "prod")], cap=1) == [False, True]
     assert store.read_hash(_key(other, "b:d:0")) == {"traces": 1}
+
+
+def test_tag_admission_is_first_come_up_to_the_cap_and_never_changes(store):
+    e = _experiment()
+    tags = [("user", "a"), ("user", "b"), ("user", "a"), ("user", "c"), ("team", "x")]
+    assert store.admit_tags(e, tags, cap=2) == [True, True, True, False, True]
+    assert store.admit_tags(e, [("user", "c"), ("user", "b")], cap=2) == [False, True]
+    assert store.admit_tags(e, [], cap=2) == []
