@@ -320,3 +320,15 @@ def wait_for(predicate: Any, timeout_s: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.2)
+
+
+def assert_quantiles_close(
+    digest: Any, values: Any, quantiles: Iterable[float] = (0.5, 0.9, 0.99)
+) -> None:
+    """A digest's quantiles against numpy's: within half a percent of rank (the t-digest's
+    accuracy notion; in value, small sparse samples differ more — see docs/aggregator.md)."""
+    import numpy as np
+
+    for q in quantiles:
+        low, high = np.quantile(values, [max(0.0, q - 0.005), min(1.0, q + 0.005)])
+        assert low <= digest.quantile(q) <= high, (q, low, digest.quantile(q), high)

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from aggregator.truth.bulk import insert_ignoring_conflicts
 from aggregator.truth.models import Experiment, OpenTrace, Span, Trace, TraceTag
 from trace_insights.core.records import SpanRecord, TraceSummary, summarize
 
@@ -54,23 +55,35 @@ def write_batch(
     _upsert_experiments(connection, {d.span.experiment_id for d in first.values()})
     trace_ids = {d.span.trace_id for d in first.values()}
     finalized = set(_scalars(connection, sa.select(Trace.trace_id), Trace.trace_id, trace_ids))
+    open_ids = trace_ids - finalized
+    # traces first seen in this batch have all their spans in hand: no need to read them back
+    seen_before = set(
+        _scalars(connection, sa.select(OpenTrace.trace_id), OpenTrace.trace_id, open_ids)
+    )
+    in_hand: dict[str, list[SpanRecord]] = {}
+    for delivery in first.values():
+        if delivery.span.trace_id in open_ids and delivery.span.trace_id not in seen_before:
+            in_hand.setdefault(delivery.span.trace_id, []).append(delivery.span)
     _upsert_open_traces(
-        connection, partition, [d for d in first.values() if d.span.trace_id not in finalized]
+        connection, partition, [d for d in first.values() if d.span.trace_id in open_ids]
     )
     rows = [_span_row(d, partition, d.span.trace_id in finalized) for d in first.values()]
-    _insert_many(connection, _insert(connection, Span).on_conflict_do_nothing(), rows)
-    rooted = set(
+    insert_ignoring_conflicts(connection, Span.__table__, rows)
+    rooted = {
+        trace_id for trace_id, spans in in_hand.items() if any(span.is_root for span in spans)
+    }
+    rooted.update(
         _scalars(
             connection,
             sa.select(Span.trace_id).where(Span.parent_span_id.is_(None)).distinct(),
             Span.trace_id,
-            trace_ids - finalized,
+            seen_before,
         )
     )
     clock = max((d.timestamp_ms for d in deliveries), default=0)
     idle = _idle(connection, partition, clock, idle_timeout_ms) - rooted
-    done = _finalize(connection, partition, end_offset, rooted, "root")
-    done.update(_finalize(connection, partition, end_offset, idle, "idle"))
+    done = _finalize(connection, partition, end_offset, rooted, "root", in_hand)
+    done.update(_finalize(connection, partition, end_offset, idle, "idle", in_hand))
     return done
 
 
@@ -127,22 +140,25 @@ def owed(
 
 
 def _finalize(
-    connection: sa.Connection, partition: int, end_offset: int, trace_ids: set[str], reason: str
+    connection: sa.Connection,
+    partition: int,
+    end_offset: int,
+    trace_ids: set[str],
+    reason: str,
+    in_hand: dict[str, list[SpanRecord]],
 ) -> dict[str, list[SpanRecord]]:
     """Write each trace's summary once (a concurrent finalization of the same trace loses)."""
     if not trace_ids:
         return {}
-    spans: dict[str, list[SpanRecord]] = {}
-    tags_of: dict[tuple[str, str], dict[str, str]] = {}
+    spans = {trace_id: in_hand[trace_id] for trace_id in trace_ids if trace_id in in_hand}
     query = sa.select(*LIGHT_COLUMNS, Span.trace_tags)
-    for row in _rows(connection, query, Span.trace_id, trace_ids):
-        spans.setdefault(row.trace_id, []).append(light_record(row))
-        tags_of[(row.trace_id, row.span_id)] = row.trace_tags or {}
+    for row in _rows(connection, query, Span.trace_id, trace_ids - spans.keys()):
+        span = light_record(row)
+        span.trace_tags = row.trace_tags or {}
+        spans.setdefault(row.trace_id, []).append(span)
     rows = []
     tags = []
     for trace_id, trace_spans in spans.items():
-        for span in trace_spans:
-            span.trace_tags = tags_of[(trace_id, span.span_id)]
         summary = summarize(trace_id, trace_spans[0].experiment_id, trace_spans)
         rows.append(
             {
@@ -163,8 +179,8 @@ def _finalize(
             }
         )
         tags.extend({"trace_id": trace_id, "key": k, "value": v} for k, v in summary.tags.items())
-    _insert_many(connection, _insert(connection, Trace).on_conflict_do_nothing(), rows)
-    _insert_many(connection, _insert(connection, TraceTag).on_conflict_do_nothing(), tags)
+    insert_ignoring_conflicts(connection, Trace.__table__, rows)
+    insert_ignoring_conflicts(connection, TraceTag.__table__, tags)
     for chunk in _chunks(sorted(spans)):
         connection.execute(sa.delete(OpenTrace).where(OpenTrace.trace_id.in_(chunk)))
     return spans
@@ -283,12 +299,6 @@ def _upsert_open_traces(
         set_={"last_seen_ms": greatest(OpenTrace.last_seen_ms, statement.excluded.last_seen_ms)},
     )
     connection.execute(statement, list(seen.values()))
-
-
-def _insert_many(connection: sa.Connection, statement: Any, rows: list[dict[str, Any]]) -> None:
-    """One executemany (psycopg pipelines the rows); nothing to do for no rows."""
-    if rows:
-        connection.execute(statement, rows)
 
 
 def _insert(connection: sa.Connection, model: Any) -> Any:

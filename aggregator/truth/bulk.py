@@ -1,0 +1,58 @@
+"""Bulk ``INSERT ... ON CONFLICT DO NOTHING`` of many rows.
+
+On PostgreSQL the rows are streamed with COPY into a session-local staging table, then moved
+with one INSERT ... SELECT (a SQLAlchemy expression): row formatting happens in psycopg's C
+code instead of per-row parameter processing, several times cheaper per span. The COPY
+command is composed with ``psycopg.sql`` from the model's own table and column names — never
+from input. Elsewhere (SQLite) it is one executemany.
+"""
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from psycopg import sql
+from sqlalchemy.dialects import postgresql, sqlite
+
+_STAGING = sa.MetaData()
+
+
+def insert_ignoring_conflicts(
+    connection: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
+) -> None:
+    if not rows:
+        return
+    if connection.dialect.name != "postgresql":
+        connection.execute(sqlite.insert(table).on_conflict_do_nothing(), rows)
+        return
+    staging = _staging(table)
+    staging.create(connection, checkfirst=True)
+    columns = [column.name for column in table.columns]
+    json_columns = {c.name for c in table.columns if isinstance(c.type, sa.JSON)}
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    copy = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(staging.name), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    with cursor.copy(copy) as stream:
+        for row in rows:
+            stream.write_row(
+                [json.dumps(row[c]) if c in json_columns else row.get(c) for c in columns]
+            )
+    cursor.close()
+    statement = postgresql.insert(table).from_select(columns, sa.select(staging))
+    connection.execute(statement.on_conflict_do_nothing())
+    connection.execute(sa.delete(staging))
+
+
+def _staging(table: sa.Table) -> sa.Table:
+    """A temporary twin of ``table`` without constraints, emptied at every commit."""
+    name = f"staging_{table.name}"
+    if name in _STAGING.tables:
+        return _STAGING.tables[name]
+    return sa.Table(
+        name,
+        _STAGING,
+        *(sa.Column(column.name, column.type) for column in table.columns),
+        prefixes=["TEMPORARY"],
+        postgresql_on_commit="DELETE ROWS",
+    )
