@@ -5,6 +5,7 @@ facts (count, status, latency, tokens, tags, tools used, dimensions) are added o
 finalization, with the span facts of the spans received by then; late spans add span facts.
 """
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,11 +28,68 @@ class Policy:
 
 
 @dataclass
+class _Bucket:
+    """Everything one batch adds to one experiment's bucket, before it becomes key strings."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    sums: Counter[str] = field(default_factory=Counter)
+    minimums: dict[str, float] = field(default_factory=dict)
+    maximums: dict[str, float] = field(default_factory=dict)
+    digests: dict[str, list[float]] = field(default_factory=dict)  # metric → new values
+    tag_values: dict[str, Counter[str]] = field(default_factory=dict)  # key → capped value → n
+    tag_distinct: dict[str, set[str]] = field(default_factory=dict)  # key → raw values
+    occurrences: Counter[str] = field(default_factory=Counter)
+    dimension_sets: list[list[str]] = field(default_factory=list)
+
+
+@dataclass
+class _SpanFacts:
+    """What a set of spans adds to a bucket, computed once and added to every resolution."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    sums: Counter[str] = field(default_factory=Counter)
+    digests: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, span: SpanRecord) -> None:
+        counts = self.counts
+        counts[fields.SPANS] += 1
+        counts[fields.span_type(span.span_type)] += 1
+        duration = span.duration_ms
+        if span.tool_name is not None:
+            counts[fields.tool(span.tool_name, "calls")] += 1
+            if span.status == "ERROR":
+                counts[fields.tool(span.tool_name, "errors")] += 1
+            self.sums[fields.tool(span.tool_name, "latency_sum")] += duration
+            self.digests.setdefault(f"tool:{span.tool_name}", []).append(duration)
+        if span.model is not None:
+            counts[fields.model(span.model, "calls")] += 1
+            counts[fields.model(span.model, "input_tokens")] += span.input_tokens or 0
+            counts[fields.model(span.model, "output_tokens")] += span.output_tokens or 0
+            self.sums[fields.model(span.model, "latency_sum")] += duration
+            self.digests.setdefault(f"model:{span.model}", []).append(duration)
+
+    def add_to(self, bucket: _Bucket) -> None:
+        bucket.counts.update(self.counts)
+        bucket.sums.update(self.sums)
+        for metric, values in self.digests.items():
+            bucket.digests.setdefault(metric, []).extend(values)
+
+
 class _Experiment:
-    update: Update
-    digest_values: dict[tuple[str, str], list[float]] = field(default_factory=dict)
-    # (resolution, bucket start) → the dimension sets of the traces finalized there
-    dimension_sets: dict[tuple[Resolution, int], list[list[str]]] = field(default_factory=dict)
+    def __init__(self, experiment_id: str, partition: int) -> None:
+        self.experiment_id = experiment_id
+        self.partition = partition
+        self.buckets: dict[tuple[Resolution, int], _Bucket] = {}
+
+    def buckets_of(self, timestamp_ms: int) -> list[tuple[Resolution, _Bucket]]:
+        out = []
+        for resolution in Resolution:
+            start = bucket_start(timestamp_ms, resolution)
+            bucket = self.buckets.get((resolution, start))
+            if bucket is None:
+                bucket = self.buckets[(resolution, start)] = _Bucket()
+            out.append((resolution, bucket))
+        return out
 
 
 class TagRegistry:
@@ -82,34 +140,31 @@ def build_updates(
 
 def accumulate(owed: Owed, partition: int, store: AggregateStore, policy: Policy) -> list[Update]:
     """The deltas of ``owed``, one update per experiment; fences are left to the caller."""
-    by_experiment: dict[str, _Experiment] = {}
+    experiments: dict[str, _Experiment] = {}
     registries: dict[str, TagRegistry] = {}
+    tags_seen: dict[str, set[tuple[str, str]]] = {}
+    for summary, _, _ in owed.finalized:
+        tags_seen.setdefault(summary.experiment_id, set()).update(summary.tags.items())
+    for experiment_id, tags in tags_seen.items():
+        registries[experiment_id] = TagRegistry(store, experiment_id, policy.tag_value_cap)
+        registries[experiment_id].decide(tags)
 
     def target(experiment_id: str) -> _Experiment:
-        if experiment_id not in by_experiment:
-            by_experiment[experiment_id] = _Experiment(Update(experiment_id, partition, -1, -1))
-            registries[experiment_id] = TagRegistry(store, experiment_id, policy.tag_value_cap)
-        return by_experiment[experiment_id]
+        if experiment_id not in experiments:
+            experiments[experiment_id] = _Experiment(experiment_id, partition)
+        return experiments[experiment_id]
 
-    seen: dict[str, set[tuple[str, str]]] = {}
-    for summary, _, _ in owed.finalized:
-        target(summary.experiment_id)
-        seen.setdefault(summary.experiment_id, set()).update(summary.tags.items())
-    for experiment_id, tags in seen.items():
-        registries[experiment_id].decide(tags)
     for summary, spans, _ in owed.finalized:
-        experiment = target(summary.experiment_id)
-        _add_trace(experiment, summary, spans, registries[summary.experiment_id], policy)
+        _add_trace(
+            target(summary.experiment_id), summary, spans, registries[summary.experiment_id], policy
+        )
     for span, _, timestamp_ms in owed.late:
-        experiment = target(span.experiment_id)
-        for resolution in Resolution:
-            start = bucket_start(timestamp_ms, resolution)
-            bucket = keys.bucket(span.experiment_id, resolution, start)
-            experiment.update.counters[(bucket, fields.LATE_SPANS)] += 1
-            _add_span(experiment, span, resolution, start, policy)
-    for experiment in by_experiment.values():
-        _finish(experiment, store)
-    return [experiment.update for experiment in by_experiment.values()]
+        facts = _SpanFacts()
+        facts.add(span)
+        facts.counts[fields.LATE_SPANS] += 1
+        for _, bucket in target(span.experiment_id).buckets_of(timestamp_ms):
+            facts.add_to(bucket)
+    return [_update(experiment, store, policy) for experiment in experiments.values()]
 
 
 def _add_trace(
@@ -119,102 +174,84 @@ def _add_trace(
     registry: TagRegistry,
     policy: Policy,
 ) -> None:
-    update = experiment.update
     tags = {key: registry.value(key, value) for key, value in summary.tags.items()}
     dims = sorted(dimensions.of_trace(summary, spans, lambda key, value: tags[key]))
-    tools = {span.tool_name for span in spans if span.tool_name is not None}
+    facts = _SpanFacts()
+    for span in spans:
+        facts.add(span)
+    counts = facts.counts
+    counts[fields.TRACES] += 1
+    counts[fields.status(summary.status)] += 1
+    counts[fields.INPUT_TOKENS] += summary.input_tokens
+    counts[fields.OUTPUT_TOKENS] += summary.output_tokens
+    for tool in {span.tool_name for span in spans if span.tool_name is not None}:
+        counts[fields.tool(tool, "traces")] += 1
+    for key in summary.tags:
+        counts[fields.tag_key(key)] += 1
     latency = float(summary.execution_time_ms)
-    for resolution in Resolution:
-        start = bucket_start(summary.timestamp_ms, resolution)
-        bucket = keys.bucket(summary.experiment_id, resolution, start)
-        _expire(update, bucket, resolution, start, policy)
-        counters = update.counters
-        counters[(bucket, fields.TRACES)] += 1
-        counters[(bucket, fields.status(summary.status))] += 1
-        counters[(bucket, fields.INPUT_TOKENS)] += summary.input_tokens
-        counters[(bucket, fields.OUTPUT_TOKENS)] += summary.output_tokens
-        update.add_sum(bucket, fields.LATENCY_SUM, latency)
-        update.add_min(bucket, fields.LATENCY_MIN, latency)
-        update.add_max(bucket, fields.LATENCY_MAX, latency)
-        _digest(experiment, summary.experiment_id, resolution, start, "latency", latency, policy)
-        for tool in tools:
-            counters[(bucket, fields.tool(tool, "traces"))] += 1
+    facts.sums[fields.LATENCY_SUM] += latency
+    facts.digests["latency"] = [latency]
+    for resolution, bucket in experiment.buckets_of(summary.timestamp_ms):
+        facts.add_to(bucket)
+        if latency < bucket.minimums.get(fields.LATENCY_MIN, latency + 1):
+            bucket.minimums[fields.LATENCY_MIN] = latency
+        if latency > bucket.maximums.get(fields.LATENCY_MAX, latency - 1):
+            bucket.maximums[fields.LATENCY_MAX] = latency
         for key, value in summary.tags.items():
-            counters[(bucket, fields.tag_key(key))] += 1
-            values = keys.tag_values(summary.experiment_id, resolution, start, key)
-            counters[(values, tags[key])] += 1
-            _expire(update, values, resolution, start, policy)
-            distinct = keys.tag_distinct(summary.experiment_id, resolution, start, key)
-            update.distinct.setdefault(distinct, set()).add(value)
-            _expire(update, distinct, resolution, start, policy)
-        for span in spans:
-            _add_span(experiment, span, resolution, start, policy)
-        occurrences = keys.occurrences(summary.experiment_id, resolution, start)
-        _expire(update, occurrences, resolution, start, policy)
-        for dim in dims:
-            counters[(occurrences, dim)] += 1
+            bucket.tag_values.setdefault(key, Counter())[tags[key]] += 1
+            bucket.tag_distinct.setdefault(key, set()).add(value)
+        bucket.occurrences.update(dims)
         if resolution in policy.cooccurrence:
-            experiment.dimension_sets.setdefault((resolution, start), []).append(dims)
-            prefix = keys.partners(summary.experiment_id, resolution, start, "")
-            for dim in dims:
-                _expire(update, prefix + dim, resolution, start, policy)
+            bucket.dimension_sets.append(dims)
 
 
-def _add_span(
-    experiment: _Experiment, span: SpanRecord, resolution: Resolution, start: int, policy: Policy
-) -> None:
-    update = experiment.update
-    bucket = keys.bucket(span.experiment_id, resolution, start)
-    counters = update.counters
-    counters[(bucket, fields.SPANS)] += 1
-    counters[(bucket, fields.span_type(span.span_type))] += 1
-    duration = span.duration_ms
-    if span.tool_name is not None:
-        counters[(bucket, fields.tool(span.tool_name, "calls"))] += 1
-        if span.status == "ERROR":
-            counters[(bucket, fields.tool(span.tool_name, "errors"))] += 1
-        update.add_sum(bucket, fields.tool(span.tool_name, "latency_sum"), duration)
-        metric = f"tool:{span.tool_name}"
-        _digest(experiment, span.experiment_id, resolution, start, metric, duration, policy)
-    if span.model is not None:
-        counters[(bucket, fields.model(span.model, "calls"))] += 1
-        counters[(bucket, fields.model(span.model, "input_tokens"))] += span.input_tokens or 0
-        counters[(bucket, fields.model(span.model, "output_tokens"))] += span.output_tokens or 0
-        update.add_sum(bucket, fields.model(span.model, "latency_sum"), duration)
-        metric = f"model:{span.model}"
-        _digest(experiment, span.experiment_id, resolution, start, metric, duration, policy)
-
-
-def _digest(
-    experiment: _Experiment,
-    experiment_id: str,
-    resolution: Resolution,
-    start: int,
-    metric: str,
-    value: float,
-    policy: Policy,
-) -> None:
-    key = keys.digests(experiment_id, resolution, start, metric)
-    experiment.digest_values.setdefault((key, str(experiment.update.partition)), []).append(value)
-    _expire(experiment.update, key, resolution, start, policy)
-
-
-def _expire(update: Update, key: str, resolution: Resolution, start: int, policy: Policy) -> None:
-    update.expire_at_ms[key] = start + WIDTH_MS[resolution] + policy.ttl_ms[resolution]
-
-
-def _finish(experiment: _Experiment, store: AggregateStore) -> None:
-    """Merge new values into the partition's digests; spread pair counts into partner hashes."""
-    update = experiment.update
-    locations = list(experiment.digest_values)
+def _update(experiment: _Experiment, store: AggregateStore, policy: Policy) -> Update:
+    """Turn the buckets into keyed deltas; merge new values into the partition's digests."""
+    e = experiment.experiment_id
+    update = Update(e, experiment.partition, -1, -1)
+    partition = str(experiment.partition)
+    digest_values: dict[tuple[str, str], list[float]] = {}
+    for (resolution, start), bucket in experiment.buckets.items():
+        expire_at = start + WIDTH_MS[resolution] + policy.ttl_ms[resolution]
+        key = keys.bucket(e, resolution, start)
+        update.expire_at_ms[key] = expire_at
+        for name, count in bucket.counts.items():
+            update.counters[(key, name)] += count
+        for name, total in bucket.sums.items():
+            update.add_sum(key, name, total)
+        for name, value in bucket.minimums.items():
+            update.add_min(key, name, value)
+        for name, value in bucket.maximums.items():
+            update.add_max(key, name, value)
+        for metric, values in bucket.digests.items():
+            digest_key = keys.digests(e, resolution, start, metric)
+            digest_values[(digest_key, partition)] = values
+            update.expire_at_ms[digest_key] = expire_at
+        for tag, values in bucket.tag_values.items():
+            values_key = keys.tag_values(e, resolution, start, tag)
+            for value, count in values.items():
+                update.counters[(values_key, value)] += count
+            update.expire_at_ms[values_key] = expire_at
+            distinct_key = keys.tag_distinct(e, resolution, start, tag)
+            update.distinct.setdefault(distinct_key, set()).update(bucket.tag_distinct[tag])
+            update.expire_at_ms[distinct_key] = expire_at
+        if bucket.occurrences:
+            occurrences = keys.occurrences(e, resolution, start)
+            for dim, count in bucket.occurrences.items():
+                update.counters[(occurrences, dim)] += count
+            update.expire_at_ms[occurrences] = expire_at
+        if bucket.dimension_sets:
+            prefix = keys.partners(e, resolution, start, "")
+            for (first, second), count in co_occurrences(bucket.dimension_sets).items():
+                update.counters[(prefix + first, second)] += count
+            for dim in bucket.occurrences:
+                update.expire_at_ms[prefix + dim] = expire_at
+    locations = list(digest_values)
     for location, current in zip(locations, store.read_blob_fields(locations), strict=True):
         digest = sketch.load(current) if current is not None else sketch.new_digest()
-        digest.batch_update(experiment.digest_values[location])
+        digest.batch_update(digest_values[location])
         update.blobs[location] = sketch.dump(digest)
-    for (resolution, start), sets in experiment.dimension_sets.items():
-        prefix = keys.partners(update.experiment_id, resolution, start, "")
-        for (first, second), count in co_occurrences(sets).items():
-            update.counters[(prefix + first, second)] += count
+    return update
 
 
 def co_occurrences(dimension_sets: list[list[str]]) -> dict[tuple[str, str], int]:
