@@ -1,0 +1,28 @@
+"""Each atomic update touches one Redis Cluster hash slot: its experiment's."""
+
+from redis.crc import key_slot
+
+from aggregator.deltas import Policy, accumulate
+from aggregator.stores.memory import MemoryStore
+from aggregator.truth.writer import Owed
+from tests.unit.test_domain import _span
+from trace_insights.core import keys
+from trace_insights.core.buckets import Resolution
+from trace_insights.core.records import summarize
+
+
+def test_every_key_of_an_update_shares_the_fence_slot():
+    spans = [
+        _span("root", kind="AGENT", end=1500),
+        _span("a", "root", tool="search", status="ERROR", start=10, end=20),
+        _span("c", "root", kind="LLM", model="gpt", start=50, end=1600),
+    ]
+    owed = Owed(finalized=[(summarize("t", "1", spans), spans, 7)], late=[(spans[1], 9, 0)])
+    policy = Policy(ttl_ms={r: 86_400_000 for r in Resolution})
+    [update] = accumulate(owed, 3, MemoryStore(), policy)
+    touched = {key for key, _ in update.counters} | {key for key, _ in update.blobs}
+    touched |= set(update.distinct) | set(update.expire_at_ms)
+    assert len(touched) > 20
+    slot = key_slot(keys.fence("1").encode())
+    assert {key_slot(key.encode()) for key in touched} == {slot}
+    assert key_slot(keys.tag_registry("1", "env").encode()) == slot
