@@ -6,6 +6,7 @@ import threading
 
 from aggregator.deltas import Policy
 from aggregator.loop import Aggregator
+from aggregator.metrics import Liveness, serve
 from aggregator.source import KafkaSource
 from aggregator.stores.base import AggregateStore
 from aggregator.stores.redis import RedisStore
@@ -58,10 +59,16 @@ def run(settings: Settings) -> None:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    log.info("aggregator running", extra={"fields": {"group": settings.consumer_group}})
+    liveness = Liveness()
+    server = serve(liveness, settings.host, settings.aggregator_port)
+    log.info(
+        "aggregator running",
+        extra={"fields": {"group": settings.consumer_group, "port": server.server_address[1]}},
+    )
     try:
-        aggregator.run(stop)
+        aggregator.run(stop, liveness)
     finally:
+        server.shutdown()
         source.close()
         store.close()
         engine.dispose()

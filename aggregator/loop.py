@@ -9,14 +9,15 @@ and only then is the Kafka offset committed. A crash anywhere replays the batch 
 import logging
 import threading
 import time
-from dataclasses import dataclass
 
 import sqlalchemy as sa
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
+from aggregator import metrics
 from aggregator.decode import deliveries
 from aggregator.deltas import Policy, build_updates
+from aggregator.metrics import Liveness
 from aggregator.source import Record, Source
 from aggregator.stores.base import AggregateStore
 from aggregator.truth.writer import owed, write_batch
@@ -25,13 +26,6 @@ log = logging.getLogger(__name__)
 
 _CAS_ATTEMPTS = 5
 _BACKOFF_S = 1.0
-
-
-@dataclass
-class Stats:
-    spans: int = 0
-    batches: int = 0
-    updates: int = 0
 
 
 class Aggregator:
@@ -48,11 +42,12 @@ class Aggregator:
         self.store = store
         self.policy = policy
         self.idle_timeout_ms = idle_timeout_ms
-        self.stats = Stats()
 
-    def run(self, stop: threading.Event, poll_timeout_ms: int = 500) -> None:
+    def run(self, stop: threading.Event, liveness: Liveness, poll_timeout_ms: int = 500) -> None:
         while not stop.is_set():
             self.run_once(poll_timeout_ms, stop)
+            liveness.beat()
+            liveness.ready = True
 
     def run_once(self, poll_timeout_ms: int = 500, stop: threading.Event | None = None) -> int:
         """Poll once and process what came; returns the spans processed."""
@@ -61,6 +56,7 @@ class Aggregator:
             try:
                 processed += self.process(partition, records)
             except (SQLAlchemyError, RedisError, OSError) as exc:
+                metrics.FAILED_BATCHES.inc()
                 log.error(
                     "batch failed, will retry",
                     extra={"fields": {"partition": partition, "error": str(exc)}},
@@ -70,6 +66,7 @@ class Aggregator:
         return processed
 
     def process(self, partition: int, records: list[Record]) -> int:
+        started = time.perf_counter()
         start, end = records[0].offset, records[-1].offset
         batch = deliveries(records)
         with self.engine.begin() as connection:
@@ -85,10 +82,17 @@ class Aggregator:
             if not pending:
                 break
             # another writer moved a fence (a rebalance, a rebuild): recompute against it
+            metrics.FENCE_CONFLICTS.inc(len(pending))
             time.sleep(0.05)
         else:
             raise RedisError(f"fences of partition {partition} kept moving; retrying the batch")
         self.source.commit({partition: end + 1})
-        self.stats.spans += len(batch)
-        self.stats.batches += 1
+        metrics.SPANS.inc(len(batch))
+        metrics.TRACES_FINALIZED.inc(len(finalized))
+        metrics.LATE_SPANS.inc(len(items.late))
+        metrics.WATERMARK.labels(str(partition)).set(records[-1].timestamp_ms)
+        lag = self.source.lag(partition)
+        if lag is not None:
+            metrics.LAG.labels(str(partition)).set(lag)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         return len(batch)

@@ -31,6 +31,10 @@ class Source(Protocol):
 
     def rewind(self, partition: int, offset: int) -> None: ...
 
+    def lag(self, partition: int) -> int | None:
+        """Records between the read position and the partition's end, if known."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -84,6 +88,13 @@ class KafkaSource:
         tp = TopicPartition(self._topic, partition)
         if tp in self._consumer.assignment():
             self._consumer.seek(tp, offset)
+
+    def lag(self, partition: int) -> int | None:
+        tp = TopicPartition(self._topic, partition)
+        highwater = self._consumer.highwater(tp)
+        if highwater is None or tp not in self._consumer.assignment():
+            return None
+        return max(0, highwater - self._consumer.position(tp))
 
     def close(self) -> None:
         self._consumer.close()
@@ -140,6 +151,10 @@ class LocalBus:
     def rewind(self, partition: int, offset: int) -> None:
         with self._changed:
             self._positions[partition] = offset
+
+    def lag(self, partition: int) -> int | None:
+        with self._changed:
+            return len(self._logs[partition]) - self._positions[partition]
 
     def restart(self) -> None:
         """As after a crash: the next poll resumes from the committed offsets."""

@@ -293,6 +293,7 @@ def trace_insights(*args: str, **settings: Any) -> subprocess.CompletedProcess:
 
 
 def start_aggregator(**settings: Any) -> subprocess.Popen:
+    settings.setdefault("aggregator_port", 0)  # several may run side by side
     return subprocess.Popen(
         [sys.executable, "-m", "trace_insights", "aggregator"],
         env=service_env(**settings), cwd=ROOT,

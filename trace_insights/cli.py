@@ -81,6 +81,13 @@ DatabaseUrl = Annotated[
 
 @app.command()
 def aggregator(
+    aggregator_port: Annotated[
+        int | None,
+        typer.Option(
+            help="/health, /ready and /metrics, default 9464 [env: TRACE_INSIGHTS_AGGREGATOR_PORT]"
+        ),
+    ] = None,
+    host: Host = None,
     data_dir: DataDir = None,
     kafka_bootstrap_servers: KafkaServers = None,
     redis_url: RedisUrl = None,
@@ -90,6 +97,8 @@ def aggregator(
     from aggregator.app import run
 
     settings = load_settings(
+        aggregator_port=aggregator_port,
+        host=host,
         data_dir=data_dir,
         kafka_bootstrap_servers=kafka_bootstrap_servers,
         redis_url=redis_url,

@@ -1,7 +1,9 @@
 """OTel SDK → collector → Kafka → aggregator processes → PostgreSQL and Redis, for real."""
 
+import sys
 import uuid
 
+import httpx
 import numpy as np
 import pytest
 import sqlalchemy as sa
@@ -9,6 +11,7 @@ import sqlalchemy as sa
 from aggregator.stores.redis import RedisStore
 from aggregator.truth.models import Span, Trace
 from tests.support import (
+    ROOT,
     assert_quantiles_close,
     ground_truth,
     schema_url,
@@ -52,7 +55,11 @@ def test_sdk_traffic_through_two_aggregators_equals_the_ground_truth(
         kafka_bootstrap_servers=kafka_servers, redis_url=redis_url, database_url=url,
         spans_topic=topic, topic_partitions=4, consumer_group=f"g-{topic}",
     )  # fmt: skip
-    aggregators = [start_aggregator(**settings), start_aggregator(**settings)]
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from services import free_port
+
+    port = free_port()
+    aggregators = [start_aggregator(**settings, aggregator_port=port), start_aggregator(**settings)]
     store = RedisStore(redis_url)
     try:
         spans = sdk_spans(600, seed=8)
@@ -60,6 +67,13 @@ def test_sdk_traffic_through_two_aggregators_equals_the_ground_truth(
         _export(spans[:1500], collector.http_url, experiment)
         _export(spans[1200:], collector.http_url, experiment)  # 300 spans delivered twice
         wait_for(lambda: _traces_in(store, experiment, truth) >= 600, 120, "600 traces")
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/health").status_code == 200
+        assert httpx.get(f"{base}/ready").json() == {"status": "ready"}
+        text = httpx.get(f"{base}/metrics").text
+        assert "trace_insights_aggregator_spans_total" in text
+        assert "trace_insights_aggregator_batch_seconds_count" in text
+        assert httpx.get(f"{base}/nope").status_code == 404
     finally:
         for process in aggregators:
             process.terminate()

@@ -19,6 +19,7 @@ class Settings(BaseSettings):
     otlp_http_port: int = Field(4318, ge=0, le=65535)
     otlp_grpc_port: int = Field(4317, ge=0, le=65535)
     api_port: int = Field(8000, ge=0, le=65535)
+    aggregator_port: int = Field(9464, ge=0, le=65535)  # /health, /ready, /metrics
 
     kafka_bootstrap_servers: str | None = None
     redis_url: str | None = None

@@ -1,0 +1,77 @@
+"""Prometheus metrics of the aggregator, and its /health, /ready and /metrics endpoints."""
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+SPANS = Counter("trace_insights_aggregator_spans", "Spans read from the topic")
+TRACES_FINALIZED = Counter("trace_insights_aggregator_traces_finalized", "Traces finalized")
+LATE_SPANS = Counter(
+    "trace_insights_aggregator_late_spans", "Spans after their trace's finalization"
+)
+BATCH_SECONDS = Histogram(
+    "trace_insights_aggregator_batch_seconds",
+    "One partition batch: truth, aggregates, commit",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+FENCE_CONFLICTS = Counter(
+    "trace_insights_aggregator_fence_conflicts", "Updates recomputed because a fence moved"
+)
+FAILED_BATCHES = Counter("trace_insights_aggregator_failed_batches", "Batches retried after errors")
+LAG = Gauge("trace_insights_aggregator_lag", "Records behind the partition's end", ["partition"])
+WATERMARK = Gauge(
+    "trace_insights_aggregator_watermark_ms", "Latest record timestamp applied", ["partition"]
+)
+
+
+class Liveness:
+    """The loop reports each turn; /health fails when it has not turned for ``stale_s``."""
+
+    def __init__(self, stale_s: float = 120.0) -> None:
+        self._stale_s = stale_s
+        self._last = time.monotonic()
+        self.ready = False
+
+    def beat(self) -> None:
+        self._last = time.monotonic()
+
+    @property
+    def alive(self) -> bool:
+        return time.monotonic() - self._last < self._stale_s
+
+
+def serve(liveness: Liveness, host: str, port: int) -> ThreadingHTTPServer:
+    """Serve in a daemon thread; returns the server (its port is ``server_address[1]``)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/health":
+                self._reply(200 if liveness.alive else 503, b'{"status": "ok"}')
+            elif self.path == "/ready":
+                ready = liveness.alive and liveness.ready
+                self._reply(
+                    200 if ready else 503,
+                    b'{"status": "%s"}' % (b"ready" if ready else b"starting"),
+                )
+            elif self.path == "/metrics":
+                self._reply(200, generate_latest(), CONTENT_TYPE_LATEST)
+            else:
+                self._reply(
+                    404, b'{"error_code": "ENDPOINT_NOT_FOUND", "message": "no such endpoint"}'
+                )
+
+        def _reply(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # quiet: probes would flood the log
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, name="aggregator-http", daemon=True).start()
+    return server
