@@ -11,6 +11,7 @@ import threading
 import time
 
 import sqlalchemy as sa
+from kafka.errors import KafkaError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -20,7 +21,7 @@ from aggregator.deltas import Policy, build_updates
 from aggregator.metrics import Liveness
 from aggregator.source import Record, Source
 from aggregator.stores.base import AggregateStore
-from aggregator.truth.writer import owed, write_batch
+from aggregator.truth.writer import has_open_traces, owed, write_batch
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +43,37 @@ class Aggregator:
         self.store = store
         self.policy = policy
         self.idle_timeout_ms = idle_timeout_ms
+        self._last_record_ms: dict[int, int] = {}
 
     def run(self, stop: threading.Event, liveness: Liveness, poll_timeout_ms: int = 500) -> None:
+        next_tick = time.monotonic()
         while not stop.is_set():
             self.run_once(poll_timeout_ms, stop)
             liveness.beat()
             liveness.ready = True
+            if time.monotonic() >= next_tick:
+                self.tick_silent_partitions(int(time.time() * 1000))
+                next_tick = time.monotonic() + self.idle_timeout_ms / 4000
+
+    def tick_silent_partitions(self, now_ms: int) -> list[int]:
+        """Send stream time to assigned partitions that have open traces but no record for an
+        idle timeout; returns the partitions ticked."""
+        ticked = []
+        for partition in self.source.assigned():
+            last = self._last_record_ms.setdefault(partition, now_ms)  # the clock starts now
+            if now_ms - last < self.idle_timeout_ms:
+                continue
+            with self.engine.connect() as connection:
+                if not has_open_traces(connection, partition):
+                    continue
+            try:
+                self.source.tick(partition, now_ms)
+            except KafkaError as exc:
+                log.warning("tick failed", extra={"fields": {"error": str(exc)}})
+                continue
+            self._last_record_ms[partition] = now_ms
+            ticked.append(partition)
+        return ticked
 
     def run_once(self, poll_timeout_ms: int = 500, stop: threading.Event | None = None) -> int:
         """Poll once and process what came; returns the spans processed."""
@@ -69,8 +95,12 @@ class Aggregator:
         started = time.perf_counter()
         start, end = records[0].offset, records[-1].offset
         batch = deliveries(records)
+        self._last_record_ms[partition] = max(
+            self._last_record_ms.get(partition, 0), records[-1].timestamp_ms
+        )
         with self.engine.begin() as connection:
-            finalized = write_batch(connection, partition, batch, end, self.idle_timeout_ms)
+            clock = max(record.timestamp_ms for record in records)
+            finalized = write_batch(connection, partition, batch, end, clock, self.idle_timeout_ms)
         with self.engine.connect() as connection:
             items = owed(connection, partition, start - 1, end, known=finalized)
         for _ in range(_CAS_ATTEMPTS):

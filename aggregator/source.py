@@ -10,7 +10,7 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
@@ -35,6 +35,15 @@ class Source(Protocol):
         """Records between the read position and the partition's end, if known."""
         ...
 
+    def assigned(self) -> list[int]:
+        """The partitions this member reads now."""
+        ...
+
+    def tick(self, partition: int, timestamp_ms: int) -> None:
+        """Append an empty record to a partition: it carries stream time to a silent partition,
+        so idle traces there finalize (owned by the tick's offset, exactly once like spans)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -51,6 +60,8 @@ class KafkaSource:
         session_timeout_ms: int = 45_000,
     ) -> None:
         self._topic = topic
+        self._servers = servers.split(",")
+        self._ticker: KafkaProducer | None = None
         self._consumer = KafkaConsumer(
             bootstrap_servers=servers.split(","),
             group_id=group,
@@ -96,7 +107,19 @@ class KafkaSource:
             return None
         return max(0, highwater - self._consumer.position(tp))
 
+    def assigned(self) -> list[int]:
+        return sorted(tp.partition for tp in self._consumer.assignment())
+
+    def tick(self, partition: int, timestamp_ms: int) -> None:
+        if self._ticker is None:
+            self._ticker = KafkaProducer(bootstrap_servers=self._servers, acks="all")
+        self._ticker.send(
+            self._topic, value=b"", partition=partition, timestamp_ms=timestamp_ms
+        ).get(timeout=10)
+
     def close(self) -> None:
+        if self._ticker is not None:
+            self._ticker.close()
         self._consumer.close()
 
 
@@ -155,6 +178,12 @@ class LocalBus:
     def lag(self, partition: int) -> int | None:
         with self._changed:
             return len(self._logs[partition]) - self._positions[partition]
+
+    def assigned(self) -> list[int]:
+        return list(range(self.partitions))
+
+    def tick(self, partition: int, timestamp_ms: int) -> None:
+        self.append(partition, b"", timestamp_ms)
 
     def restart(self) -> None:
         """As after a crash: the next poll resumes from the committed offsets."""

@@ -44,9 +44,11 @@ def write_batch(
     partition: int,
     deliveries: Sequence[Delivery],
     end_offset: int,
+    clock_ms: int,
     idle_timeout_ms: int,
 ) -> dict[str, list[SpanRecord]]:
-    """Returns the spans of the traces this call finalized (what ``owed`` would read back)."""
+    """``clock_ms`` is the batch's stream time (its latest record timestamp). Returns the spans
+    of the traces this call finalized (what ``owed`` would read back)."""
     first: dict[tuple[str, str], Delivery] = {}
     for delivery in deliveries:
         key = (delivery.span.trace_id, delivery.span.span_id)
@@ -80,8 +82,7 @@ def write_batch(
             seen_before,
         )
     )
-    clock = max((d.timestamp_ms for d in deliveries), default=0)
-    idle = _idle(connection, partition, clock, idle_timeout_ms) - rooted
+    idle = _idle(connection, partition, clock_ms, idle_timeout_ms) - rooted
     done = _finalize(connection, partition, end_offset, rooted, "root", in_hand)
     done.update(_finalize(connection, partition, end_offset, idle, "idle", in_hand))
     return done
@@ -93,6 +94,11 @@ def _idle(connection: sa.Connection, partition: int, clock_ms: int, timeout_ms: 
         OpenTrace.partition == partition, OpenTrace.last_seen_ms < clock_ms - timeout_ms
     )
     return set(connection.scalars(query))
+
+
+def has_open_traces(connection: sa.Connection, partition: int) -> bool:
+    query = sa.select(OpenTrace.trace_id).where(OpenTrace.partition == partition).limit(1)
+    return connection.scalar(query) is not None
 
 
 def owed(

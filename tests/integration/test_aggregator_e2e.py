@@ -1,6 +1,7 @@
 """OTel SDK → collector → Kafka → aggregator processes → PostgreSQL and Redis, for real."""
 
 import sys
+import time
 import uuid
 
 import httpx
@@ -116,3 +117,58 @@ def test_sdk_traffic_through_two_aggregators_equals_the_ground_truth(
         assert connection.scalar(sa.select(sa.func.count()).select_from(Trace)) == 600
     engine.dispose()
     store.close()
+
+
+def test_ticks_finalize_rootless_traces_on_a_silent_kafka_partition(
+    kafka_servers, redis_url, database_url
+):
+    from aggregator.deltas import Policy
+    from aggregator.loop import Aggregator
+    from aggregator.source import KafkaSource
+    from aggregator.truth.database import create_engine
+    from tests.support import publish_to_bus
+
+    experiment, topic = f"tick-{uuid.uuid4().hex[:8]}", f"spans-{uuid.uuid4().hex[:8]}"
+    _, url = schema_url(database_url)
+    assert trace_insights("migrate", database_url=url).returncode == 0
+
+    class KafkaAppender:
+        partitions = 1
+
+        def __init__(self) -> None:
+            from kafka import KafkaProducer
+
+            self.producer = KafkaProducer(bootstrap_servers=kafka_servers, acks="all")
+
+        def append(self, partition, value, timestamp_ms):
+            self.producer.send(topic, value=value, partition=partition, timestamp_ms=timestamp_ms)
+
+    from trace_insights.kafka_topic import ensure_topic
+
+    ensure_topic([kafka_servers], topic, 1, 1)
+    appender = KafkaAppender()
+    spans = [s for s in sdk_spans(1, seed=6) if s.parent is not None]
+    publish_to_bus(appender, spans, experiment)
+    appender.producer.flush()
+    source = KafkaSource(kafka_servers, topic, f"g-{topic}", 100)
+    engine = create_engine(url)
+    store = RedisStore(redis_url)
+    idle_ms = 60_000
+    aggregator = Aggregator(
+        source, engine, store, Policy(ttl_ms={r: 10**12 for r in Resolution}), idle_ms
+    )
+    wait_for(lambda: aggregator.run_once(200) > 0, 30, "the spans")
+    now = int(time.time() * 1000)
+    assert aggregator.tick_silent_partitions(now + idle_ms + 1_000) == [0]
+    day = min(s.start_time for s in spans) // 1_000_000 // 86_400_000 * 86_400_000
+
+    def finalized() -> bool:
+        aggregator.run_once(200)
+        return bool(store.read_hash(keys.bucket(experiment, DAY, day)).get("traces"))
+
+    wait_for(finalized, 30, "the tick's finalization")
+    assert store.read_hash(keys.bucket(experiment, DAY, day))[fields.status("IN_PROGRESS")] == 1
+    source.close()
+    engine.dispose()
+    store.close()
+    appender.producer.close()
