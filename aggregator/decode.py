@@ -1,4 +1,4 @@
-"""Topic records (OTLP ``ExportTraceServiceRequest`` bytes) → canonical span deliveries."""
+"""Topic records (OTLP ``ExportTraceServiceRequest`` bytes) → canonical spans and assessments."""
 
 import logging
 
@@ -6,17 +6,22 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from aggregator.source import Record
+from aggregator.truth.assessments import AssessmentDelivery
 from aggregator.truth.writer import Delivery
+from trace_insights.core.assessments import CARRIER_ATTRIBUTE
+from trace_insights.core.assessments import decode as decode_assessment
 from trace_insights.core.conventions import attributes_of, normalize, value_of
 from trace_insights.core.routing import DEFAULT_EXPERIMENT, EXPERIMENT_ATTRIBUTE
 
 log = logging.getLogger(__name__)
 
 
-def deliveries(records: list[Record]) -> list[Delivery]:
-    """Undecodable records and invalid spans (a foreign producer's) are logged and skipped:
-    they can never become valid, and must not stop the partition."""
+def deliveries(records: list[Record]) -> tuple[list[Delivery], list[AssessmentDelivery]]:
+    """Spans and assessments of the records. Undecodable records, invalid spans and malformed
+    assessments (a foreign producer's) are logged and skipped: they can never become valid,
+    and must not stop the partition."""
     out: list[Delivery] = []
+    assessments: list[AssessmentDelivery] = []
     for record in records:
         request = ExportTraceServiceRequest()
         try:
@@ -26,6 +31,18 @@ def deliveries(records: list[Record]) -> list[Delivery]:
             continue
         for resource_spans in request.resource_spans:
             resource = attributes_of(resource_spans.resource.attributes)
+            carried = resource.get(CARRIER_ATTRIBUTE)
+            if carried is not None:
+                try:
+                    assessment = decode_assessment(str(carried))
+                except ValueError as exc:
+                    log.error(
+                        "skipping a malformed assessment",
+                        extra={"fields": {"offset": record.offset, "error": str(exc)}},
+                    )
+                    continue
+                assessments.append(AssessmentDelivery(record.offset, assessment))
+                continue
             experiment = _experiment(resource_spans.resource.attributes)
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
@@ -38,7 +55,7 @@ def deliveries(records: list[Record]) -> list[Delivery]:
                             normalize(span, resource, experiment),
                         )
                     )
-    return out
+    return out, assessments
 
 
 def _experiment(attributes) -> str:  # type: ignore[no-untyped-def]

@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from aggregator.stores.base import AggregateStore, Update
+from aggregator.truth.assessments import Move
 from aggregator.truth.writer import Owed
 from trace_insights.core import dimensions, keys, sketch
+from trace_insights.core.assessments import value_key
 from trace_insights.core.buckets import WIDTH_MS, Resolution, bucket_start
 from trace_insights.core.keys import fields
 from trace_insights.core.records import SpanRecord, TraceSummary
@@ -40,6 +42,8 @@ class _Bucket:
     tag_distinct: dict[str, set[str]] = field(default_factory=dict)  # key → raw values
     occurrences: Counter[str] = field(default_factory=Counter)
     dimension_sets: list[list[str]] = field(default_factory=list)
+    assessment_values: dict[str, Counter[str]] = field(default_factory=dict)  # name → value → n
+    pair_deltas: Counter[tuple[str, str]] = field(default_factory=Counter)  # moved assessments
 
 
 @dataclass
@@ -130,6 +134,7 @@ def build_updates(
     pending = Owed(
         finalized=[item for item in owed.finalized if item[2] > fence(item[0].experiment_id)],
         late=[item for item in owed.late if item[1] > fence(item[0].experiment_id)],
+        moves=[item for item in owed.moves if item[0].offset > fence(item[0].experiment_id)],
     )
     updates = accumulate(pending, partition, store, policy)
     for update in updates:
@@ -158,6 +163,14 @@ def accumulate(owed: Owed, partition: int, store: AggregateStore, policy: Policy
         _add_trace(
             target(summary.experiment_id), summary, spans, registries[summary.experiment_id], policy
         )
+    for move, summary, spans in owed.moves:
+        registry = registries.get(move.experiment_id)
+        if registry is None:
+            registry = registries[move.experiment_id] = TagRegistry(
+                store, move.experiment_id, policy.tag_value_cap
+            )
+        registry.decide(set(summary.tags.items()))
+        _move(target(move.experiment_id), move, summary, spans, registry, policy)
     for span, _, timestamp_ms in owed.late:
         facts = _SpanFacts()
         facts.add(span)
@@ -175,7 +188,9 @@ def _add_trace(
     policy: Policy,
 ) -> None:
     tags = {key: registry.value(key, value) for key, value in summary.tags.items()}
-    dims = sorted(dimensions.of_trace(summary, spans, lambda key, value: tags[key]))
+    dims = dimensions.of_trace(summary, spans, lambda key, value: tags[key])
+    dims.update(dimensions.assessment(name, value) for name, value in summary.assessments)
+    dims = sorted(dims)
     facts = _SpanFacts()
     for span in spans:
         facts.add(span)
@@ -201,8 +216,35 @@ def _add_trace(
             bucket.tag_values.setdefault(key, Counter())[tags[key]] += 1
             bucket.tag_distinct.setdefault(key, set()).add(value)
         bucket.occurrences.update(dims)
+        for name, value in summary.assessments:
+            bucket.assessment_values.setdefault(name, Counter())[value_key(value)] += 1
         if resolution in policy.cooccurrence:
             bucket.dimension_sets.append(dims)
+
+
+def _move(
+    experiment: _Experiment,
+    move: Move,
+    summary: TraceSummary,
+    spans: list[SpanRecord],
+    registry: TagRegistry,
+    policy: Policy,
+) -> None:
+    """An assessment of a finalized trace changed: its old value's counts and pairs with the
+    trace's dimensions go, the new value's come."""
+    base = dimensions.of_trace(summary, spans, registry.value)
+    changes = [(move.name, move.value, 1)]
+    if move.previous is not None:
+        changes.append((move.previous[0], move.previous[1], -1))
+    for resolution, bucket in experiment.buckets_of(summary.timestamp_ms):
+        for name, value, sign in changes:
+            bucket.assessment_values.setdefault(name, Counter())[value_key(value)] += sign
+            dim = dimensions.assessment(name, value)
+            bucket.occurrences[dim] += sign
+            if resolution in policy.cooccurrence:
+                for other in base:
+                    bucket.pair_deltas[(dim, other)] += sign
+                    bucket.pair_deltas[(other, dim)] += sign
 
 
 def _update(experiment: _Experiment, store: AggregateStore, policy: Policy) -> Update:
@@ -240,12 +282,18 @@ def _update(experiment: _Experiment, store: AggregateStore, policy: Policy) -> U
             for dim, count in bucket.occurrences.items():
                 update.counters[(occurrences, dim)] += count
             update.expire_at_ms[occurrences] = expire_at
-        if bucket.dimension_sets:
+        for name, values in bucket.assessment_values.items():
+            values_key = keys.assessment_values(e, resolution, start, name)
+            for value, count in values.items():
+                update.counters[(values_key, value)] += count
+            update.expire_at_ms[values_key] = expire_at
+        if bucket.dimension_sets or bucket.pair_deltas:
             prefix = keys.partners(e, resolution, start, "")
-            for (first, second), count in co_occurrences(bucket.dimension_sets).items():
+            pairs = Counter(co_occurrences(bucket.dimension_sets))
+            pairs.update(bucket.pair_deltas)
+            for (first, second), count in pairs.items():
                 update.counters[(prefix + first, second)] += count
-            for dim in bucket.occurrences:
-                update.expire_at_ms[prefix + dim] = expire_at
+                update.expire_at_ms[prefix + first] = expire_at
     locations = list(digest_values)
     for location, current in zip(locations, store.read_blob_fields(locations), strict=True):
         digest = sketch.load(current) if current is not None else sketch.new_digest()

@@ -94,13 +94,15 @@ class Aggregator:
     def process(self, partition: int, records: list[Record]) -> int:
         started = time.perf_counter()
         start, end = records[0].offset, records[-1].offset
-        batch = deliveries(records)
+        batch, assessments = deliveries(records)
         self._last_record_ms[partition] = max(
             self._last_record_ms.get(partition, 0), records[-1].timestamp_ms
         )
         with self.engine.begin() as connection:
             clock = max(record.timestamp_ms for record in records)
-            finalized = write_batch(connection, partition, batch, end, clock, self.idle_timeout_ms)
+            finalized = write_batch(
+                connection, partition, batch, assessments, end, clock, self.idle_timeout_ms
+            )
         with self.engine.connect() as connection:
             items = owed(connection, partition, start - 1, end, known=finalized)
         for _ in range(_CAS_ATTEMPTS):

@@ -1,8 +1,8 @@
 """``trace-insights rebuild``: recompute the aggregates from the source of truth.
 
 Redis holds derived state only. A rebuild drops the experiment's aggregates (for a time range,
-the buckets of the whole UTC days it touches) and replays every finalized trace and late span
-of that range, per partition in offset order — the order live ingestion applied them. A full
+the buckets of the whole UTC days it touches) and replays every finalized trace, late span and
+assessment change of that range, per partition in offset order — as live ingestion did. A full
 rebuild also sets each fence to the last offset the truth holds, so aggregators resuming from
 Kafka skip what the rebuild applied. Run it with the aggregators stopped.
 """
@@ -13,8 +13,9 @@ import sqlalchemy as sa
 
 from aggregator.deltas import Policy, accumulate
 from aggregator.stores.base import AggregateStore
-from aggregator.truth.models import Experiment, Span, Trace
-from aggregator.truth.writer import LIGHT_COLUMNS, Owed, light_record, trace_summary
+from aggregator.truth.assessments import moves as assessment_moves
+from aggregator.truth.models import AssessmentEvent, Experiment, Span, Trace
+from aggregator.truth.writer import LIGHT_COLUMNS, Owed, light_record, trace_summary, with_traces
 from trace_insights.core.buckets import WIDTH_MS, Resolution, bucket_start
 
 _CHUNK = 500
@@ -109,6 +110,27 @@ def _owed_chunks(
         spans.append(row)
     if spans:
         yield _late_chunk(spans)
+    events = connection.execute(
+        sa.select(AssessmentEvent.src_partition, AssessmentEvent.src_offset)
+        .join(Trace, Trace.trace_id == AssessmentEvent.trace_id)
+        .where(
+            AssessmentEvent.experiment_id == experiment_id,
+            sa.not_(AssessmentEvent.deferred),
+            in_range,
+        )
+        .order_by(AssessmentEvent.src_partition, AssessmentEvent.src_offset)
+    ).all()
+    for partition in sorted({row.src_partition for row in events}):
+        offsets = [row.src_offset for row in events if row.src_partition == partition]
+        changes = [
+            move
+            for move in assessment_moves(connection, partition, offsets[0] - 1, offsets[-1])
+            if move.experiment_id == experiment_id
+        ]
+        for start in range(0, len(changes), _CHUNK):
+            chunk = changes[start : start + _CHUNK]
+            owed = Owed(finalized=[], late=[], moves=with_traces(connection, chunk))
+            yield partition, owed, chunk[-1].offset
 
 
 def _finalized_chunk(connection: sa.Connection, rows: list) -> tuple[int, Owed, int]:

@@ -333,3 +333,12 @@ def assert_quantiles_close(
     for q in quantiles:
         low, high = np.quantile(values, [max(0.0, q - 0.005), min(1.0, q + 0.005)])
         assert low <= digest.quantile(q) <= high, (q, low, digest.quantile(q), high)
+
+
+def publish_assessment(bus: Any, assessment: Any) -> None:
+    """What the API will write: the assessment's carrier, in its trace's partition."""
+    from trace_insights.core.assessments import encode
+    from trace_insights.core.routing import partition_for
+
+    partition = partition_for(bytes.fromhex(assessment.trace_id), bus.partitions)
+    bus.append(partition, encode(assessment).SerializeToString(), int(time.time() * 1000))

@@ -59,6 +59,7 @@ class Trace(Base):
     total_tokens: Mapped[int] = mapped_column(sa.BigInteger)
     span_count: Mapped[int] = mapped_column(sa.Integer)
     tags: Mapped[dict[str, str]] = mapped_column(Json)
+    assessments: Mapped[list[list[Any]]] = mapped_column(Json)  # [name, value] at finalization
 
     __table_args__ = (
         sa.Index("ix_traces_experiment_timestamp", "experiment_id", "timestamp_ms"),
@@ -117,7 +118,8 @@ class TraceTag(Base):
 
 
 class Assessment(Base):
-    """Feedback on a trace; written by the API, aggregated by the aggregator."""
+    """Feedback on a trace, its current value; arrives on the span topic (see
+    ``trace_insights.core.assessments``)."""
 
     __tablename__ = "assessments"
 
@@ -136,3 +138,20 @@ class Assessment(Base):
         sa.Index("ix_assessments_trace_name", "trace_id", "name"),
         sa.Index("ix_assessments_experiment_name", "experiment_id", "name"),
     )
+
+
+class AssessmentEvent(Base):
+    """One delivery of an assessment: what it changed, and whether its trace was finalized
+    then (else the trace's finalization counts the assessment's value at that time)."""
+
+    __tablename__ = "assessment_events"
+
+    src_partition: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    src_offset: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    assessment_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    trace_id: Mapped[str] = mapped_column(sa.String(32))
+    experiment_id: Mapped[str] = mapped_column(sa.String(64))
+    name: Mapped[str] = mapped_column(sa.String(250))
+    value: Mapped[Any] = mapped_column(Json)
+    previous: Mapped[list[Any] | None] = mapped_column(Json)  # [name, value] it replaced
+    deferred: Mapped[bool] = mapped_column(sa.Boolean)

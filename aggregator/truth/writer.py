@@ -9,12 +9,15 @@ aggregates.
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from aggregator.truth.assessments import AssessmentDelivery, Move, current_values
+from aggregator.truth.assessments import moves as assessment_moves
+from aggregator.truth.assessments import record as record_assessments
 from aggregator.truth.bulk import insert_ignoring_conflicts
 from aggregator.truth.models import Experiment, OpenTrace, Span, Trace, TraceTag
 from trace_insights.core.records import SpanRecord, TraceSummary, summarize
@@ -37,12 +40,14 @@ class Owed:
 
     finalized: list[tuple[TraceSummary, list[SpanRecord], int]]  # summary, spans, final offset
     late: list[tuple[SpanRecord, int, int]]  # span, its offset, its trace's timestamp_ms
+    moves: list[tuple[Move, TraceSummary, list[SpanRecord]]] = field(default_factory=list)
 
 
 def write_batch(
     connection: sa.Connection,
     partition: int,
     deliveries: Sequence[Delivery],
+    assessments: list[AssessmentDelivery],
     end_offset: int,
     clock_ms: int,
     idle_timeout_ms: int,
@@ -56,7 +61,10 @@ def write_batch(
             first[key] = delivery
     _upsert_experiments(connection, {d.span.experiment_id for d in first.values()})
     trace_ids = {d.span.trace_id for d in first.values()}
-    finalized = set(_scalars(connection, sa.select(Trace.trace_id), Trace.trace_id, trace_ids))
+    assessed = {d.assessment.trace_id for d in assessments}
+    finalized = set(
+        _scalars(connection, sa.select(Trace.trace_id), Trace.trace_id, trace_ids | assessed)
+    )
     open_ids = trace_ids - finalized
     # traces first seen in this batch have all their spans in hand: no need to read them back
     seen_before = set(
@@ -71,6 +79,7 @@ def write_batch(
     )
     rows = [_span_row(d, partition, d.span.trace_id in finalized) for d in first.values()]
     insert_ignoring_conflicts(connection, Span.__table__, rows)
+    record_assessments(connection, partition, assessments, finalized)
     rooted = {
         trace_id for trace_id, spans in in_hand.items() if any(span.is_root for span in spans)
     }
@@ -142,7 +151,27 @@ def owed(
     return Owed(
         finalized=[(summary, spans[tid], offset) for tid, (summary, offset) in summaries.items()],
         late=[(light_record(row), row.src_offset, row.timestamp_ms) for row in late_rows],
+        moves=with_traces(connection, assessment_moves(connection, partition, after, end)),
     )
+
+
+def with_traces(
+    connection: sa.Connection, changes: list[Move]
+) -> list[tuple[Move, TraceSummary, list[SpanRecord]]]:
+    """Each move with its (finalized) trace: a move lands in the trace's buckets and pairs
+    with the trace's dimensions."""
+    if not changes:
+        return []
+    ids = sorted({move.trace_id for move in changes})
+    summaries = {
+        row.trace_id: trace_summary(row)
+        for row in _rows(connection, sa.select(Trace), Trace.trace_id, ids)
+    }
+    spans: dict[str, list[SpanRecord]] = {trace_id: [] for trace_id in ids}
+    query = sa.select(*LIGHT_COLUMNS).where(sa.not_(Span.late))
+    for row in _rows(connection, query, Span.trace_id, ids):
+        spans[row.trace_id].append(light_record(row))
+    return [(move, summaries[move.trace_id], spans[move.trace_id]) for move in changes]
 
 
 def _finalize(
@@ -164,6 +193,7 @@ def _finalize(
         spans.setdefault(row.trace_id, []).append(span)
     rows = []
     tags = []
+    assessed = current_values(connection, sorted(spans))
     for trace_id, trace_spans in spans.items():
         summary = summarize(trace_id, trace_spans[0].experiment_id, trace_spans)
         rows.append(
@@ -182,6 +212,7 @@ def _finalize(
                 "total_tokens": summary.input_tokens + summary.output_tokens,
                 "span_count": summary.span_count,
                 "tags": summary.tags,
+                "assessments": assessed.get(trace_id, []),
             }
         )
         tags.extend({"trace_id": trace_id, "key": k, "value": v} for k, v in summary.tags.items())
@@ -234,6 +265,7 @@ def trace_summary(row: Any) -> TraceSummary:
         output_tokens=row.output_tokens,
         span_count=row.span_count,
         tags=row.tags or {},
+        assessments=tuple((name, value) for name, value in row.assessments or ()),
     )
 
 

@@ -7,6 +7,7 @@ Names are the keys of the aggregates and of the API: ``status=ERROR``, ``span.ty
 ``assessment.correct=yes`` (added when feedback arrives).
 """
 
+import json
 from collections.abc import Callable, Iterable
 
 from trace_insights.core.records import SpanRecord, TraceSummary
@@ -44,8 +45,10 @@ def span_count_above(kind: str, threshold: int) -> str:
     return f"count(span.type={kind})>{threshold}"
 
 
-def assessment(name: str, value: str) -> str:
-    return f"assessment.{name}={value}"
+def assessment(name: str, value: object) -> str:
+    """Strings as they are, other values (true, 4, 0.5) as JSON."""
+    shown = value if isinstance(value, str) else json.dumps(value)
+    return f"assessment.{name}={shown}"
 
 
 def of_trace(

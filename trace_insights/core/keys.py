@@ -42,6 +42,13 @@ def tag_registry(experiment_id: str, key: str) -> str:
     return f"{_prefix(experiment_id)}:tagreg:{key}"
 
 
+def assessment_values(experiment_id: str, resolution: Resolution, start_ms: int, name: str) -> str:
+    """Hash: JSON of an assessment value → traces whose assessment ``name`` has it now.
+
+    Exact counts rather than a sketch, because an overwritten assessment moves its count."""
+    return f"{_prefix(experiment_id)}:av:{resolution}:{start_ms}:{name}"
+
+
 def is_tag_registry(key: str) -> bool:
     return "}:tagreg:" in key
 
@@ -62,7 +69,7 @@ def digests(experiment_id: str, resolution: Resolution, start_ms: int, metric: s
     return f"{_prefix(experiment_id)}:td:{resolution}:{start_ms}:{metric}"
 
 
-_BUCKETED = re.compile(r"\}:(?:b|tag|hll|occ|co|td):[mhd]:(\d+)")
+_BUCKETED = re.compile(r"\}:(?:b|tag|hll|occ|co|td|av):[mhd]:(\d+)")
 
 
 def bucket_of(key: str) -> int | None:

@@ -56,6 +56,7 @@ class TraceSummary:
     output_tokens: int
     span_count: int
     tags: dict[str, str]
+    assessments: tuple[tuple[str, Any], ...] = ()  # (name, value) counted with the trace
 
 
 IN_PROGRESS = "IN_PROGRESS"

@@ -1,4 +1,4 @@
-"""Experiments, traces, spans, trace tags and assessments.
+"""Experiments, traces, spans, trace tags, assessments and their events.
 
 Revision ID: 0001
 Revises:
@@ -48,6 +48,7 @@ def upgrade() -> None:
         sa.Column("total_tokens", sa.BigInteger, nullable=False),
         sa.Column("span_count", sa.Integer, nullable=False),
         sa.Column("tags", Json, nullable=False),
+        sa.Column("assessments", Json, nullable=False),
     )
     op.create_index("ix_traces_experiment_timestamp", "traces", ["experiment_id", "timestamp_ms"])
     op.create_index("ix_traces_final", "traces", ["final_partition", "final_offset"])
@@ -110,8 +111,28 @@ def upgrade() -> None:
     )
     op.create_index("ix_assessments_trace_name", "assessments", ["trace_id", "name"])
     op.create_index("ix_assessments_experiment_name", "assessments", ["experiment_id", "name"])
+    op.create_table(
+        "assessment_events",
+        sa.Column("src_partition", sa.Integer, primary_key=True),
+        sa.Column("src_offset", sa.BigInteger, primary_key=True),
+        sa.Column("assessment_id", sa.String(64), primary_key=True),
+        sa.Column("trace_id", sa.String(32), nullable=False),
+        sa.Column("experiment_id", sa.String(64), nullable=False),
+        sa.Column("name", sa.String(250), nullable=False),
+        sa.Column("value", Json),
+        sa.Column("previous", Json),
+        sa.Column("deferred", sa.Boolean, nullable=False),
+    )
 
 
 def downgrade() -> None:
-    for table in ("assessments", "trace_tags", "spans", "traces", "open_traces", "experiments"):
+    for table in (
+        "assessment_events",
+        "assessments",
+        "trace_tags",
+        "spans",
+        "traces",
+        "open_traces",
+        "experiments",
+    ):
         op.drop_table(table)

@@ -1,0 +1,66 @@
+"""Assessments through the aggregation path: counted with their trace when it finalizes, moved
+(not added) when overwritten later, exactly once through failures, replays and duplicates."""
+
+import uuid
+from collections import Counter
+
+from aggregator.loop import Aggregator
+from aggregator.rebuild import rebuild
+from aggregator.source import LocalBus
+from tests.contract.test_pipeline_contract import POLICY, FlakyStore, _drain
+from tests.support import publish_assessment, publish_to_bus, sdk_spans
+from trace_insights.core import keys
+from trace_insights.core.assessments import Assessment, value_key
+from trace_insights.core.buckets import Resolution
+
+DAY = Resolution.DAY
+
+
+def _assessment(trace_id: int, value, experiment: str, assessment_id: str | None = None):
+    return Assessment(
+        assessment_id=assessment_id or f"a-{trace_id:032x}",
+        trace_id=f"{trace_id:032x}", experiment_id=experiment, name="correct", value=value,
+        source_type="HUMAN", source_id="reviewer", rationale=None, timestamp_ms=1,
+    )  # fmt: skip
+
+
+def test_assessments_count_once_and_move_on_overwrite(truth_engine, store):
+    experiment = f"a{uuid.uuid4().hex[:8]}"
+    spans = sdk_spans(60, seed=31)
+    roots = [s for s in spans if s.parent is None]
+    early, late = roots[:20], roots[20:40]
+    bus = LocalBus(partitions=3)
+    # assessments that arrive before their trace is complete (deferred to its finalization)
+    for root in early:
+        publish_assessment(bus, _assessment(root.context.trace_id, True, experiment))
+    publish_to_bus(bus, spans, experiment)
+    aggregator = Aggregator(bus, truth_engine, FlakyStore(store, every=4), POLICY, 600_000)
+    _drain(aggregator)
+    # assessments of finalized traces, an overwrite of an early one, and a duplicate delivery
+    for root in late:
+        publish_assessment(bus, _assessment(root.context.trace_id, "no", experiment))
+    flipped = early[0]
+    publish_assessment(bus, _assessment(flipped.context.trace_id, False, experiment))
+    publish_assessment(bus, _assessment(late[0].context.trace_id, "no", experiment))
+    _drain(aggregator)
+    bus.restart()  # replay everything not committed
+    _drain(aggregator)
+
+    expected = Counter({value_key(True): 19, value_key(False): 1, value_key("no"): 20})
+    errors = {s.context.trace_id for s in roots if s.status.status_code.name == "ERROR"}
+    day = min(s.start_time for s in spans) // 1_000_000 // 86_400_000 * 86_400_000
+    values = store.read_hash(keys.assessment_values(experiment, DAY, day, "correct"))
+    assert Counter({k: v for k, v in values.items() if v}) == expected
+    occurrences = store.read_hash(keys.occurrences(experiment, DAY, day))
+    assert occurrences["assessment.correct=true"] == 19
+    assert occurrences.get("assessment.correct=false") == 1
+    assert occurrences["assessment.correct=no"] == 20
+    partners = store.read_hash(keys.partners(experiment, DAY, day, "assessment.correct=true"))
+    true_traces = {r.context.trace_id for r in early[1:]}
+    assert partners.get("status=ERROR", 0) == len(true_traces & errors)
+    assert partners["status=OK"] + partners.get("status=ERROR", 0) == 19
+
+    live = store.read_hash(keys.assessment_values(experiment, DAY, day, "correct"))
+    rebuild(truth_engine, store, POLICY, experiment_ids=[experiment])
+    assert store.read_hash(keys.assessment_values(experiment, DAY, day, "correct")) == live
+    assert store.read_hash(keys.occurrences(experiment, DAY, day)) == occurrences

@@ -1,0 +1,60 @@
+"""Assessments (feedback on a trace) and how they travel to the aggregator.
+
+An assessment rides the span topic, in the partition of its trace, as an OTLP request holding
+one resource and no spans: the resource carries the experiment stamp and the assessment as a
+JSON attribute. It is therefore ordered with its trace's spans, processed by the same
+partition owner, and still valid OTLP for any other reader of the topic.
+"""
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from trace_insights.core.routing import EXPERIMENT_ATTRIBUTE
+
+CARRIER_ATTRIBUTE = "trace_insights.assessment"
+SOURCE_TYPES = ("HUMAN", "LLM_JUDGE", "CODE")
+
+Value = bool | int | float | str
+
+
+@dataclass(frozen=True)
+class Assessment:
+    assessment_id: str
+    trace_id: str  # 32 lowercase hex
+    experiment_id: str
+    name: str
+    value: Value
+    source_type: str
+    source_id: str | None
+    rationale: str | None
+    timestamp_ms: int
+
+
+def encode(assessment: Assessment) -> ExportTraceServiceRequest:
+    request = ExportTraceServiceRequest()
+    resource = request.resource_spans.add().resource
+    resource.attributes.add(key=EXPERIMENT_ATTRIBUTE).value.string_value = assessment.experiment_id
+    resource.attributes.add(key=CARRIER_ATTRIBUTE).value.string_value = json.dumps(
+        asdict(assessment)
+    )
+    return request
+
+
+def decode(document: str) -> Assessment:
+    """Raises ValueError for anything that is not a well-formed assessment."""
+    try:
+        fields: dict[str, Any] = json.loads(document)
+        assessment = Assessment(**fields)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"not an assessment: {exc}") from None
+    if not isinstance(assessment.value, bool | int | float | str):
+        raise ValueError("an assessment value is a boolean, a number or a string")
+    return assessment
+
+
+def value_key(value: Value) -> str:
+    """The value as counted and as a dimension: JSON, so 'true' the string and true differ."""
+    return json.dumps(value)
