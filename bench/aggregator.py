@@ -4,9 +4,10 @@ Run by hand: ``.venv/bin/python bench/aggregator.py [--traces 10000]``. Starts t
 (scripts/services.py), then measures:
 
 1. throughput: a topic pre-filled with realistic agent traces (as the collector writes them)
-   drained by one aggregator process into PostgreSQL and Redis — spans/s and the aggregator's
-   CPU seconds per 100k spans (from /proc). Baseline in the same run: the same records only
-   consumed and decoded into canonical spans (no stores), the floor of any Python consumer.
+   drained by one, then two aggregator processes into PostgreSQL and Redis — spans/s and the
+   aggregators' CPU seconds per 100k spans (from /proc). Baseline in the same run: the same
+   records only consumed and decoded into canonical spans (no stores), the floor of any Python
+   consumer.
 2. freshness: collector + aggregator under a fixed offered load of SDK traffic; probe traces
    are sent one at a time and timed from the OTLP request until Redis counts them.
 """
@@ -78,24 +79,32 @@ def _traces(store: RedisStore, experiment: str) -> int:
     return total
 
 
-def throughput(servers: str, redis_url: str, url: str, traces: int) -> dict:
+def throughput(servers: str, redis_url: str, url: str, traces: int, processes: int) -> dict:
     experiment, topic = f"bench-{uuid.uuid4().hex[:6]}", f"bench-{uuid.uuid4().hex[:6]}"
     spans = sdk_spans(traces, seed=3)
     _fill(servers, topic, spans, experiment)
     store = RedisStore(redis_url)
-    process = start_aggregator(
-        kafka_bootstrap_servers=servers, redis_url=redis_url, database_url=url,
-        spans_topic=topic, consumer_group=f"g-{topic}", max_poll_records=50,
-    )  # fmt: skip
+    members = [
+        start_aggregator(
+            kafka_bootstrap_servers=servers,
+            redis_url=redis_url,
+            database_url=url,
+            spans_topic=topic,
+            consumer_group=f"g-{topic}",
+            max_poll_records=50,
+        )  # fmt: skip
+        for _ in range(processes)
+    ]
     started = time.monotonic()
     while _traces(store, experiment) < traces:
         time.sleep(0.2)
         if time.monotonic() - started > 1800:
-            raise RuntimeError("the aggregator did not finish in 30 minutes")
+            raise RuntimeError("the aggregators did not finish in 30 minutes")
     wall = time.monotonic() - started
-    cpu = _cpu_seconds(process.pid)
-    process.terminate()
-    process.wait(30)
+    cpu = sum(_cpu_seconds(process.pid) for process in members)
+    for process in members:
+        process.terminate()
+        process.wait(30)
     store.close()
     return {"spans": len(spans), "wall": wall, "cpu": cpu}
 
@@ -178,7 +187,8 @@ def main() -> None:
         _, url = schema_url(postgres.url)
         assert trace_insights("migrate", database_url=url).returncode == 0
         servers = kafka.bootstrap_servers
-        full = throughput(servers, redis_server.url, url, args.traces)
+        one = throughput(servers, redis_server.url, url, args.traces, 1)
+        two = throughput(servers, redis_server.url, url, args.traces, 2)
         floor = decode_only(servers, args.traces)
         fresh = freshness(servers, redis_server.url, url, args.rate, args.probes)
     finally:
@@ -187,7 +197,8 @@ def main() -> None:
     print(f"\n| {'what':<52} | {'spans/s':>9} | {'CPU s / 100k spans':>18} |")
     print(f"|{'-' * 54}|{'-' * 10}:|{'-' * 19}:|")
     for name, row in (
-        ("aggregator: topic → PostgreSQL + Redis (1 process)", full),
+        ("aggregator: topic → PostgreSQL + Redis (1 process)", one),
+        ("aggregator: topic → PostgreSQL + Redis (2 processes)", two),
         ("baseline: consume + decode only, no stores", floor),
     ):
         print(f"| {name:<52} | {row['spans'] / row['wall']:>9,.0f} | "
@@ -195,7 +206,7 @@ def main() -> None:
     p50, p99 = np.percentile(np.array(fresh) * 1000, [50, 99])
     print(f"\nfreshness (OTLP request → counted in Redis) at {args.rate:g} traces/s offered, "
           f"{len(fresh)} probes: p50 {p50:.0f} ms, p99 {p99:.0f} ms")  # fmt: skip
-    print(f"{args.traces} traces, {full['spans']} spans; 2-core machine, all services local")
+    print(f"{args.traces} traces, {one['spans']} spans; 2-core machine, all services local")
 
 
 if __name__ == "__main__":
