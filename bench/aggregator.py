@@ -84,17 +84,11 @@ def throughput(servers: str, redis_url: str, url: str, traces: int, processes: i
     spans = sdk_spans(traces, seed=3)
     _fill(servers, topic, spans, experiment)
     store = RedisStore(redis_url)
-    members = [
-        start_aggregator(
-            kafka_bootstrap_servers=servers,
-            redis_url=redis_url,
-            database_url=url,
-            spans_topic=topic,
-            consumer_group=f"g-{topic}",
-            max_poll_records=50,
-        )  # fmt: skip
-        for _ in range(processes)
-    ]
+    settings = dict(
+        kafka_bootstrap_servers=servers, redis_url=redis_url, database_url=url,
+        spans_topic=topic, consumer_group=f"g-{topic}", max_poll_records=50,
+    )  # fmt: skip
+    members = [start_aggregator(**settings) for _ in range(processes)]
     started = time.monotonic()
     while _traces(store, experiment) < traces:
         time.sleep(0.2)
