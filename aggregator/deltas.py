@@ -256,9 +256,7 @@ def _update(experiment: _Experiment, store: AggregateStore, policy: Policy) -> U
     for (resolution, start), bucket in experiment.buckets.items():
         expire_at = start + WIDTH_MS[resolution] + policy.ttl_ms[resolution]
         key = keys.bucket(e, resolution, start)
-        update.expire_at_ms[key] = expire_at
-        for name, count in bucket.counts.items():
-            update.counters[(key, name)] += count
+        update.count(key, bucket.counts, expire_at)
         for name, total in bucket.sums.items():
             update.add_sum(key, name, total)
         for name, value in bucket.minimums.items():
@@ -270,23 +268,14 @@ def _update(experiment: _Experiment, store: AggregateStore, policy: Policy) -> U
             digest_values[(digest_key, partition)] = values
             update.expire_at_ms[digest_key] = expire_at
         for tag, values in bucket.tag_values.items():
-            values_key = keys.tag_values(e, resolution, start, tag)
-            for value, count in values.items():
-                update.counters[(values_key, value)] += count
-            update.expire_at_ms[values_key] = expire_at
+            update.count(keys.tag_values(e, resolution, start, tag), values, expire_at)
             distinct_key = keys.tag_distinct(e, resolution, start, tag)
             update.distinct.setdefault(distinct_key, set()).update(bucket.tag_distinct[tag])
             update.expire_at_ms[distinct_key] = expire_at
         if bucket.occurrences:
-            occurrences = keys.occurrences(e, resolution, start)
-            for dim, count in bucket.occurrences.items():
-                update.counters[(occurrences, dim)] += count
-            update.expire_at_ms[occurrences] = expire_at
+            update.count(keys.occurrences(e, resolution, start), bucket.occurrences, expire_at)
         for name, values in bucket.assessment_values.items():
-            values_key = keys.assessment_values(e, resolution, start, name)
-            for value, count in values.items():
-                update.counters[(values_key, value)] += count
-            update.expire_at_ms[values_key] = expire_at
+            update.count(keys.assessment_values(e, resolution, start, name), values, expire_at)
         if bucket.dimension_sets or bucket.pair_deltas:
             prefix = keys.partners(e, resolution, start, "")
             pairs = Counter(co_occurrences(bucket.dimension_sets))

@@ -27,6 +27,12 @@ class Update:
     distinct: dict[str, set[str]] = field(default_factory=dict)  # PFADD
     expire_at_ms: dict[str, int] = field(default_factory=dict)
 
+    def count(self, key: str, counts: Counter[str], expire_at_ms: int) -> None:
+        """Add a hash's counts, and give the hash its expiry."""
+        for name, delta in counts.items():
+            self.counters[(key, name)] += delta
+        self.expire_at_ms[key] = expire_at_ms
+
     def add_sum(self, key: str, name: str, value: float) -> None:
         self.sums[(key, name)] = self.sums.get((key, name), 0.0) + value
 
