@@ -15,7 +15,10 @@ _APPLY = """
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if (current or '-1') ~= ARGV[2] then return 0 end
 local ops = cjson.decode(ARGV[4])
-for _, op in ipairs(ops.c) do redis.call('HINCRBY', KEYS[op[1]], op[2], op[3]) end
+for _, op in ipairs(ops.c) do
+  local key = KEYS[op[1]]
+  for i = 2, #op, 2 do redis.call('HINCRBY', key, op[i], op[i + 1]) end
+end
 for _, op in ipairs(ops.s) do redis.call('HINCRBYFLOAT', KEYS[op[1]], op[2], op[3]) end
 for _, op in ipairs(ops.lo) do
   local v = redis.call('HGET', KEYS[op[1]], op[2])
@@ -73,8 +76,16 @@ class RedisStore:
             return key_index[key]
 
         blobs: list[bytes] = []
+        grouped: dict[str, list[Any]] = {}
+        for (key, name), delta in update.counters.items():
+            if delta:
+                group = grouped.get(key)
+                if group is None:
+                    group = grouped[key] = [index(key)]
+                group.append(name)
+                group.append(delta)
         ops: dict[str, list[list[Any]]] = {
-            "c": [[index(k), f, n] for (k, f), n in update.counters.items() if n],
+            "c": list(grouped.values()),  # [key index, field, delta, field, delta, ...]
             "s": [[index(k), f, repr(x)] for (k, f), x in update.sums.items()],
             "lo": [[index(k), f, repr(x)] for (k, f), x in update.minimums.items()],
             "hi": [[index(k), f, repr(x)] for (k, f), x in update.maximums.items()],

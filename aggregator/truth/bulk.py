@@ -8,6 +8,7 @@ from input. Elsewhere (SQLite) it is one executemany.
 """
 
 import json
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,16 +29,18 @@ def insert_ignoring_conflicts(
     staging = _staging(table)
     staging.create(connection, checkfirst=True)
     columns = [column.name for column in table.columns]
-    json_columns = {c.name for c in table.columns if isinstance(c.type, sa.JSON)}
+    json_positions = [i for i, c in enumerate(table.columns) if isinstance(c.type, sa.JSON)]
+    values = itemgetter(*columns)
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     copy = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(staging.name), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
     with cursor.copy(copy) as stream:
         for row in rows:
-            stream.write_row(
-                [json.dumps(row[c]) if c in json_columns else row.get(c) for c in columns]
-            )
+            fields = list(values(row))
+            for position in json_positions:
+                fields[position] = json.dumps(fields[position])
+            stream.write_row(fields)
     cursor.close()
     statement = postgresql.insert(table).from_select(columns, sa.select(staging))
     connection.execute(statement.on_conflict_do_nothing())
