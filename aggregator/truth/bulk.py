@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from psycopg import sql
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 
 _STAGING = sa.MetaData()
 
@@ -45,6 +46,14 @@ def insert_ignoring_conflicts(
     statement = postgresql.insert(table).from_select(columns, sa.select(staging))
     connection.execute(statement.on_conflict_do_nothing())
     connection.execute(sa.delete(staging))
+
+
+def one_of(connection: sa.Connection, column: Any, values: list[str]) -> sa.ColumnElement[bool]:
+    """``column IN values``: on PostgreSQL one array parameter (``= ANY``), which costs the
+    same for 10 values or 10,000, instead of one bound parameter per value."""
+    if connection.dialect.name == "postgresql":
+        return column == sa.any_(sa.cast(sa.literal(values, ARRAY(sa.Text)), ARRAY(sa.Text)))
+    return column.in_(values)
 
 
 def _staging(table: sa.Table) -> sa.Table:

@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from aggregator.truth.assessments import AssessmentDelivery, Move, current_values
 from aggregator.truth.assessments import moves as assessment_moves
 from aggregator.truth.assessments import record as record_assessments
-from aggregator.truth.bulk import insert_ignoring_conflicts
+from aggregator.truth.bulk import insert_ignoring_conflicts, one_of
 from aggregator.truth.models import Experiment, OpenTrace, Span, Trace, TraceTag
 from trace_insights.core.records import SpanRecord, TraceSummary, summarize
 
@@ -219,7 +219,9 @@ def _finalize(
     insert_ignoring_conflicts(connection, Trace.__table__, rows)
     insert_ignoring_conflicts(connection, TraceTag.__table__, tags)
     for chunk in _chunks(sorted(spans)):
-        connection.execute(sa.delete(OpenTrace).where(OpenTrace.trace_id.in_(chunk)))
+        connection.execute(
+            sa.delete(OpenTrace).where(one_of(connection, OpenTrace.trace_id, chunk))
+        )
     return spans
 
 
@@ -354,7 +356,7 @@ def _rows(
 ) -> Iterator[Any]:
     """``query`` restricted to ``column IN keys``, a chunk of keys at a time."""
     for chunk in _chunks(sorted(keys)):
-        yield from connection.execute(query.where(column.in_(chunk)))
+        yield from connection.execute(query.where(one_of(connection, column, chunk)))
 
 
 def _scalars(
