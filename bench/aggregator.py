@@ -86,7 +86,7 @@ def throughput(servers: str, redis_url: str, url: str, traces: int, processes: i
     store = RedisStore(redis_url)
     settings = dict(
         kafka_bootstrap_servers=servers, redis_url=redis_url, database_url=url,
-        spans_topic=topic, consumer_group=f"g-{topic}", max_poll_records=50,
+        spans_topic=topic, consumer_group=f"g-{topic}", max_poll_records=200,
     )  # fmt: skip
     members = [start_aggregator(**settings) for _ in range(processes)]
     started = time.monotonic()
