@@ -148,7 +148,7 @@ def accumulate(owed: Owed, partition: int, store: AggregateStore, policy: Policy
     experiments: dict[str, _Experiment] = {}
     registries: dict[str, TagRegistry] = {}
     tags_seen: dict[str, set[tuple[str, str]]] = {}
-    for summary, _, _ in owed.finalized:
+    for summary in [item[0] for item in owed.finalized] + [item[1] for item in owed.moves]:
         tags_seen.setdefault(summary.experiment_id, set()).update(summary.tags.items())
     for experiment_id, tags in tags_seen.items():
         registries[experiment_id] = TagRegistry(store, experiment_id, policy.tag_value_cap)
@@ -164,12 +164,7 @@ def accumulate(owed: Owed, partition: int, store: AggregateStore, policy: Policy
             target(summary.experiment_id), summary, spans, registries[summary.experiment_id], policy
         )
     for move, summary, spans in owed.moves:
-        registry = registries.get(move.experiment_id)
-        if registry is None:
-            registry = registries[move.experiment_id] = TagRegistry(
-                store, move.experiment_id, policy.tag_value_cap
-            )
-        registry.decide(set(summary.tags.items()))
+        registry = registries[summary.experiment_id]
         _move(target(move.experiment_id), move, summary, spans, registry, policy)
     for span, _, timestamp_ms in owed.late:
         facts = _SpanFacts()

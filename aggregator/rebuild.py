@@ -7,15 +7,23 @@ rebuild also sets each fence to the last offset the truth holds, so aggregators 
 Kafka skip what the rebuild applied. Run it with the aggregators stopped.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 
 from aggregator.deltas import Policy, accumulate
 from aggregator.stores.base import AggregateStore
-from aggregator.truth.assessments import moves as assessment_moves
+from aggregator.truth.assessments import move_of
 from aggregator.truth.models import AssessmentEvent, Experiment, Span, Trace
-from aggregator.truth.writer import LIGHT_COLUMNS, Owed, light_record, trace_summary, with_traces
+from aggregator.truth.writer import (
+    LIGHT_COLUMNS,
+    Owed,
+    final_spans,
+    light_record,
+    trace_summary,
+    with_traces,
+)
 from trace_insights.core.buckets import WIDTH_MS, Resolution, bucket_start
 
 _CHUNK = 500
@@ -88,30 +96,18 @@ def _owed_chunks(
         .where(Trace.experiment_id == experiment_id, in_range)
         .order_by(Trace.final_partition, Trace.final_offset)
     )
-    chunk: list = []
-    for row in traces:
-        if chunk and (len(chunk) >= _CHUNK or chunk[-1].final_partition != row.final_partition):
-            yield _finalized_chunk(connection, chunk)
-            chunk = []
-        chunk.append(row)
-    if chunk:
-        yield _finalized_chunk(connection, chunk)
+    for rows in _by_partition(traces, "final_partition"):
+        yield _finalized_chunk(connection, rows)
     late = connection.execute(
         sa.select(*LIGHT_COLUMNS, Span.src_partition, Span.src_offset, Trace.timestamp_ms)
         .join(Trace, Trace.trace_id == Span.trace_id)
         .where(Span.experiment_id == experiment_id, Span.late, in_range)
         .order_by(Span.src_partition, Span.src_offset)
     )
-    spans: list = []
-    for row in late:
-        if spans and (len(spans) >= _CHUNK or spans[-1].src_partition != row.src_partition):
-            yield _late_chunk(spans)
-            spans = []
-        spans.append(row)
-    if spans:
-        yield _late_chunk(spans)
+    for rows in _by_partition(late, "src_partition"):
+        yield _late_chunk(rows)
     events = connection.execute(
-        sa.select(AssessmentEvent.src_partition, AssessmentEvent.src_offset)
+        sa.select(AssessmentEvent)
         .join(Trace, Trace.trace_id == AssessmentEvent.trace_id)
         .where(
             AssessmentEvent.experiment_id == experiment_id,
@@ -119,27 +115,32 @@ def _owed_chunks(
             in_range,
         )
         .order_by(AssessmentEvent.src_partition, AssessmentEvent.src_offset)
-    ).all()
-    for partition in sorted({row.src_partition for row in events}):
-        offsets = [row.src_offset for row in events if row.src_partition == partition]
-        changes = [
-            move
-            for move in assessment_moves(connection, partition, offsets[0] - 1, offsets[-1])
-            if move.experiment_id == experiment_id
-        ]
-        for start in range(0, len(changes), _CHUNK):
-            chunk = changes[start : start + _CHUNK]
-            owed = Owed(finalized=[], late=[], moves=with_traces(connection, chunk))
-            yield partition, owed, chunk[-1].offset
+    )
+    for rows in _by_partition(events, "src_partition"):
+        yield _moves_chunk(connection, rows)
+
+
+def _by_partition(rows: Iterable[Any], column: str) -> Iterator[list[Any]]:
+    """Rows ordered by partition, cut into chunks of one partition and at most _CHUNK rows."""
+    chunk: list[Any] = []
+    for row in rows:
+        if chunk and (len(chunk) >= _CHUNK or getattr(chunk[-1], column) != getattr(row, column)):
+            yield chunk
+            chunk = []
+        chunk.append(row)
+    if chunk:
+        yield chunk
 
 
 def _finalized_chunk(connection: sa.Connection, rows: list) -> tuple[int, Owed, int]:
-    spans: dict[str, list] = {row.trace_id: [] for row in rows}
-    query = sa.select(*LIGHT_COLUMNS).where(Span.trace_id.in_(list(spans)), sa.not_(Span.late))
-    for span in connection.execute(query):
-        spans[span.trace_id].append(light_record(span))
+    spans = final_spans(connection, [row.trace_id for row in rows])
     finalized = [(trace_summary(row), spans[row.trace_id], row.final_offset) for row in rows]
     return rows[0].final_partition, Owed(finalized=finalized, late=[]), rows[-1].final_offset
+
+
+def _moves_chunk(connection: sa.Connection, rows: list) -> tuple[int, Owed, int]:
+    moves = with_traces(connection, [move_of(row) for row in rows])
+    return rows[0].src_partition, Owed(finalized=[], late=[], moves=moves), rows[-1].src_offset
 
 
 def _late_chunk(rows: list) -> tuple[int, Owed, int]:

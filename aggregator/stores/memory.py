@@ -29,6 +29,8 @@ class MemoryStore:
             fence = self._hashes[keys.fence(update.experiment_id)]
             if fence.get(str(update.partition), NO_FENCE) != update.expected_fence:
                 return False
+            for key in update.expire_at_ms:
+                self._live(key)  # an expired key restarts from nothing, as in Redis
             for (key, name), delta in update.counters.items():
                 target = self._hashes[key]
                 target[name] = int(target.get(name, 0)) + delta
@@ -57,18 +59,18 @@ class MemoryStore:
 
     def read_hashes(self, keys_: list[str]) -> list[dict[str, float]]:
         with self._lock:
-            self._expire()
-            return [dict(self._hashes.get(key, {})) for key in keys_]
+            return [dict(self._hashes.get(key, {})) if self._live(key) else {} for key in keys_]
 
     def read_blobs(self, key: str) -> dict[str, bytes]:
         with self._lock:
-            self._expire()
-            return dict(self._blobs.get(key, {}))
+            return dict(self._blobs.get(key, {})) if self._live(key) else {}
 
     def read_blob_fields(self, locations: list[tuple[str, str]]) -> list[bytes | None]:
         with self._lock:
-            self._expire()
-            return [self._blobs.get(key, {}).get(name) for key, name in locations]
+            return [
+                self._blobs.get(key, {}).get(name) if self._live(key) else None
+                for key, name in locations
+            ]
 
     def admit_tags(self, experiment_id: str, tags: list[tuple[str, str]], cap: int) -> list[bool]:
         with self._lock:
@@ -83,8 +85,8 @@ class MemoryStore:
     def count_distinct(self, keys_: list[str]) -> int:
         """Exact here; Redis estimates (HyperLogLog, 0.81% standard error)."""
         with self._lock:
-            self._expire()
-            return len(set().union(*(self._distinct.get(key, set()) for key in keys_)))
+            live = [self._distinct.get(key, set()) for key in keys_ if self._live(key)]
+            return len(set().union(*live))
 
     def experiments(self) -> set[str]:
         with self._lock:
@@ -101,12 +103,15 @@ class MemoryStore:
     def close(self) -> None:
         pass
 
-    def _expire(self) -> None:
-        now = int(time.time() * 1000)
-        for key in [k for k, at in self._expiry.items() if at <= now]:
-            for store in (self._hashes, self._blobs, self._distinct):
-                store.pop(key, None)
-            del self._expiry[key]
+    def _live(self, key: str) -> bool:
+        """Drop ``key`` if its time has come (as Redis does, lazily, when a key is touched)."""
+        at = self._expiry.get(key)
+        if at is None or at > time.time() * 1000:
+            return True
+        for store in (self._hashes, self._blobs, self._distinct):
+            store.pop(key, None)
+        del self._expiry[key]
+        return False
 
 
 def _in_range(key: str, start_ms: int | None, end_ms: int | None) -> bool:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from aggregator.truth.bulk import insert_ignoring_conflicts
 from aggregator.truth.models import Assessment as AssessmentRow
-from aggregator.truth.models import AssessmentEvent, Experiment
+from aggregator.truth.models import AssessmentEvent
 from trace_insights.core.assessments import Assessment
 
 
@@ -97,12 +97,6 @@ def record(
             "updated_ms": a.timestamp_ms,
         }
     insert_ignoring_conflicts(connection, AssessmentEvent.__table__, events)
-    experiments = sorted({row["experiment_id"] for row in latest.values()})
-    insert_ignoring_conflicts(
-        connection,
-        Experiment.__table__,
-        [{"experiment_id": e, "created_ms": 0} for e in experiments],
-    )
     connection.execute(sa.delete(AssessmentRow).where(AssessmentRow.assessment_id.in_(ids)))
     insert_ignoring_conflicts(connection, AssessmentRow.__table__, list(latest.values()))
 
@@ -132,14 +126,16 @@ def moves(connection: sa.Connection, partition: int, after: int, end: int) -> li
         )
         .order_by(AssessmentEvent.src_offset)
     )
-    return [
-        Move(
-            experiment_id=row.experiment_id,
-            trace_id=row.trace_id,
-            name=row.name,
-            value=row.value,
-            previous=tuple(row.previous) if row.previous is not None else None,
-            offset=row.src_offset,
-        )
-        for row in connection.execute(query)
-    ]
+    return [move_of(row) for row in connection.execute(query)]
+
+
+def move_of(row: Any) -> Move:
+    """An ``assessment_events`` row as the move it owes."""
+    return Move(
+        experiment_id=row.experiment_id,
+        trace_id=row.trace_id,
+        name=row.name,
+        value=row.value,
+        previous=tuple(row.previous) if row.previous is not None else None,
+        offset=row.src_offset,
+    )

@@ -28,6 +28,7 @@ def insert_ignoring_conflicts(
         connection.execute(sqlite.insert(table).on_conflict_do_nothing(), rows)
         return
     staging = _staging(table)
+    # checked each time: a batch rolled back also rolls back the staging table's creation
     staging.create(connection, checkfirst=True)
     columns = [column.name for column in table.columns]
     json_positions = [i for i, c in enumerate(table.columns) if isinstance(c.type, sa.JSON)]

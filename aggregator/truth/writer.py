@@ -59,7 +59,11 @@ def write_batch(
         key = (delivery.span.trace_id, delivery.span.span_id)
         if key not in first or delivery.offset < first[key].offset:
             first[key] = delivery
-    _upsert_experiments(connection, {d.span.experiment_id for d in first.values()})
+    _upsert_experiments(
+        connection,
+        {d.span.experiment_id for d in first.values()}
+        | {d.assessment.experiment_id for d in assessments},
+    )
     trace_ids = {d.span.trace_id for d in first.values()}
     assessed = {d.assessment.trace_id for d in assessments}
     finalized = set(
@@ -131,13 +135,8 @@ def owed(
         )
     ).all()
     summaries = {row.trace_id: (trace_summary(row), row.final_offset) for row in traces}
-    spans: dict[str, list[SpanRecord]] = {
-        trace_id: list(known.get(trace_id, ())) for trace_id in summaries
-    }
-    missing = [trace_id for trace_id in summaries if trace_id not in known]
-    query = sa.select(*LIGHT_COLUMNS).where(sa.not_(Span.late))
-    for row in _rows(connection, query, Span.trace_id, missing):
-        spans[row.trace_id].append(light_record(row))
+    spans = final_spans(connection, [tid for tid in summaries if tid not in known])
+    spans.update({tid: list(known[tid]) for tid in summaries if tid in known})
     late_rows = connection.execute(
         sa.select(*LIGHT_COLUMNS, Span.src_offset, Trace.timestamp_ms)
         .join(Trace, Trace.trace_id == Span.trace_id)
@@ -167,11 +166,17 @@ def with_traces(
         row.trace_id: trace_summary(row)
         for row in _rows(connection, sa.select(Trace), Trace.trace_id, ids)
     }
-    spans: dict[str, list[SpanRecord]] = {trace_id: [] for trace_id in ids}
-    query = sa.select(*LIGHT_COLUMNS).where(sa.not_(Span.late))
-    for row in _rows(connection, query, Span.trace_id, ids):
-        spans[row.trace_id].append(light_record(row))
+    spans = final_spans(connection, ids)
     return [(move, summaries[move.trace_id], spans[move.trace_id]) for move in changes]
+
+
+def final_spans(connection: sa.Connection, trace_ids: list[str]) -> dict[str, list[SpanRecord]]:
+    """The spans finalized traces were counted with (their non-late spans), per trace."""
+    spans: dict[str, list[SpanRecord]] = {trace_id: [] for trace_id in trace_ids}
+    query = sa.select(*LIGHT_COLUMNS).where(sa.not_(Span.late))
+    for row in _rows(connection, query, Span.trace_id, trace_ids):
+        spans[row.trace_id].append(light_record(row))
+    return spans
 
 
 def _finalize(
