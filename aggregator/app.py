@@ -8,12 +8,12 @@ from aggregator.deltas import Policy
 from aggregator.loop import Aggregator
 from aggregator.metrics import Liveness, serve
 from aggregator.source import KafkaSource
-from aggregator.stores.base import AggregateStore
-from aggregator.stores.redis import RedisStore
-from aggregator.truth.database import create_engine, migrate
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.settings import Settings
 from trace_insights.kafka_topic import ensure_topic
+from trace_insights.stores.base import AggregateStore
+from trace_insights.stores.redis import RedisStore
+from trace_insights.truth.database import create_engine, migrate
 
 log = logging.getLogger(__name__)
 

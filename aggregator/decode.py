@@ -5,9 +5,9 @@ import logging
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from aggregator.source import Record
 from aggregator.truth.assessments import AssessmentDelivery
 from aggregator.truth.writer import Delivery
+from trace_insights.bus import Record
 from trace_insights.core.assessments import CARRIER_ATTRIBUTE
 from trace_insights.core.assessments import decode as decode_assessment
 from trace_insights.core.conventions import attributes_of, normalize, value_of

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from aggregator.stores.base import AggregateStore, Update
 from aggregator.truth.assessments import Move
 from aggregator.truth.writer import Owed
 from trace_insights.core import dimensions, keys, sketch
@@ -18,6 +17,7 @@ from trace_insights.core.assessments import value_key
 from trace_insights.core.buckets import WIDTH_MS, Resolution, bucket_start
 from trace_insights.core.keys import fields
 from trace_insights.core.records import SpanRecord, TraceSummary
+from trace_insights.stores.base import AggregateStore, Update
 
 
 @dataclass(frozen=True)

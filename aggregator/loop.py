@@ -19,9 +19,10 @@ from aggregator import metrics
 from aggregator.decode import deliveries
 from aggregator.deltas import Policy, build_updates
 from aggregator.metrics import Liveness
-from aggregator.source import Record, Source
-from aggregator.stores.base import AggregateStore
+from aggregator.source import Source
 from aggregator.truth.writer import has_open_traces, owed, write_batch
+from trace_insights.bus import Record
+from trace_insights.stores.base import AggregateStore
 
 log = logging.getLogger(__name__)
 

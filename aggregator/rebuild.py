@@ -13,9 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from aggregator.deltas import Policy, accumulate
-from aggregator.stores.base import AggregateStore
 from aggregator.truth.assessments import move_of
-from aggregator.truth.models import AssessmentEvent, Experiment, Span, Trace
 from aggregator.truth.writer import (
     LIGHT_COLUMNS,
     Owed,
@@ -25,6 +23,8 @@ from aggregator.truth.writer import (
     with_traces,
 )
 from trace_insights.core.buckets import WIDTH_MS, Resolution, bucket_start
+from trace_insights.stores.base import AggregateStore
+from trace_insights.truth.models import AssessmentEvent, Experiment, Span, Trace
 
 _CHUNK = 500
 DAY = WIDTH_MS[Resolution.DAY]

@@ -1,4 +1,5 @@
-"""Where the aggregator reads spans from: the Kafka topic, or the embedded in-process bus.
+"""Where the aggregator reads spans from: the Kafka topic, or the embedded in-process bus
+(``trace_insights.bus.LocalBus``, which has this contract too).
 
 Contract: ``poll`` returns records per partition in offset order; ``commit`` records the next
 offset to read (after the batch was applied), and a failed commit is not fatal (fences make a
@@ -6,22 +7,15 @@ replay harmless); ``rewind`` makes the next poll of a partition start at ``offse
 """
 
 import logging
-import threading
-from dataclasses import dataclass
 from typing import Protocol
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
+from trace_insights.bus import Record
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Record:
-    offset: int
-    timestamp_ms: int
-    value: bytes
 
 
 class Source(Protocol):
@@ -135,63 +129,3 @@ class _LogRebalance(ConsumerRebalanceListener):
             "partitions assigned",
             extra={"fields": {"partitions": sorted(p.partition for p in assigned)}},
         )
-
-
-class LocalBus:
-    """The embedded mode's in-process partitioned log, with one consumer's committed offsets."""
-
-    def __init__(self, partitions: int) -> None:
-        self.partitions = partitions
-        self._logs: list[list[Record]] = [[] for _ in range(partitions)]
-        self._positions = [0] * partitions
-        self._committed = [0] * partitions
-        self._changed = threading.Condition()
-
-    def append(self, partition: int, value: bytes, timestamp_ms: int) -> int:
-        with self._changed:
-            log_ = self._logs[partition]
-            log_.append(Record(len(log_), timestamp_ms, value))
-            self._changed.notify_all()
-            return len(log_) - 1
-
-    def poll(self, timeout_ms: int, max_records: int = 5000) -> dict[int, list[Record]]:
-        with self._changed:
-            if not self._pending():
-                self._changed.wait(timeout_ms / 1000)
-            out = {}
-            for partition, log_ in enumerate(self._logs):
-                position = self._positions[partition]
-                if position < len(log_):
-                    out[partition] = log_[position : position + max_records]
-                    self._positions[partition] = position + len(out[partition])
-            return out
-
-    def commit(self, offsets: dict[int, int]) -> None:
-        with self._changed:
-            for partition, offset in offsets.items():
-                self._committed[partition] = offset
-
-    def rewind(self, partition: int, offset: int) -> None:
-        with self._changed:
-            self._positions[partition] = offset
-
-    def lag(self, partition: int) -> int | None:
-        with self._changed:
-            return len(self._logs[partition]) - self._positions[partition]
-
-    def assigned(self) -> list[int]:
-        return list(range(self.partitions))
-
-    def tick(self, partition: int, timestamp_ms: int) -> None:
-        self.append(partition, b"", timestamp_ms)
-
-    def restart(self) -> None:
-        """As after a crash: the next poll resumes from the committed offsets."""
-        with self._changed:
-            self._positions = list(self._committed)
-
-    def close(self) -> None:
-        pass
-
-    def _pending(self) -> bool:
-        return any(p < len(log_) for p, log_ in zip(self._positions, self._logs, strict=True))

@@ -30,8 +30,6 @@ from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans  # noqa: E402
 
 from aggregator.decode import deliveries  # noqa: E402
-from aggregator.source import Record  # noqa: E402
-from aggregator.stores.redis import RedisStore  # noqa: E402
 from collector.regroup import assemble, regroup  # noqa: E402
 from tests.support import (  # noqa: E402
     schema_url,
@@ -40,10 +38,12 @@ from tests.support import (  # noqa: E402
     start_collector,
     trace_insights,
 )
+from trace_insights.bus import Record  # noqa: E402
 from trace_insights.core import keys  # noqa: E402
 from trace_insights.core.buckets import Resolution  # noqa: E402
 from trace_insights.generate import Traffic, send  # noqa: E402
 from trace_insights.kafka_topic import ensure_topic  # noqa: E402
+from trace_insights.stores.redis import RedisStore  # noqa: E402
 
 PARTITIONS = 4
 

@@ -100,7 +100,7 @@ def truth_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[obj
     """A migrated, empty source of truth: a SQLite file, or a PostgreSQL schema of its own."""
     import sqlalchemy as sa
 
-    from aggregator.truth.database import create_engine, migrate
+    from trace_insights.truth.database import create_engine, migrate
 
     if request.param == "sqlite":
         engine = create_engine(f"sqlite:///{tmp_path / 'truth.db'}")
@@ -126,8 +126,8 @@ def truth_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[obj
 
 @pytest.fixture(params=["memory", "redis"])
 def store(request: pytest.FixtureRequest) -> Iterator[object]:
-    from aggregator.stores.memory import MemoryStore
-    from aggregator.stores.redis import RedisStore
+    from trace_insights.stores.memory import MemoryStore
+    from trace_insights.stores.redis import RedisStore
 
     if request.param == "memory":
         yield MemoryStore()

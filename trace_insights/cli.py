@@ -118,8 +118,8 @@ def migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Create or upgrade the database schema (idempotent)."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from aggregator.truth.database import create_engine
-    from aggregator.truth.database import migrate as upgrade
+    from trace_insights.truth.database import create_engine
+    from trace_insights.truth.database import migrate as upgrade
 
     settings = load_settings(data_dir=data_dir, database_url=database_url)
     engine = create_engine(settings.database())
@@ -150,7 +150,7 @@ def rebuild(
     from aggregator.app import open_store, policy
     from aggregator.rebuild import count_traces
     from aggregator.rebuild import rebuild as replay
-    from aggregator.truth.database import create_engine
+    from trace_insights.truth.database import create_engine
 
     if (start_ms is None) != (end_ms is None):
         raise typer.BadParameter("give both --start-ms and --end-ms, or neither")

@@ -1,1 +1,1 @@
-"""The PostgreSQL (or SQLite) source of truth: models, migrations and the batch writer."""
+"""How the aggregator writes batches to the source of truth and what they owe the aggregates."""

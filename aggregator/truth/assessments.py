@@ -11,10 +11,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from aggregator.truth.bulk import insert_ignoring_conflicts
-from aggregator.truth.models import Assessment as AssessmentRow
-from aggregator.truth.models import AssessmentEvent
 from trace_insights.core.assessments import Assessment
+from trace_insights.truth.bulk import insert_ignoring_conflicts
+from trace_insights.truth.models import Assessment as AssessmentRow
+from trace_insights.truth.models import AssessmentEvent
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from aggregator.truth.assessments import AssessmentDelivery, Move, current_values
 from aggregator.truth.assessments import moves as assessment_moves
 from aggregator.truth.assessments import record as record_assessments
-from aggregator.truth.bulk import insert_ignoring_conflicts, one_of
-from aggregator.truth.models import Experiment, OpenTrace, Span, Trace, TraceTag
 from trace_insights.core.records import SpanRecord, TraceSummary, summarize
+from trace_insights.truth.bulk import insert_ignoring_conflicts, one_of
+from trace_insights.truth.models import Experiment, OpenTrace, Span, Trace, TraceTag
 
 _CHUNK = 2000
 

@@ -6,9 +6,9 @@ from collections import Counter
 
 from aggregator.loop import Aggregator
 from aggregator.rebuild import rebuild
-from aggregator.source import LocalBus
 from tests.contract.test_pipeline_contract import POLICY, FlakyStore, _drain
 from tests.support import publish_assessment, publish_to_bus, sdk_spans
+from trace_insights.bus import LocalBus
 from trace_insights.core import keys
 from trace_insights.core.assessments import Assessment, value_key
 from trace_insights.core.buckets import Resolution

@@ -9,8 +9,8 @@ import pytest
 from aggregator.deltas import Policy
 from aggregator.loop import Aggregator
 from aggregator.rebuild import rebuild
-from aggregator.source import LocalBus
 from tests.support import assert_quantiles_close, ground_truth, publish_to_bus, sdk_spans
+from trace_insights.bus import LocalBus
 from trace_insights.core import keys, sketch
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.keys import fields

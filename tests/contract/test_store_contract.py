@@ -4,7 +4,7 @@ import time
 import uuid
 from collections import Counter
 
-from aggregator.stores.base import Update
+from trace_insights.stores.base import Update
 
 
 def _experiment() -> str:

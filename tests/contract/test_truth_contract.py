@@ -2,9 +2,9 @@
 
 import sqlalchemy as sa
 
-from aggregator.truth.models import Span, Trace, TraceTag
 from aggregator.truth.writer import Delivery, owed, write_batch
 from trace_insights.core.records import SpanRecord
+from trace_insights.truth.models import Span, Trace, TraceTag
 
 IDLE_MS = 60_000
 

@@ -12,14 +12,14 @@ import sqlalchemy as sa
 from kafka import KafkaProducer
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-from aggregator.stores.redis import RedisStore
-from aggregator.truth.models import Span, Trace
 from collector.regroup import assemble, regroup
 from tests.support import ground_truth, schema_url, sdk_spans, start_aggregator, trace_insights
 from trace_insights.core import keys
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.keys import fields
 from trace_insights.kafka_topic import ensure_topic
+from trace_insights.stores.redis import RedisStore
+from trace_insights.truth.models import Span, Trace
 
 pytestmark = pytest.mark.integration
 TRACES = int(__import__("os").environ.get("CRASH_TEST_TRACES", "20000"))

@@ -9,8 +9,6 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from aggregator.stores.redis import RedisStore
-from aggregator.truth.models import Span, Trace
 from tests.support import (
     ROOT,
     assert_quantiles_close,
@@ -25,6 +23,8 @@ from trace_insights.core import keys, sketch
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.keys import fields
 from trace_insights.generate import exporter_for
+from trace_insights.stores.redis import RedisStore
+from trace_insights.truth.models import Span, Trace
 
 pytestmark = pytest.mark.integration
 DAY = Resolution.DAY
@@ -125,8 +125,8 @@ def test_ticks_finalize_rootless_traces_on_a_silent_kafka_partition(
     from aggregator.deltas import Policy
     from aggregator.loop import Aggregator
     from aggregator.source import KafkaSource
-    from aggregator.truth.database import create_engine
     from tests.support import publish_to_bus
+    from trace_insights.truth.database import create_engine
 
     experiment, topic = f"tick-{uuid.uuid4().hex[:8]}", f"spans-{uuid.uuid4().hex[:8]}"
     _, url = schema_url(database_url)

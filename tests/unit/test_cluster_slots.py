@@ -3,12 +3,12 @@
 from redis.crc import key_slot
 
 from aggregator.deltas import Policy, accumulate
-from aggregator.stores.memory import MemoryStore
 from aggregator.truth.writer import Owed
 from tests.unit.test_domain import _span
 from trace_insights.core import keys
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.records import summarize
+from trace_insights.stores.memory import MemoryStore
 
 
 def test_every_key_of_an_update_shares_the_fence_slot():

@@ -1,8 +1,8 @@
-"""Alembic environment: runs on the connection handed over by ``aggregator.truth.migrate``."""
+"""Alembic environment: runs on the connection ``trace_insights.truth.database.migrate`` passes."""
 
 from alembic import context
 
-from aggregator.truth.models import Base
+from trace_insights.truth.models import Base
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)

@@ -6,8 +6,8 @@ from typing import Any
 
 import redis
 
-from aggregator.stores.base import Update
 from trace_insights.core import keys
+from trace_insights.stores.base import Update
 
 # KEYS[1] is the fence hash; ARGV: partition, expected fence, new fence, ops (JSON), blobs...
 # The experiment registry (outside the slot) is added to after the script: idempotent.

@@ -5,8 +5,8 @@ import threading
 import time
 from collections import defaultdict
 
-from aggregator.stores.base import NO_FENCE, Update
 from trace_insights.core import keys
+from trace_insights.stores.base import NO_FENCE, Update
 
 
 class MemoryStore:

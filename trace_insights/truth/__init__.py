@@ -1,0 +1,1 @@
+"""The source of truth shared by every service: models, engines, migrations, bulk writes."""
