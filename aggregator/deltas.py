@@ -228,7 +228,7 @@ def _move(
     """An assessment of a finalized trace changed: its old value's counts and pairs with the
     trace's dimensions go, the new value's come."""
     base = dimensions.of_trace(summary, spans, registry.value)
-    changes = [(move.name, move.value, 1)]
+    changes = [] if move.value is None else [(move.name, move.value, 1)]
     if move.previous is not None:
         changes.append((move.previous[0], move.previous[1], -1))
     for resolution, bucket in experiment.buckets_of(summary.timestamp_ms):

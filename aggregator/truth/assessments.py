@@ -2,7 +2,7 @@
 
 Each delivery becomes one event row keyed by its (partition, offset, assessment id), written
 once; a replayed delivery finds its row and changes nothing. An event on a finalized trace
-owes a *move* (the previous value out, the new one in); an event on a trace still open is
+owes a *move* (the previous value out, the new one in; a deletion only takes the previous out); an event on a trace still open is
 deferred: the trace's finalization snapshots the current values and counts them then.
 """
 
@@ -30,7 +30,7 @@ class Move:
     experiment_id: str
     trace_id: str
     name: str
-    value: Any
+    value: Any  # None when the assessment was deleted
     previous: tuple[str, Any] | None
     offset: int
 
@@ -83,6 +83,10 @@ def record(
                 "deferred": a.trace_id not in finalized,
             }
         )
+        if a.deleted:
+            current.pop(a.assessment_id, None)
+            latest.pop(a.assessment_id, None)
+            continue
         current[a.assessment_id] = (a.name, a.value)
         latest[a.assessment_id] = {
             "assessment_id": a.assessment_id,

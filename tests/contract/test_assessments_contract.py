@@ -1,6 +1,7 @@
 """Assessments through the aggregation path: counted with their trace when it finalizes, moved
 (not added) when overwritten later, exactly once through failures, replays and duplicates."""
 
+import dataclasses
 import uuid
 from collections import Counter
 
@@ -24,7 +25,7 @@ def _assessment(trace_id: int, value, experiment: str, assessment_id: str | None
     )  # fmt: skip
 
 
-def test_assessments_count_once_and_move_on_overwrite(truth_engine, store):
+def test_assessments_count_once_move_on_overwrite_and_leave_on_delete(truth_engine, store):
     experiment = f"a{uuid.uuid4().hex[:8]}"
     spans = sdk_spans(60, seed=31)
     roots = [s for s in spans if s.parent is None]
@@ -42,11 +43,13 @@ def test_assessments_count_once_and_move_on_overwrite(truth_engine, store):
     flipped = early[0]
     publish_assessment(bus, _assessment(flipped.context.trace_id, False, experiment))
     publish_assessment(bus, _assessment(late[0].context.trace_id, "no", experiment))
+    deleted = _assessment(late[1].context.trace_id, None, experiment)
+    publish_assessment(bus, dataclasses.replace(deleted, deleted=True))
     _drain(aggregator)
     bus.restart()  # replay everything not committed
     _drain(aggregator)
 
-    expected = Counter({value_key(True): 19, value_key(False): 1, value_key("no"): 20})
+    expected = Counter({value_key(True): 19, value_key(False): 1, value_key("no"): 19})
     errors = {s.context.trace_id for s in roots if s.status.status_code.name == "ERROR"}
     day = min(s.start_time for s in spans) // 1_000_000 // 86_400_000 * 86_400_000
     values = store.read_hash(keys.assessment_values(experiment, DAY, day, "correct"))
@@ -54,7 +57,7 @@ def test_assessments_count_once_and_move_on_overwrite(truth_engine, store):
     occurrences = store.read_hash(keys.occurrences(experiment, DAY, day))
     assert occurrences["assessment.correct=true"] == 19
     assert occurrences.get("assessment.correct=false") == 1
-    assert occurrences["assessment.correct=no"] == 20
+    assert occurrences["assessment.correct=no"] == 19
     partners = store.read_hash(keys.partners(experiment, DAY, day, "assessment.correct=true"))
     true_traces = {r.context.trace_id for r in early[1:]}
     assert partners.get("status=ERROR", 0) == len(true_traces & errors)

@@ -26,11 +26,12 @@ class Assessment:
     trace_id: str  # 32 lowercase hex
     experiment_id: str
     name: str
-    value: Value
+    value: Value | None  # None only when deleted
     source_type: str
     source_id: str | None
     rationale: str | None
     timestamp_ms: int
+    deleted: bool = False
 
 
 def encode(assessment: Assessment) -> ExportTraceServiceRequest:
@@ -50,7 +51,10 @@ def decode(document: str) -> Assessment:
         assessment = Assessment(**fields)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"not an assessment: {exc}") from None
-    if not isinstance(assessment.value, bool | int | float | str):
+    if assessment.deleted:
+        if assessment.value is not None:
+            raise ValueError("a deletion carries no value")
+    elif not isinstance(assessment.value, bool | int | float | str):
         raise ValueError("an assessment value is a boolean, a number or a string")
     return assessment
 

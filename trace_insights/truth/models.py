@@ -24,6 +24,9 @@ class Experiment(Base):
 
     experiment_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     created_ms: Mapped[int] = mapped_column(sa.BigInteger)
+    name: Mapped[str | None] = mapped_column(sa.String(256))  # None: registered from data
+
+    __table_args__ = (sa.Index("ux_experiments_name", "name", unique=True),)
 
 
 class OpenTrace(Base):
