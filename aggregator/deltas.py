@@ -84,8 +84,10 @@ class _Experiment:
         self.experiment_id = experiment_id
         self.partition = partition
         self.buckets: dict[tuple[Resolution, int], _Bucket] = {}
+        self.watermark_ms = -1  # the latest event time this update applies
 
     def buckets_of(self, timestamp_ms: int) -> list[tuple[Resolution, _Bucket]]:
+        self.watermark_ms = max(self.watermark_ms, timestamp_ms)
         out = []
         for resolution in Resolution:
             start = bucket_start(timestamp_ms, resolution)
@@ -278,6 +280,7 @@ def _update(experiment: _Experiment, store: AggregateStore, policy: Policy) -> U
             for (first, second), count in pairs.items():
                 update.counters[(prefix + first, second)] += count
                 update.expire_at_ms[prefix + first] = expire_at
+    update.add_max(keys.meta(e), fields.WATERMARK, experiment.watermark_ms)
     locations = list(digest_values)
     for location, current in zip(locations, store.read_blob_fields(locations), strict=True):
         digest = sketch.load(current) if current is not None else sketch.new_digest()

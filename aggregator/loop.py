@@ -127,5 +127,6 @@ class Aggregator:
         lag = self.source.lag(partition)
         if lag is not None:
             metrics.LAG.labels(str(partition)).set(lag)
+            self.store.report_progress(partition, lag, int(time.time() * 1000))
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         return len(batch)

@@ -2,8 +2,9 @@
 
 Each delivery becomes one event row keyed by its (partition, offset, assessment id), written
 once; a replayed delivery finds its row and changes nothing. An event on a finalized trace
-owes a *move* (the previous value out, the new one in; a deletion only takes the previous out); an event on a trace still open is
-deferred: the trace's finalization snapshots the current values and counts them then.
+owes a *move* (the previous value out, the new one in; a deletion only takes the old out); an
+event on a trace still open is deferred: the trace's finalization snapshots the current values
+and counts them then.
 """
 
 from dataclasses import dataclass

@@ -62,7 +62,9 @@ def _check(store, experiment, truth):
         assert bucket[fields.LATENCY_MAX] == latencies.max()
         assert bucket[fields.LATENCY_SUM] == pytest.approx(latencies.sum())
         digest = sketch.merged(
-            list(store.read_blobs(keys.digests(experiment, DAY, day, "latency")).values())
+            list(
+                store.read_blob_hashes([keys.digests(experiment, DAY, day, "latency")])[0].values()
+            )
         )
         assert digest.n_values == len(latencies)
         assert_quantiles_close(digest, latencies)
@@ -93,6 +95,12 @@ def test_aggregates_equal_the_ground_truth_through_failures_and_replays(truth_en
     bus.restart()
     _drain(aggregator)
     _check(store, experiment, truth)
+    first_starts = {}
+    for span in spans:
+        trace = span.context.trace_id
+        first_starts[trace] = min(first_starts.get(trace, span.start_time), span.start_time)
+    watermark = store.read_hash(keys.meta(experiment))[fields.WATERMARK]
+    assert watermark == max(first_starts.values()) // 1_000_000, "the latest trace start applied"
 
     live = _bucket_hashes(store, experiment, truth)
     replayed = rebuild(truth_engine, store, POLICY, experiment_ids=[experiment])

@@ -46,7 +46,7 @@ def test_apply_counts_sums_extremes_blobs_sets_and_fence(store):
         b"\x01\x00\xff",
         None,
     ]
-    assert store.read_blobs(_key(e, "td:h:0:latency")) == {"3": b"\x01\x00\xff"}
+    assert store.read_blob_hashes([_key(e, "td:h:0:latency")]) == [{"3": b"\x01\x00\xff"}]
     assert store.count_distinct([_key(e, "hll:h:0:env"), _key(e, "hll:h:1:env")]) == 4
     assert e in store.experiments()
 
@@ -97,3 +97,12 @@ def test_tag_admission_is_first_come_up_to_the_cap_and_never_changes(store):
     assert store.admit_tags(e, tags, cap=2) == [True, True, True, False, True]
     assert store.admit_tags(e, [("user", "c"), ("user", "b")], cap=2) == [False, True]
     assert store.admit_tags(e, [], cap=2) == []
+
+
+def test_progress_reports_are_kept_per_partition(store):
+    store.report_progress(3, 120, 1_000)
+    store.report_progress(3, 0, 2_000)
+    store.report_progress(11, 7, 1_500)
+    progress = store.progress()
+    assert progress[3] == (0, 2_000)
+    assert progress[11] == (7, 1_500)

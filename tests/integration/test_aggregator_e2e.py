@@ -87,7 +87,7 @@ def test_sdk_traffic_through_two_aggregators_equals_the_ground_truth(
             assert bucket[fields.span_type(kind)] == count
         for tool, count in expected["tool_calls"].items():
             assert bucket[fields.tool(tool, "calls")] == count
-        blobs = store.read_blobs(keys.digests(experiment, DAY, day, "latency"))
+        blobs = store.read_blob_hashes([keys.digests(experiment, DAY, day, "latency")])[0]
         assert len(blobs) > 1, "each partition owns its digest"
         digest = sketch.merged(list(blobs.values()))
         latencies = np.array(expected["latencies"], dtype=float)

@@ -11,6 +11,7 @@ import re
 from trace_insights.core.buckets import Resolution
 
 EXPERIMENTS = "ti:experiments"  # set of experiment ids (outside any slot; only ever added to)
+PROGRESS = "ti:progress"  # hash: lag:<partition>, at:<partition> (consumer lag, reported when)
 
 
 def _prefix(experiment_id: str) -> str:
@@ -20,6 +21,11 @@ def _prefix(experiment_id: str) -> str:
 def fence(experiment_id: str) -> str:
     """Hash: Kafka partition → last offset applied for this experiment."""
     return f"{_prefix(experiment_id)}:fence"
+
+
+def meta(experiment_id: str) -> str:
+    """Hash of facts about the experiment's aggregates as a whole (``fields.WATERMARK``)."""
+    return f"{_prefix(experiment_id)}:meta"
 
 
 def bucket(experiment_id: str, resolution: Resolution, start_ms: int) -> str:
@@ -94,6 +100,7 @@ class fields:
     LATENCY_MAX = "latency_max"
     INPUT_TOKENS = "input_tokens"
     OUTPUT_TOKENS = "output_tokens"
+    WATERMARK = "watermark"  # in the meta hash: the latest event time (trace start) applied
 
     @staticmethod
     def status(value: str) -> str:

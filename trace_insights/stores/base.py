@@ -60,8 +60,8 @@ class AggregateStore(Protocol):
 
     def read_hashes(self, keys: list[str]) -> list[dict[str, float]]: ...
 
-    def read_blobs(self, key: str) -> dict[str, bytes]:
-        """A hash of blobs, field → bytes (empty if missing)."""
+    def read_blob_hashes(self, keys: list[str]) -> list[dict[str, bytes]]:
+        """Hashes of blobs, field → bytes (empty where missing)."""
         ...
 
     def read_blob_fields(self, locations: list[tuple[str, str]]) -> list[bytes | None]:
@@ -79,6 +79,14 @@ class AggregateStore(Protocol):
         ...
 
     def experiments(self) -> set[str]: ...
+
+    def report_progress(self, partition: int, lag: int, at_ms: int) -> None:
+        """An aggregator's consumer lag on a partition (outside any fence: informational)."""
+        ...
+
+    def progress(self) -> dict[int, tuple[int, int]]:
+        """Kafka partition → (consumer lag, when reported, epoch ms)."""
+        ...
 
     def drop(self, experiment_id: str, start_ms: int | None, end_ms: int | None) -> None:
         """Delete the experiment's aggregates of buckets starting in [start_ms, end_ms); with no

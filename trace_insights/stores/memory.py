@@ -17,6 +17,7 @@ class MemoryStore:
         self._distinct: dict[str, set[str]] = defaultdict(set)
         self._expiry: dict[str, int] = {}
         self._experiments: set[str] = set()
+        self._progress: dict[int, tuple[int, int]] = {}
         self._lock = threading.Lock()
 
     def fences(self, experiment_id: str) -> dict[int, int]:
@@ -61,9 +62,9 @@ class MemoryStore:
         with self._lock:
             return [dict(self._hashes.get(key, {})) if self._live(key) else {} for key in keys_]
 
-    def read_blobs(self, key: str) -> dict[str, bytes]:
+    def read_blob_hashes(self, keys_: list[str]) -> list[dict[str, bytes]]:
         with self._lock:
-            return dict(self._blobs.get(key, {})) if self._live(key) else {}
+            return [dict(self._blobs.get(key, {})) if self._live(key) else {} for key in keys_]
 
     def read_blob_fields(self, locations: list[tuple[str, str]]) -> list[bytes | None]:
         with self._lock:
@@ -91,6 +92,14 @@ class MemoryStore:
     def experiments(self) -> set[str]:
         with self._lock:
             return set(self._experiments)
+
+    def report_progress(self, partition: int, lag: int, at_ms: int) -> None:
+        with self._lock:
+            self._progress[partition] = (lag, at_ms)
+
+    def progress(self) -> dict[int, tuple[int, int]]:
+        with self._lock:
+            return dict(self._progress)
 
     def drop(self, experiment_id: str, start_ms: int | None, end_ms: int | None) -> None:
         pattern = keys.experiment_pattern(experiment_id)

@@ -114,8 +114,11 @@ class RedisStore:
             {name.decode(): _number(value) for name, value in raw.items()} for raw in pipe.execute()
         ]
 
-    def read_blobs(self, key: str) -> dict[str, bytes]:
-        return {name.decode(): value for name, value in self._client.hgetall(key).items()}
+    def read_blob_hashes(self, keys_: list[str]) -> list[dict[str, bytes]]:
+        pipe = self._client.pipeline(transaction=False)
+        for key in keys_:
+            pipe.hgetall(key)
+        return [{name.decode(): value for name, value in raw.items()} for raw in pipe.execute()]
 
     def read_blob_fields(self, locations: list[tuple[str, str]]) -> list[bytes | None]:
         pipe = self._client.pipeline(transaction=False)
@@ -135,6 +138,19 @@ class RedisStore:
 
     def experiments(self) -> set[str]:
         return {member.decode() for member in self._client.smembers(keys.EXPERIMENTS)}
+
+    def report_progress(self, partition: int, lag: int, at_ms: int) -> None:
+        self._client.hset(
+            keys.PROGRESS, mapping={f"lag:{partition}": lag, f"at:{partition}": at_ms}
+        )
+
+    def progress(self) -> dict[int, tuple[int, int]]:
+        raw = {k.decode(): int(v) for k, v in self._client.hgetall(keys.PROGRESS).items()}
+        return {
+            int(name[4:]): (lag, raw.get(f"at:{name[4:]}", 0))
+            for name, lag in raw.items()
+            if name.startswith("lag:")
+        }
 
     def drop(self, experiment_id: str, start_ms: int | None, end_ms: int | None) -> None:
         batch = []
