@@ -1,49 +1,65 @@
-"""The collector process: OTLP/HTTP and OTLP/gRPC on one event loop, one Kafka producer."""
+"""The collector process: OTLP/HTTP and OTLP/gRPC on one event loop, one span producer."""
 
 import asyncio
 import logging
 
+import grpc
 import uvicorn
 
 from collector.batcher import PartitionBatcher
 from collector.ingest import Ingestor
 from collector.otlp_grpc import start_server
 from collector.otlp_http import create_app
-from collector.producer import KafkaSpanProducer
+from collector.producer import KafkaSpanProducer, SpanProducer
 from trace_insights.core.settings import Settings
+from trace_insights.serving import http_server, serve_until, stop_on_signals
 
 log = logging.getLogger(__name__)
 
 
+class Collector:
+    """Both OTLP listeners over one producer; ``start`` then ``stop`` (flushes the producer)."""
+
+    def __init__(self, settings: Settings, producer: SpanProducer) -> None:
+        self.settings = settings
+        self.producer = producer
+        batcher = PartitionBatcher(
+            producer, settings.max_message_bytes, settings.batch_linger_ms / 1000
+        )
+        self.ingestor = Ingestor(settings, producer, batcher)
+        self.http: uvicorn.Server = http_server(
+            create_app(self.ingestor), settings.host, settings.otlp_http_port
+        )
+        self._grpc: grpc.aio.Server | None = None
+
+    async def start_grpc(self) -> None:
+        self._grpc, port = await start_server(
+            self.ingestor, self.settings.host, self.settings.otlp_grpc_port
+        )
+        log.info(
+            "collector listening",
+            extra={"fields": {"otlp_http": self.settings.otlp_http_port, "otlp_grpc": port}},
+        )
+
+    async def stop(self) -> None:
+        """After the HTTP server ended: stop gRPC, then flush what Kafka has not acknowledged."""
+        if self._grpc is not None:
+            await self._grpc.stop(grace=5)
+        await asyncio.to_thread(self.producer.close)
+
+
 async def serve(settings: Settings) -> None:
-    """Run until SIGINT/SIGTERM, then stop receiving and flush what Kafka has not acknowledged."""
+    """Run until SIGINT/SIGTERM, then stop receiving and flush."""
     producer = KafkaSpanProducer(settings)
     producer.start()
-    batcher = PartitionBatcher(
-        producer, settings.max_message_bytes, settings.batch_linger_ms / 1000
-    )
-    ingestor = Ingestor(settings, producer, batcher)
-    grpc_server, grpc_port = await start_server(ingestor, settings.host, settings.otlp_grpc_port)
-    http = uvicorn.Server(
-        uvicorn.Config(
-            create_app(ingestor),
-            host=settings.host,
-            port=settings.otlp_http_port,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=10,
-        )
-    )
-    log.info(
-        "collector listening",
-        extra={"fields": {"otlp_http": settings.otlp_http_port, "otlp_grpc": grpc_port}},
-    )
+    collector = Collector(settings, producer)
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    await collector.start_grpc()
     try:
-        await http.serve()
+        await serve_until(stop, collector.http)
     finally:
-        await grpc_server.stop(grace=5)
-        await asyncio.to_thread(producer.close)
+        await collector.stop()
 
 
 def run(settings: Settings) -> None:

@@ -11,7 +11,7 @@ Contract: ``submit`` returns once every span it was given is acknowledged by Kaf
 import asyncio
 from dataclasses import dataclass, field
 
-from collector.producer import KafkaSpanProducer
+from collector.producer import SpanProducer
 from collector.regroup import Run, assemble
 
 
@@ -24,9 +24,7 @@ class _Pending:
 
 
 class PartitionBatcher:
-    def __init__(
-        self, producer: KafkaSpanProducer, max_message_bytes: int, linger_s: float
-    ) -> None:
+    def __init__(self, producer: SpanProducer, max_message_bytes: int, linger_s: float) -> None:
         self._producer = producer
         self._limit = max_message_bytes
         self._linger_s = linger_s

@@ -9,7 +9,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from collector import metrics
 from collector.batcher import PartitionBatcher
-from collector.producer import KafkaSpanProducer, Unavailable
+from collector.producer import SpanProducer, Unavailable
 from collector.regroup import regroup
 from trace_insights.core.routing import check_experiment_id
 from trace_insights.core.settings import Settings
@@ -22,7 +22,7 @@ class InvalidExperiment(ValueError):
 @dataclass
 class Ingestor:
     settings: Settings
-    producer: KafkaSpanProducer
+    producer: SpanProducer
     batcher: PartitionBatcher
 
     async def export(

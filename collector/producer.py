@@ -11,12 +11,14 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from typing import Protocol
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from collector import metrics
 from collector.regroup import Batch
+from trace_insights.bus import LocalBus
 from trace_insights.core.settings import Settings
 from trace_insights.kafka_topic import ensure_topic
 
@@ -31,6 +33,41 @@ class Unavailable(Exception):
     def __init__(self, reason: str, retry_after_s: int) -> None:
         super().__init__(reason)
         self.retry_after_s = retry_after_s
+
+
+class SpanProducer(Protocol):
+    @property
+    def partitions(self) -> int:
+        """Partition count of the topic; 0 until connected."""
+        ...
+
+    async def publish(self, batches: Sequence[Batch]) -> None: ...
+
+    async def ready(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class BusSpanProducer:
+    """The embedded mode's producer: appending to the in-process bus is the acknowledgement."""
+
+    def __init__(self, bus: LocalBus) -> None:
+        self._bus = bus
+
+    @property
+    def partitions(self) -> int:
+        return self._bus.partitions
+
+    async def publish(self, batches: Sequence[Batch]) -> None:
+        now = int(time.time() * 1000)
+        for batch in batches:
+            self._bus.append(batch.partition, batch.payload, now)
+
+    async def ready(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
 
 
 class KafkaSpanProducer:

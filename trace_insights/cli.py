@@ -113,6 +113,64 @@ def aggregator(
     run(settings)
 
 
+ApiPort = Annotated[
+    int | None, typer.Option(help="API port, default 8000 [env: TRACE_INSIGHTS_API_PORT]")
+]
+
+
+@app.command()
+def up(
+    otlp_http_port: HttpPort = None,
+    otlp_grpc_port: GrpcPort = None,
+    api_port: ApiPort = None,
+    host: Host = None,
+    data_dir: DataDir = None,
+    demo: Annotated[bool, typer.Option(help="Also send demo agent traffic (experiment 0)")] = False,
+) -> None:
+    """Everything in one process: collector, aggregator and API. Embedded bus, in-memory
+    aggregates and SQLite unless TRACE_INSIGHTS_* server URLs are set."""
+    from trace_insights.up import run
+
+    settings = load_settings(
+        otlp_http_port=otlp_http_port,
+        otlp_grpc_port=otlp_grpc_port,
+        api_port=api_port,
+        host=host,
+        data_dir=data_dir,
+    )
+    logs.configure(settings.log_level, settings.log_format)
+    run(settings, demo=demo)
+
+
+@app.command()
+def api(
+    api_port: ApiPort = None,
+    host: Host = None,
+    data_dir: DataDir = None,
+    redis_url: RedisUrl = None,
+    database_url: DatabaseUrl = None,
+    kafka_bootstrap_servers: KafkaServers = None,
+) -> None:
+    """Serve the insights API over Redis and PostgreSQL (assessments go through Kafka)."""
+    from api.server import run
+
+    settings = load_settings(
+        api_port=api_port,
+        host=host,
+        data_dir=data_dir,
+        redis_url=redis_url,
+        database_url=database_url,
+        kafka_bootstrap_servers=kafka_bootstrap_servers,
+    )
+    try:
+        settings.require_redis()
+        settings.require_kafka()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    logs.configure(settings.log_level, settings.log_format)
+    run(settings)
+
+
 @app.command()
 def migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Create or upgrade the database schema (idempotent)."""

@@ -20,7 +20,14 @@ from aggregator.truth.assessments import moves as assessment_moves
 from aggregator.truth.assessments import record as record_assessments
 from trace_insights.core.records import SpanRecord, TraceSummary, summarize
 from trace_insights.truth.bulk import insert_ignoring_conflicts, one_of
-from trace_insights.truth.models import Experiment, OpenTrace, Span, Trace, TraceTag
+from trace_insights.truth.models import (
+    AssessmentEvent,
+    Experiment,
+    OpenTrace,
+    Span,
+    Trace,
+    TraceTag,
+)
 
 _CHUNK = 2000
 
@@ -369,3 +376,18 @@ def _scalars(
 ) -> Iterator[Any]:
     for row in _rows(connection, query, column, keys):
         yield row[0]
+
+
+def last_offsets(connection: sa.Connection) -> dict[int, int]:
+    """Partition → the highest offset any row of the truth came from (spans, finalizations,
+    assessment events): where an embedded bus must continue after a restart."""
+    out: dict[int, int] = {}
+    for partition, offset in (
+        (Span.src_partition, Span.src_offset),
+        (Trace.final_partition, Trace.final_offset),
+        (AssessmentEvent.src_partition, AssessmentEvent.src_offset),
+    ):
+        query = sa.select(partition, sa.func.max(offset)).group_by(partition)
+        for row in connection.execute(query):
+            out[row[0]] = max(out.get(row[0], -1), int(row[1]))
+    return out

@@ -62,3 +62,19 @@ def decode(document: str) -> Assessment:
 def value_key(value: Value) -> str:
     """The value as counted and as a dimension: JSON, so 'true' the string and true differ."""
     return json.dumps(value)
+
+
+def value_type(values: list[Value]) -> str:
+    """MLflow's detection over a name's distinct values: all "yes"/"no" → pass-fail, all
+    booleans → boolean, all numbers → numeric, else string."""
+    if values and all(isinstance(v, str) and v.lower() in ("yes", "no") for v in values):
+        return "pass-fail"
+    if values and all(isinstance(v, bool) for v in values):
+        return "boolean"
+    if values and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return "numeric"
+    return "string"
+
+
+def is_failure(value: Value) -> bool:
+    return value is False or (isinstance(value, str) and value.lower() == "no")

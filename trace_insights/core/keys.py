@@ -124,3 +124,24 @@ class fields:
     def tag_key(key: str) -> str:
         """Traces carrying the tag key."""
         return f"tagkey:{key}"
+
+    @staticmethod
+    def parse_tool(name: str) -> tuple[str, str] | None:
+        """``tool:<name>:<what>`` → (name, what); names may hold colons."""
+        return _parse(name, "tool:")
+
+    @staticmethod
+    def parse_model(name: str) -> tuple[str, str] | None:
+        """``model:<name>:<what>`` → (name, what); names may hold colons (``llama3:8b``)."""
+        return _parse(name, "model:")
+
+    @staticmethod
+    def parse_tag_key(name: str) -> str | None:
+        return name[7:] if name.startswith("tagkey:") else None
+
+
+def _parse(name: str, prefix: str) -> tuple[str, str] | None:
+    if not name.startswith(prefix):
+        return None
+    subject, _, what = name[len(prefix) :].rpartition(":")
+    return subject, what

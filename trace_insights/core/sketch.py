@@ -29,7 +29,11 @@ def load(blob: bytes) -> TDigest:
 
 
 def merged(blobs: list[bytes]) -> TDigest:
+    return combined([load(blob) for blob in blobs])
+
+
+def combined(digests: list[TDigest]) -> TDigest:
     digest = new_digest()
-    for blob in blobs:
-        digest.merge_inplace(load(blob))
+    for other in digests:
+        digest.merge_inplace(other)
     return digest

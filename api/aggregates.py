@@ -1,0 +1,82 @@
+"""Reads a window's aggregates for a set of experiments: one pipelined round trip per kind of
+key, summed (counters) or merged (digests) per period. Never touches traces."""
+
+from collections import Counter
+from collections.abc import Callable
+
+from fastdigest import TDigest
+
+from api.window import Window
+from trace_insights.core import keys, sketch
+from trace_insights.core.buckets import Resolution
+from trace_insights.core.keys import fields
+from trace_insights.stores.base import AggregateStore
+
+KeyOf = Callable[[str, Resolution, int], str]  # (experiment, resolution, start) → key
+
+
+class Aggregates:
+    def __init__(self, store: AggregateStore, experiment_ids: list[str], window: Window) -> None:
+        self.store = store
+        self.experiment_ids = experiment_ids
+        self.window = window
+
+    def counters(self, key_of: KeyOf) -> list[Counter[str]]:
+        """Per period, the hashes at ``key_of`` summed over experiments and stored buckets."""
+        owners, names = self._keys(key_of)
+        out = [Counter[str]() for _ in self.window.tiles]
+        for period, values in zip(owners, self.store.read_hashes(names), strict=True):
+            if values:
+                add(out[period], values)
+        return out
+
+    def digests(self, key_of: KeyOf) -> list[TDigest | None]:
+        """Per period, the merged digest of every partition's copy (None where empty)."""
+        owners, names = self._keys(key_of)
+        blobs: list[list[bytes]] = [[] for _ in self.window.tiles]
+        for period, copies in zip(owners, self.store.read_blob_hashes(names), strict=True):
+            blobs[period].extend(copies.values())
+        return [sketch.merged(found) if found else None for found in blobs]
+
+    def distinct(self, key_of: KeyOf) -> int:
+        """Distinct values over the whole window (HyperLogLog union on Redis)."""
+        return self.store.count_distinct(self._keys(key_of)[1])
+
+    def watermark(self) -> int | None:
+        metas = self.store.read_hashes([keys.meta(e) for e in self.experiment_ids])
+        marks = [int(meta[fields.WATERMARK]) for meta in metas if fields.WATERMARK in meta]
+        return max(marks) if marks else None
+
+    def _keys(self, key_of: KeyOf) -> tuple[list[int], list[str]]:
+        owners, names = [], []
+        for period, tiles in enumerate(self.window.tiles):
+            for resolution, start in tiles:
+                for experiment in self.experiment_ids:
+                    owners.append(period)
+                    names.append(key_of(experiment, resolution, start))
+        return owners, names
+
+
+_EXTREMES = {fields.LATENCY_MIN: min, fields.LATENCY_MAX: max}
+
+
+def add(into: Counter[str], values: dict[str, float]) -> None:
+    """Counters and sums add up; minimums and maximums stay extremes."""
+    for name, value in values.items():
+        pick = _EXTREMES.get(name)
+        if pick is None:
+            into[name] += value
+        else:
+            into[name] = pick(into[name], value) if name in into else value
+
+
+def total(per_period: list[Counter[str]]) -> Counter[str]:
+    out: Counter[str] = Counter()
+    for counts in per_period:
+        add(out, counts)
+    return out
+
+
+def combined(per_period: list[TDigest | None]) -> TDigest | None:
+    found = [digest for digest in per_period if digest is not None]
+    return sketch.combined(found) if found else None

@@ -1,0 +1,91 @@
+"""The API application: insights over the aggregates, MLflow-compatible resources, health."""
+
+import hmac
+import time
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+
+from api import errors
+from api.context import Context
+from api.errors import UNAUTHENTICATED, ApiError
+from api.insights import correlation, quality, tags, tools, traffic
+from api.mlflow import experiments, traces
+
+INSIGHTS_PREFIX = "/api/3.0/mlflow/traces/insights"
+REQUESTS = Counter("trace_insights_api_requests", "API requests", ["route", "status"])
+SECONDS = Histogram("trace_insights_api_request_seconds", "API request latency", ["route"])
+
+
+def create_app(context: Context) -> FastAPI:
+    app = FastAPI(
+        title="Trace Insights",
+        summary="Live insights over OpenTelemetry traces of LLM and agent applications.",
+        version="0.1.0",
+    )
+    app.state.context = context
+    errors.install(app)
+    guarded = [Depends(_authorize)]
+    insights = APIRouter(prefix=INSIGHTS_PREFIX, dependencies=guarded, tags=["insights"])
+    for module in (traffic, quality, tools, tags, correlation):
+        insights.include_router(module.router)
+    app.include_router(insights)
+    app.include_router(experiments.router, dependencies=guarded, tags=["experiments"])
+    app.include_router(traces.router, dependencies=guarded, tags=["traces"])
+
+    @app.middleware("http")
+    async def _measure(request: Request, call_next):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        REQUESTS.labels(name, str(response.status_code)).inc()
+        SECONDS.labels(name).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/health", include_in_schema=False)
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready", include_in_schema=False)
+    def ready() -> JSONResponse:
+        problems = _problems(context)
+        return JSONResponse(
+            {"status": "ready" if not problems else "not ready", "problems": problems},
+            status_code=200 if not problems else 503,
+        )
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _authorize(request: Request) -> None:
+    token = request.app.state.context.settings.auth_token
+    if token is None:
+        return
+    supplied = request.headers.get("authorization", "")
+    if not hmac.compare_digest(supplied.encode(), f"Bearer {token.get_secret_value()}".encode()):
+        raise ApiError(401, UNAUTHENTICATED, "missing or wrong bearer token")
+
+
+def _problems(context: Context) -> list[str]:
+    problems = []
+    try:
+        with context.engine.connect() as connection:
+            connection.execute(sa.select(1))
+    except SQLAlchemyError as exc:
+        problems.append(f"database: {exc.__class__.__name__}")
+    try:
+        context.store.progress()
+    except (RedisError, OSError) as exc:
+        problems.append(f"aggregate store: {exc.__class__.__name__}")
+    if not context.publisher.ready():
+        problems.append("assessment publisher: Kafka not reachable")
+    return problems

@@ -1,0 +1,109 @@
+"""What every endpoint shares: the stores, the settings, and turning a request into a window
+over the aggregates of known experiments, answered with its ``meta``."""
+
+import time
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import sqlalchemy as sa
+
+from api.aggregates import Aggregates
+from api.errors import invalid, not_found
+from api.schemas import InsightsRequest, Meta, Overflow
+from api.window import TooManyPeriods, Window, resolve
+from trace_insights.core.assessments import Assessment
+from trace_insights.core.buckets import Resolution
+from trace_insights.core.periods import Unit, zone_of
+from trace_insights.core.settings import Settings
+from trace_insights.stores.base import AggregateStore
+from trace_insights.truth.models import Experiment
+
+DEFAULT_RANGE_MS = 7 * 86_400_000
+
+
+class AssessmentPublisher(Protocol):
+    """Sends an assessment (or its deletion) to the aggregators, durably, in its trace's
+    partition; raises ``Unavailable`` when it cannot."""
+
+    def publish(self, assessment: Assessment) -> None: ...
+
+    def ready(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class Context:
+    settings: Settings
+    store: AggregateStore
+    engine: sa.Engine
+    publisher: AssessmentPublisher
+
+    @property
+    def retention_ms(self) -> dict[Resolution, int]:
+        s = self.settings
+        return {
+            Resolution.MINUTE: int(s.ttl_minute_hours * 3_600_000),
+            Resolution.HOUR: int(s.ttl_hour_days * 86_400_000),
+            Resolution.DAY: int(s.ttl_day_days * 86_400_000),
+        }
+
+    def aggregates(
+        self,
+        request: InsightsRequest,
+        series: bool = True,
+        finest: Resolution = Resolution.MINUTE,
+    ) -> Aggregates:
+        """The request's experiments (404 if unknown) over its window; without ``series`` the
+        window is one period (the fewest stored buckets)."""
+        self.require_experiments(request.experiment_ids)
+        now = int(time.time() * 1000)
+        end = request.end_time if request.end_time is not None else now
+        start = request.start_time if request.start_time is not None else end - DEFAULT_RANGE_MS
+        if end <= start:
+            raise invalid("end_time must be after start_time")
+        try:
+            window = resolve(
+                start,
+                end,
+                Unit(request.time_bucket) if series else None,
+                zone_of(request.timezone),
+                self.retention_ms,
+                finest,
+                now,
+            )
+        except TooManyPeriods as exc:
+            raise invalid(str(exc)) from None
+        return Aggregates(self.store, request.experiment_ids, window)
+
+    def require_experiments(self, experiment_ids: list[str]) -> None:
+        with self.engine.connect() as connection:
+            known = set(
+                connection.scalars(
+                    sa.select(Experiment.experiment_id).where(
+                        Experiment.experiment_id.in_(experiment_ids)
+                    )
+                )
+            )
+        missing = [e for e in experiment_ids if e not in known]
+        if missing:
+            raise not_found(f"experiment {', '.join(repr(e) for e in missing)} does not exist")
+
+    def meta(
+        self,
+        aggregates: Aggregates,
+        source: Literal["stream", "store"] = "stream",
+        overflow: list[Overflow] | None = None,
+    ) -> Meta:
+        progress = self.store.progress()
+        window: Window = aggregates.window
+        return Meta(
+            source=source,
+            watermark=aggregates.watermark(),
+            consumer_lag=sum(lag for lag, _ in progress.values()) if progress else None,
+            lag_reported_at=max(at for _, at in progress.values()) if progress else None,
+            edges={"m": "minute", "h": "hour", "d": "day"}[window.edges.value],
+            start_time=window.start_ms,
+            end_time=window.end_ms,
+            cardinality_overflow=overflow or [],
+        )

@@ -1,0 +1,1 @@
+"""The insights endpoints, one module per family, all served from the aggregates."""

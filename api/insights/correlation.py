@@ -1,0 +1,258 @@
+"""``dimensions``: what can be correlated in a range, NPMI between two dimensions, and the
+strongest partners of one — from occurrence and co-occurrence counts, in O(buckets)."""
+
+import math
+from collections import Counter
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request
+
+from api.aggregates import Aggregates, total
+from api.context import Context
+from api.dimensions import ALL, Requested, count, joint, parse, resolve
+from api.errors import invalid
+from api.predicates import predicate
+from api.schemas import (
+    Correlation,
+    CorrelationScore,
+    CorrelationsRequest,
+    CorrelationsResponse,
+    Dimension,
+    DimensionCount,
+    DimensionParameter,
+    DimensionsDiscoveryResponse,
+    InsightsRequest,
+    IntersectionCount,
+    NpmiRequest,
+    NpmiResponse,
+)
+from trace_insights.core import dimensions as stream
+from trace_insights.core import keys
+from trace_insights.core.buckets import Resolution
+from trace_insights.core.keys import fields
+from trace_insights.core.npmi import npmi, strength
+from trace_insights.truth.models import Trace
+
+router = APIRouter(prefix="/dimensions")
+_OPERATOR = DimensionParameter(name="operator", type="enum", enum_values=[">", ">=", "<", "<="])
+
+
+class _Counts:
+    """Occurrences, total and (lazily) partner counts of a window, summed over its buckets."""
+
+    def __init__(self, aggregates: Aggregates) -> None:
+        self.aggregates = aggregates
+        self.occurrences = total(aggregates.counters(keys.occurrences))
+        self.total = int(total(aggregates.counters(keys.bucket))[fields.TRACES])
+        self._partners: dict[str, Counter[str]] = {}
+
+    def partners(self, dimension: str) -> Counter[str]:
+        if dimension not in self._partners:
+            self._partners[dimension] = total(
+                self.aggregates.counters(lambda e, r, s: keys.partners(e, r, s, dimension))
+            )
+        return self._partners[dimension]
+
+    def values_of(self, assessment: str) -> list[str]:
+        prefix = f"assessment.{assessment}="
+        return [d for d, n in self.occurrences.items() if d.startswith(prefix) and n > 0]
+
+
+@router.post("/discovery", response_model=DimensionsDiscoveryResponse)
+def discovery(body: InsightsRequest, request: Request) -> DimensionsDiscoveryResponse:
+    context: Context = request.app.state.context
+    aggregates = context.aggregates(body, series=False)
+    families: dict[str, set[str]] = {}
+    for dim, n in total(aggregates.counters(keys.occurrences)).items():
+        parsed = parse(dim)
+        if n > 0 and parsed is not None and parsed.value != stream.OTHER:
+            families.setdefault(parsed.family, set()).add(parsed.value)
+    data = [_describe(family, sorted(values)) for family, values in sorted(families.items())]
+    return DimensionsDiscoveryResponse(data=data, meta=context.meta(aggregates))
+
+
+@router.post("/calculate-npmi", response_model=NpmiResponse)
+def calculate_npmi(body: NpmiRequest, request: Request) -> NpmiResponse:
+    context: Context = request.app.state.context
+    aggregates = context.aggregates(body, series=False, finest=Resolution.HOUR)
+    counts = _Counts(aggregates)
+    first = resolve(body.dimension1.name, body.dimension1.parameters, counts.values_of)
+    second = resolve(body.dimension2.name, body.dimension2.parameters, counts.values_of)
+    if first.terms is not None and second.terms is not None:
+        source = "stream"
+        c1 = count(first.terms, counts.occurrences, counts.total)
+        c2 = count(second.terms, counts.occurrences, counts.total)
+        both = joint(first.terms, second.terms, counts.occurrences, counts.partners, counts.total)
+        n = counts.total
+    else:
+        source = "store"
+        n, c1, c2, both = _from_truth(context, body.experiment_ids, aggregates, first, second)
+    score = npmi(both, c1, c2, n)
+    return NpmiResponse(
+        dimension1=DimensionCount(name=first.name, value=first.value, count=c1),
+        dimension2=DimensionCount(name=second.name, value=second.value, count=c2),
+        intersection=IntersectionCount(count=both),
+        total_count=n,
+        correlation=CorrelationScore(
+            npmi_score=_finite(score.npmi),
+            npmi_smoothed=_finite(score.npmi_smoothed),
+            strength=strength(score.npmi) if not math.isnan(score.npmi) else "Undefined",
+        ),
+        meta=context.meta(aggregates, source=source),  # type: ignore[arg-type]
+    )
+
+
+@router.post("/correlations", response_model=CorrelationsResponse)
+def correlations(body: CorrelationsRequest, request: Request) -> CorrelationsResponse:
+    context: Context = request.app.state.context
+    aggregates = context.aggregates(body, series=False, finest=Resolution.HOUR)
+    counts = _Counts(aggregates)
+    slice_ = resolve(body.dimension.name, body.dimension.parameters, counts.values_of)
+    if slice_.terms is None:
+        raise invalid(
+            f"dimension '{slice_.name}' {slice_.value}: correlations need a threshold the stream "
+            f"counts (latency: {', '.join(map(str, stream.LATENCY_THRESHOLDS_MS))} ms; span "
+            f"counts: {', '.join(map(str, stream.SPAN_COUNT_THRESHOLDS))})"
+        )
+    in_slice = count(slice_.terms, counts.occurrences, counts.total)
+    together: Counter[str] = Counter()
+    for dim, coefficient in slice_.terms.items():
+        source = counts.occurrences if dim == ALL else counts.partners(dim)
+        for partner, n in source.items():
+            together[partner] += coefficient * n
+    data = []
+    for partner, occurrences in counts.occurrences.items():
+        parsed = parse(partner)
+        both = int(together.get(partner, 0))
+        if (
+            parsed is None
+            or occurrences <= 0
+            or both < body.min_support
+            or parsed.family == slice_.name
+            or parsed.value == stream.OTHER
+            or _duplicates_span_type(partner)
+        ):
+            continue
+        score = npmi(both, in_slice, int(occurrences), counts.total)
+        data.append(
+            Correlation(
+                dimension=parsed.family,
+                value=parsed.value,
+                npmi_score=_finite(score.npmi),
+                npmi_smoothed=_finite(score.npmi_smoothed),
+                trace_count=both,
+                percentage_of_slice=100.0 * both / in_slice if in_slice else 0.0,
+                percentage_of_total=100.0 * occurrences / counts.total if counts.total else 0.0,
+                strength=strength(score.npmi) if not math.isnan(score.npmi) else "Undefined",
+            )
+        )
+    data.sort(
+        key=lambda c: (
+            -(c.npmi_score if c.npmi_score is not None else -2),
+            -c.trace_count,
+            c.dimension,
+            c.value,
+        )
+    )
+    return CorrelationsResponse(
+        dimension=DimensionCount(name=slice_.name, value=slice_.value, count=in_slice),
+        total_count=counts.total,
+        data=data[: body.limit],
+        meta=context.meta(aggregates),
+    )
+
+
+def _from_truth(
+    context: Context,
+    experiment_ids: list[str],
+    aggregates: Aggregates,
+    first: Requested,
+    second: Requested,
+) -> tuple[int, int, int, int]:
+    """(total, count 1, count 2, joint) in one query over the finalized traces of the window."""
+    dialect = context.engine.dialect.name
+    p1, p2 = predicate(first, dialect), predicate(second, dialect)
+
+    def hits(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+        return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+
+    query = sa.select(sa.func.count(), hits(p1), hits(p2), hits(sa.and_(p1, p2))).where(
+        Trace.experiment_id.in_(experiment_ids),
+        Trace.timestamp_ms >= aggregates.window.start_ms,
+        Trace.timestamp_ms < aggregates.window.end_ms,
+    )
+    with context.engine.connect() as connection:
+        row = connection.execute(query).one()
+    return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+
+
+def _describe(family: str, values: list[str]) -> Dimension:
+    value = DimensionParameter(name="value", type="enum", enum_values=values)
+    threshold = DimensionParameter(name="threshold", type="number")
+    if family == "latency":
+        return Dimension(
+            name=family,
+            display_name="Latency",
+            description="Trace execution time in ms against a threshold; counted "
+            f"by the stream at {', '.join(map(str, stream.LATENCY_THRESHOLDS_MS))}",
+            parameters=[threshold, _OPERATOR],
+        )
+    if family.startswith("span_count."):
+        kind = family[11:]
+        return Dimension(
+            name=family,
+            display_name=f"Number of {kind} spans",
+            description=f"How many {kind} spans a trace has, against a threshold",
+            parameters=[threshold, _OPERATOR],
+        )
+    if family.startswith("tools."):
+        outcome = DimensionParameter(
+            name="value", type="enum", enum_values=["used", "error", "success"]
+        )
+        return Dimension(
+            name=family,
+            display_name=f"Tool {family[6:]}",
+            description="Traces that called the tool, had a failing call, or "
+            "called it without failure",
+            parameters=[outcome],
+        )
+    if family.startswith("tags."):
+        return Dimension(
+            name=family,
+            display_name=f"Tag {family[5:]}",
+            description="Traces with this tag value",
+            parameters=[value],
+        )
+    if family.startswith("assessment."):
+        numeric = all(_is_number(v) for v in values)
+        return Dimension(
+            name=family,
+            display_name=f"Assessment {family[11:]}",
+            description="Traces whose assessment has this value"
+            + (" or passes the threshold" if numeric else ""),
+            parameters=[threshold, _OPERATOR] if numeric else [value],
+        )
+    titles = {"status": "Trace status", "span.type": "Span type", "model": "Model"}
+    return Dimension(
+        name=family,
+        display_name=titles.get(family, family),
+        description=f"Traces with this {titles.get(family, family).lower()}",
+        parameters=[value],
+    )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text not in ("nan", "inf", "-inf", "NaN", "Infinity", "-Infinity")
+
+
+def _duplicates_span_type(dimension: str) -> bool:
+    """``count(span.type=X)>0`` is the same set as ``span.type=X``; list the latter only."""
+    return dimension.startswith("count(") and dimension.endswith(")>0")
+
+
+def _finite(value: float) -> float | None:
+    return None if math.isnan(value) else value

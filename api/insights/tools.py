@@ -1,0 +1,88 @@
+"""``tools``: invocations, errors, traces and latency of every tool called in a range."""
+
+from collections import Counter
+
+from fastapi import APIRouter, Request
+from fastdigest import TDigest
+
+from api.aggregates import combined, total
+from api.context import Context
+from api.errors import not_found
+from api.schemas import (
+    InsightsRequest,
+    ToolDiscoveryResponse,
+    ToolMetricsRequest,
+    ToolMetricsResponse,
+    ToolPoint,
+    ToolStats,
+)
+from trace_insights.core import keys
+from trace_insights.core.keys import fields
+
+router = APIRouter(prefix="/tools")
+
+
+@router.post("/discovery", response_model=ToolDiscoveryResponse)
+def discovery(body: InsightsRequest, request: Request) -> ToolDiscoveryResponse:
+    context: Context = request.app.state.context
+    aggregates = context.aggregates(body, series=False)
+    counts = total(aggregates.counters(keys.bucket))
+    names = sorted({parsed[0] for f in counts if (parsed := fields.parse_tool(f)) is not None})
+    data = []
+    for name in names:
+        [digest] = aggregates.digests(lambda e, r, s, name=name: _digest_key(e, r, s, name))
+        data.append(_stats(name, counts, digest))
+    data.sort(key=lambda tool: (-tool.invocation_count, tool.tool_name))
+    return ToolDiscoveryResponse(data=data, meta=context.meta(aggregates))
+
+
+@router.post("/metrics", response_model=ToolMetricsResponse)
+def metrics(body: ToolMetricsRequest, request: Request) -> ToolMetricsResponse:
+    context: Context = request.app.state.context
+    aggregates = context.aggregates(body)
+    name = body.tool_name
+    per = aggregates.counters(keys.bucket)
+    digests = aggregates.digests(lambda e, r, s: _digest_key(e, r, s, name))
+    summary = _stats(name, total(per), combined(digests))
+    if not summary.invocation_count:
+        raise not_found(f"no calls of tool {name!r} in the range")
+    series = []
+    for label, c, digest in zip(aggregates.window.labels, per, digests, strict=True):
+        p50, p90, p99 = _quantiles(digest)
+        series.append(
+            ToolPoint(
+                time_bucket=label,
+                count=int(c[fields.tool(name, "calls")]),
+                error_count=int(c[fields.tool(name, "errors")]),
+                p50_latency=p50,
+                p90_latency=p90,
+                p99_latency=p99,
+            )
+        )
+    return ToolMetricsResponse(summary=summary, time_series=series, meta=context.meta(aggregates))
+
+
+def _digest_key(experiment: str, resolution, start: int, name: str) -> str:  # type: ignore[no-untyped-def]
+    return keys.digests(experiment, resolution, start, f"tool:{name}")
+
+
+def _quantiles(digest: TDigest | None) -> tuple[float | None, float | None, float | None]:
+    if digest is None:
+        return None, None, None
+    return digest.quantile(0.5), digest.quantile(0.9), digest.quantile(0.99)
+
+
+def _stats(name: str, c: Counter[str], digest: TDigest | None) -> ToolStats:
+    calls, errors = int(c[fields.tool(name, "calls")]), int(c[fields.tool(name, "errors")])
+    p50, p90, p99 = _quantiles(digest)
+    return ToolStats(
+        tool_name=name,
+        trace_count=int(c[fields.tool(name, "traces")]),
+        invocation_count=calls,
+        error_count=errors,
+        error_rate=100.0 * errors / calls if calls else 0.0,
+        avg_latency=c[fields.tool(name, "latency_sum")] / calls if calls else None,
+        p50_latency=p50,
+        p90_latency=p90,
+        p99_latency=p99,
+    )

@@ -1,0 +1,162 @@
+"""``traffic-cost``: volume, latency, errors and tokens."""
+
+from collections import Counter
+
+from fastapi import APIRouter, Request
+from fastdigest import TDigest
+
+from api.aggregates import combined, total
+from api.context import Context
+from api.schemas import (
+    ErrorPoint,
+    ErrorsResponse,
+    ErrorStats,
+    InsightsRequest,
+    LatencyPoint,
+    LatencyResponse,
+    LatencyStats,
+    ModelTokens,
+    TokenCounts,
+    TokenPoint,
+    TokensResponse,
+    VolumeCounts,
+    VolumePoint,
+    VolumeResponse,
+)
+from trace_insights.core import keys
+from trace_insights.core.keys import fields
+
+router = APIRouter(prefix="/traffic-cost")
+
+
+def _context(request: Request) -> Context:
+    return request.app.state.context
+
+
+def _latency_key(experiment: str, resolution, start: int) -> str:  # type: ignore[no-untyped-def]
+    return keys.digests(experiment, resolution, start, "latency")
+
+
+@router.post("/volume", response_model=VolumeResponse)
+def volume(body: InsightsRequest, request: Request) -> VolumeResponse:
+    context = _context(request)
+    aggregates = context.aggregates(body)
+    per = aggregates.counters(keys.bucket)
+    return VolumeResponse(
+        summary=_volume(total(per)),
+        time_series=[
+            VolumePoint(time_bucket=label, **_volume(c).model_dump())
+            for label, c in zip(aggregates.window.labels, per, strict=True)
+        ],
+        meta=context.meta(aggregates),
+    )
+
+
+@router.post("/latency", response_model=LatencyResponse)
+def latency(body: InsightsRequest, request: Request) -> LatencyResponse:
+    context = _context(request)
+    aggregates = context.aggregates(body)
+    per = aggregates.counters(keys.bucket)
+    digests = aggregates.digests(_latency_key)
+    return LatencyResponse(
+        summary=_latency(total(per), combined(digests)),
+        time_series=[
+            LatencyPoint(time_bucket=label, **_latency(c, d).model_dump())
+            for label, c, d in zip(aggregates.window.labels, per, digests, strict=True)
+        ],
+        meta=context.meta(aggregates),
+    )
+
+
+@router.post("/errors", response_model=ErrorsResponse)
+def errors(body: InsightsRequest, request: Request) -> ErrorsResponse:
+    context = _context(request)
+    aggregates = context.aggregates(body)
+    per = aggregates.counters(keys.bucket)
+    return ErrorsResponse(
+        summary=_errors(total(per)),
+        time_series=[
+            ErrorPoint(time_bucket=label, **_errors(c).model_dump())
+            for label, c in zip(aggregates.window.labels, per, strict=True)
+        ],
+        meta=context.meta(aggregates),
+    )
+
+
+@router.post("/tokens", response_model=TokensResponse)
+def tokens(body: InsightsRequest, request: Request) -> TokensResponse:
+    context = _context(request)
+    aggregates = context.aggregates(body)
+    per = aggregates.counters(keys.bucket)
+    summary = total(per)
+    return TokensResponse(
+        summary=_tokens(summary),
+        time_series=[
+            TokenPoint(time_bucket=label, **_tokens(c).model_dump())
+            for label, c in zip(aggregates.window.labels, per, strict=True)
+        ],
+        models=_models(summary),
+        meta=context.meta(aggregates),
+    )
+
+
+def _volume(c: Counter[str]) -> VolumeCounts:
+    return VolumeCounts(
+        count=int(c[fields.TRACES]),
+        ok_count=int(c[fields.status("OK")]),
+        error_count=int(c[fields.status("ERROR")]),
+    )
+
+
+def _latency(c: Counter[str], digest: TDigest | None) -> LatencyStats:
+    traces = int(c[fields.TRACES])
+    if not traces or digest is None:
+        return LatencyStats(
+            p50_latency=None,
+            p90_latency=None,
+            p99_latency=None,
+            avg_latency=None,
+            min_latency=None,
+            max_latency=None,
+        )
+    return LatencyStats(
+        p50_latency=digest.quantile(0.5),
+        p90_latency=digest.quantile(0.9),
+        p99_latency=digest.quantile(0.99),
+        avg_latency=c[fields.LATENCY_SUM] / traces,
+        min_latency=c[fields.LATENCY_MIN],
+        max_latency=c[fields.LATENCY_MAX],
+    )
+
+
+def _errors(c: Counter[str]) -> ErrorStats:
+    traces, failed = int(c[fields.TRACES]), int(c[fields.status("ERROR")])
+    return ErrorStats(
+        total_count=traces,
+        error_count=failed,
+        error_rate=100.0 * failed / traces if traces else 0.0,
+    )
+
+
+def _tokens(c: Counter[str]) -> TokenCounts:
+    given, taken = int(c[fields.INPUT_TOKENS]), int(c[fields.OUTPUT_TOKENS])
+    return TokenCounts(input_tokens=given, output_tokens=taken, total_tokens=given + taken)
+
+
+def _models(c: Counter[str]) -> list[ModelTokens]:
+    by_model: dict[str, Counter[str]] = {}
+    for name, value in c.items():
+        parsed = fields.parse_model(name)
+        if parsed is not None:
+            by_model.setdefault(parsed[0], Counter())[parsed[1]] += value
+    out = [
+        ModelTokens(
+            model=model,
+            call_count=int(m["calls"]),
+            input_tokens=int(m["input_tokens"]),
+            output_tokens=int(m["output_tokens"]),
+            total_tokens=int(m["input_tokens"] + m["output_tokens"]),
+        )
+        for model, m in by_model.items()
+    ]
+    return sorted(out, key=lambda m: (-m.total_tokens, m.model))

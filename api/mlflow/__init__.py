@@ -1,0 +1,1 @@
+"""The MLflow-compatible resources the insights rely on: experiments, traces, assessments."""

@@ -1,0 +1,148 @@
+"""Requests and responses of the MLflow-compatible endpoints (MLflow's field names)."""
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from trace_insights.core.assessments import SOURCE_TYPES
+
+FeedbackValue = bool | int | float | str
+
+
+class CreateExperiment(BaseModel):
+    name: str = Field(min_length=1, max_length=256)
+
+
+class CreateExperimentResponse(BaseModel):
+    experiment_id: str
+
+
+class ExperimentInfo(BaseModel):
+    experiment_id: str
+    name: str
+    lifecycle_stage: Literal["active"] = "active"
+    creation_time: int
+
+
+class GetExperimentResponse(BaseModel):
+    experiment: ExperimentInfo
+
+
+class SearchExperiments(BaseModel):
+    max_results: int = Field(1000, ge=1, le=50_000)
+    page_token: str | None = None
+
+
+class SearchExperimentsResponse(BaseModel):
+    experiments: list[ExperimentInfo]
+    next_page_token: str | None = None
+
+
+class Source(BaseModel):
+    source_type: str = "HUMAN"
+    source_id: str | None = Field(None, max_length=256)
+
+    @field_validator("source_type")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in SOURCE_TYPES:
+            raise ValueError(f"must be one of {', '.join(SOURCE_TYPES)}")
+        return value
+
+
+class Feedback(BaseModel):
+    value: FeedbackValue
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _scalar(cls, value: Any) -> Any:
+        if not isinstance(value, bool | int | float | str):
+            raise ValueError("must be a boolean, a number or a string")
+        if (isinstance(value, float) and value != value) or value in (float("inf"), float("-inf")):
+            raise ValueError("must be a finite number")
+        return value
+
+
+class NewAssessment(BaseModel):
+    assessment_name: str = Field(min_length=1, max_length=250)
+    source: Source = Field(default_factory=Source)
+    feedback: Feedback
+    rationale: str | None = Field(None, max_length=10_000)
+
+    @field_validator("assessment_name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if "=" in value:
+            raise ValueError("must not contain '=' (it separates a dimension from its value)")
+        return value
+
+
+class CreateAssessment(BaseModel):
+    assessment: NewAssessment
+
+
+class AssessmentChange(BaseModel):
+    feedback: Feedback
+    rationale: str | None = Field(None, max_length=10_000)
+
+
+class UpdateAssessment(BaseModel):
+    assessment: AssessmentChange
+
+
+class AssessmentOut(BaseModel):
+    assessment_id: str
+    trace_id: str = Field(description="tr-<32 hex>")
+    assessment_name: str
+    source: Source
+    feedback: Feedback
+    rationale: str | None
+    create_time: int = Field(description="epoch ms")
+    last_update_time: int
+
+
+class AssessmentResponse(BaseModel):
+    assessment: AssessmentOut
+
+
+class Deleted(BaseModel):
+    pass
+
+
+class SpanOut(BaseModel):
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    span_type: str
+    status: str
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+    duration_ms: float
+    tool_name: str | None
+    model: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    attributes: dict[str, Any]
+
+
+class TraceInfo(BaseModel):
+    trace_id: str = Field(description="tr-<32 hex>")
+    experiment_id: str
+    request_time: int = Field(description="first span start, epoch ms")
+    execution_duration: int = Field(description="ms")
+    state: Literal["OK", "ERROR", "IN_PROGRESS"]
+    tags: dict[str, str]
+    assessments: list[AssessmentOut]
+
+
+class TraceData(BaseModel):
+    spans: list[SpanOut]
+
+
+class TraceOut(BaseModel):
+    trace_info: TraceInfo
+    data: TraceData
+
+
+class GetTraceResponse(BaseModel):
+    trace: TraceOut

@@ -1,0 +1,338 @@
+"""Requests and responses of the insights API (MLflow's Insights REST outline)."""
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from trace_insights.core.periods import zone_of
+
+TimeBucket = Literal["minute", "hour", "day", "week"]
+
+
+class InsightsRequest(BaseModel):
+    experiment_ids: list[str] = Field(min_length=1, description="At least one experiment")
+    start_time: int | None = Field(None, ge=0, description="Epoch ms; default end_time - 7 days")
+    end_time: int | None = Field(None, ge=0, description="Epoch ms, exclusive; default now")
+    time_bucket: TimeBucket = "hour"
+    timezone: str = Field("UTC", description="IANA zone for hour, day and week buckets")
+
+    @field_validator("experiment_ids")
+    @classmethod
+    def _ids(cls, value: list[str]) -> list[str]:
+        if any(not item or len(item) > 64 for item in value):
+            raise ValueError("experiment ids are 1 to 64 characters")
+        return list(dict.fromkeys(value))
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        zone_of(value)
+        return value
+
+    @model_validator(mode="after")
+    def _range(self) -> "InsightsRequest":
+        if (
+            self.start_time is not None
+            and self.end_time is not None
+            and self.end_time <= self.start_time
+        ):
+            raise ValueError("end_time must be after start_time")
+        return self
+
+
+class AssessmentMetricsRequest(InsightsRequest):
+    assessment_name: str = Field(min_length=1)
+
+
+class ToolMetricsRequest(InsightsRequest):
+    tool_name: str = Field(min_length=1)
+
+
+class TagMetricsRequest(InsightsRequest):
+    tag_key: str = Field(min_length=1)
+    limit: int | None = Field(None, ge=1, description="Most frequent values to return; all")
+
+
+class DimensionValue(BaseModel):
+    name: str = Field(min_length=1)
+    parameters: dict[str, str] = Field(default_factory=dict)
+
+
+class NpmiRequest(InsightsRequest):
+    dimension1: DimensionValue
+    dimension2: DimensionValue
+
+
+class CorrelationsRequest(InsightsRequest):
+    dimension: DimensionValue
+    limit: int = Field(5, ge=1, le=1000)
+    min_support: int = Field(5, ge=1, description="Fewest traces in common for a partner")
+
+
+# responses
+
+
+class Overflow(BaseModel):
+    tag_key: str
+    other_count: int = Field(description="Traces whose value is past the per-key cap")
+
+
+class Meta(BaseModel):
+    source: Literal["stream", "store"]
+    watermark: int | None = Field(description="Latest event time (trace start, ms) applied")
+    consumer_lag: int | None = Field(description="Records not yet applied, all partitions")
+    lag_reported_at: int | None = Field(description="When the lag was last reported (ms)")
+    edges: Literal["minute", "hour", "day"] = Field(
+        description="Grid the range and bucket edges were aligned to (stored resolutions)"
+    )
+    start_time: int
+    end_time: int
+    cardinality_overflow: list[Overflow] = Field(default_factory=list)
+
+
+class VolumeCounts(BaseModel):
+    count: int
+    ok_count: int
+    error_count: int
+
+
+class VolumePoint(VolumeCounts):
+    time_bucket: int
+
+
+class VolumeResponse(BaseModel):
+    summary: VolumeCounts
+    time_series: list[VolumePoint]
+    meta: Meta
+
+
+class LatencyStats(BaseModel):
+    p50_latency: float | None
+    p90_latency: float | None
+    p99_latency: float | None
+    avg_latency: float | None
+    min_latency: float | None
+    max_latency: float | None
+
+
+class LatencyPoint(LatencyStats):
+    time_bucket: int
+
+
+class LatencyResponse(BaseModel):
+    summary: LatencyStats
+    time_series: list[LatencyPoint]
+    meta: Meta
+
+
+class ErrorStats(BaseModel):
+    total_count: int
+    error_count: int
+    error_rate: float = Field(description="Percent")
+
+
+class ErrorPoint(ErrorStats):
+    time_bucket: int
+
+
+class ErrorsResponse(BaseModel):
+    summary: ErrorStats
+    time_series: list[ErrorPoint]
+    meta: Meta
+
+
+class TokenCounts(BaseModel):
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+
+
+class TokenPoint(TokenCounts):
+    time_bucket: int
+
+
+class ModelTokens(TokenCounts):
+    model: str
+    call_count: int
+
+
+class TokensResponse(BaseModel):
+    summary: TokenCounts
+    time_series: list[TokenPoint]
+    models: list[ModelTokens]
+    meta: Meta
+
+
+AssessmentType = Literal["pass-fail", "boolean", "numeric", "string"]
+
+
+class AssessmentInfo(BaseModel):
+    assessment_name: str
+    assessment_type: AssessmentType
+    sources: list[str]
+    trace_count: int
+
+
+class AssessmentDiscoveryResponse(BaseModel):
+    data: list[AssessmentInfo]
+    meta: Meta
+
+
+class FailureStats(BaseModel):
+    total_count: int
+    failure_count: int
+    failure_rate: float = Field(description="Percent")
+
+
+class NumericStats(BaseModel):
+    total_count: int
+    p50_value: float | None
+    p90_value: float | None
+    p99_value: float | None
+    avg_value: float | None
+    min_value: float | None
+    max_value: float | None
+
+
+class ValueCount(BaseModel):
+    value: str
+    count: int
+    percentage: float
+
+
+class StringStats(BaseModel):
+    total_count: int
+    unique_values: int
+    top_values: list[ValueCount]
+
+
+class FailurePoint(FailureStats):
+    time_bucket: int
+
+
+class NumericPoint(NumericStats):
+    time_bucket: int
+
+
+class StringPoint(StringStats):
+    time_bucket: int
+
+
+class AssessmentMetricsResponse(BaseModel):
+    assessment_name: str
+    assessment_type: AssessmentType
+    summary: FailureStats | NumericStats | StringStats
+    time_series: list[FailurePoint] | list[NumericPoint] | list[StringPoint]
+    meta: Meta
+
+
+class ToolStats(BaseModel):
+    tool_name: str
+    trace_count: int
+    invocation_count: int
+    error_count: int
+    error_rate: float = Field(description="Percent of invocations")
+    avg_latency: float | None
+    p50_latency: float | None
+    p90_latency: float | None
+    p99_latency: float | None
+
+
+class ToolDiscoveryResponse(BaseModel):
+    data: list[ToolStats]
+    meta: Meta
+
+
+class ToolPoint(BaseModel):
+    time_bucket: int
+    count: int
+    error_count: int
+    p50_latency: float | None
+    p90_latency: float | None
+    p99_latency: float | None
+
+
+class ToolMetricsResponse(BaseModel):
+    summary: ToolStats
+    time_series: list[ToolPoint]
+    meta: Meta
+
+
+class TagInfo(BaseModel):
+    tag_key: str
+    trace_count: int
+    unique_values: int = Field(description="Distinct values (HyperLogLog estimate on Redis)")
+
+
+class TagDiscoveryResponse(BaseModel):
+    data: list[TagInfo]
+    meta: Meta
+
+
+class TagMetricsResponse(BaseModel):
+    summary: TagInfo
+    data: list[ValueCount]
+    meta: Meta
+
+
+class DimensionParameter(BaseModel):
+    name: str
+    type: Literal["string", "number", "enum"]
+    required: bool = True
+    description: str | None = None
+    enum_values: list[str] | None = None
+
+
+class Dimension(BaseModel):
+    name: str
+    display_name: str
+    description: str
+    parameters: list[DimensionParameter]
+
+
+class DimensionsDiscoveryResponse(BaseModel):
+    data: list[Dimension]
+    meta: Meta
+
+
+class DimensionCount(BaseModel):
+    name: str
+    value: str
+    count: int
+
+
+class IntersectionCount(BaseModel):
+    count: int
+
+
+class CorrelationScore(BaseModel):
+    npmi_score: float | None = Field(description="null when undefined (NaN)")
+    npmi_smoothed: float | None
+    strength: str
+
+
+class NpmiResponse(BaseModel):
+    dimension1: DimensionCount
+    dimension2: DimensionCount
+    intersection: IntersectionCount
+    total_count: int
+    correlation: CorrelationScore
+    meta: Meta
+
+
+class Correlation(BaseModel):
+    dimension: str
+    value: str
+    npmi_score: float | None
+    npmi_smoothed: float | None
+    trace_count: int = Field(description="Traces in the slice that have this value")
+    percentage_of_slice: float
+    percentage_of_total: float
+    strength: str
+
+
+class CorrelationsResponse(BaseModel):
+    dimension: DimensionCount
+    total_count: int
+    data: list[Correlation]
+    meta: Meta

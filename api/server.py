@@ -1,0 +1,39 @@
+"""``trace-insights api``: the API alone, over Redis, PostgreSQL and Kafka (for assessments)."""
+
+import asyncio
+import logging
+
+from api.app import create_app
+from api.context import Context
+from api.publisher import KafkaPublisher
+from trace_insights.core.settings import Settings
+from trace_insights.serving import http_server, serve_until, stop_on_signals
+from trace_insights.stores.redis import RedisStore
+from trace_insights.truth.database import create_engine, migrate
+
+log = logging.getLogger(__name__)
+
+
+async def serve(settings: Settings) -> None:
+    engine = create_engine(settings.database())
+    if settings.migrate_on_start:
+        migrate(engine)
+    context = Context(
+        settings=settings,
+        store=RedisStore(settings.require_redis(), cluster=settings.redis_cluster),
+        engine=engine,
+        publisher=KafkaPublisher(settings),
+    )
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    log.info("api listening", extra={"fields": {"port": settings.api_port}})
+    try:
+        await serve_until(stop, http_server(create_app(context), settings.host, settings.api_port))
+    finally:
+        context.publisher.close()
+        context.store.close()
+        engine.dispose()
+
+
+def run(settings: Settings) -> None:
+    asyncio.run(serve(settings))
