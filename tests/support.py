@@ -7,7 +7,7 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -181,8 +181,15 @@ def start_collector(servers: str, topic: str, **settings: Any) -> Collector:
     return collector
 
 
-def sdk_spans(traces: int, seed: int = 5, error_rate: float = 0.2) -> list:
-    """Finished spans of ``traces`` generated traces, from the real OTel SDK."""
+def sdk_spans(
+    traces: int,
+    seed: int = 5,
+    error_rate: float = 0.2,
+    end_ns: Callable[[int], int] | None = None,
+    resource: dict[str, str] | None = None,
+) -> list:
+    """Finished spans of ``traces`` generated traces, from the real OTel SDK; ``end_ns(i)``
+    places trace i in time (default: each ends when generated)."""
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -192,13 +199,15 @@ def sdk_spans(traces: int, seed: int = 5, error_rate: float = 0.2) -> list:
 
     memory = InMemorySpanExporter()
     provider = TracerProvider(
-        resource=Resource.create({"service.name": "agent", "deployment.environment.name": "test"})
+        resource=Resource.create(
+            resource or {"service.name": "agent", "deployment.environment.name": "test"}
+        )
     )
     provider.add_span_processor(SimpleSpanProcessor(memory))
     tracer = provider.get_tracer("tests")
     traffic = Traffic(error_rate=error_rate, seed=seed)
     for index in range(traces):
-        traffic.emit(tracer, index)
+        traffic.emit(tracer, index, None if end_ns is None else end_ns(index))
     return list(memory.get_finished_spans())
 
 
@@ -342,3 +351,60 @@ def publish_assessment(bus: Any, assessment: Any) -> None:
 
     partition = partition_for(bytes.fromhex(assessment.trace_id), bus.partitions)
     bus.append(partition, encode(assessment).SerializeToString(), int(time.time() * 1000))
+
+
+def assert_rank_close(value: float, values: Any, q: float) -> None:
+    """``value`` is a q-quantile of ``values`` to within half a percent of rank."""
+    import numpy as np
+
+    low, high = np.quantile(values, [max(0.0, q - 0.005), min(1.0, q + 0.005)])
+    assert low <= value <= high, (q, low, value, high)
+
+
+@dataclass
+class Running:
+    """A product process serving HTTP on known ports."""
+
+    process: subprocess.Popen
+    api_url: str
+    otlp_url: str
+
+    def stop(self, timeout_s: float = 40) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(2)  # SIGINT: the graceful path
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def start_process(args: list[str], env: dict[str, str], api_port: int, otlp_port: int) -> Running:
+    """Start a ``trace-insights`` command and wait until its API answers /ready."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from services import wait_for_port
+
+    process = subprocess.Popen([sys.executable, "-m", "trace_insights", *args], env=env, cwd=ROOT)
+    running = Running(process, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{otlp_port}")
+    wait_for_port(api_port, 60, process)
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{running.api_url}/ready").status_code != 200:
+        if time.monotonic() > deadline or process.poll() is not None:
+            running.stop()
+            raise RuntimeError(f"{args[0]} did not become ready")
+        time.sleep(0.1)
+    return running
+
+
+def export_spans(otlp_url: str, spans: list, experiment_id: str) -> None:
+    """Through the SDK's OTLP/HTTP exporter, as an application would."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    exporter = OTLPSpanExporter(
+        endpoint=f"{otlp_url}/v1/traces", headers={"x-mlflow-experiment-id": experiment_id}
+    )
+    for start in range(0, len(spans), 300):
+        assert exporter.export(spans[start : start + 300]) == SpanExportResult.SUCCESS
+    exporter.shutdown()

@@ -50,8 +50,8 @@ class Traffic:
         self.error_rate = error_rate
         self.random = random.Random(seed)
 
-    def emit(self, tracer: Tracer, index: int) -> int:
-        """Write one trace ending now; returns its span count."""
+    def emit(self, tracer: Tracer, index: int, end_ns: int | None = None) -> int:
+        """Write one trace ending at ``end_ns`` (default now); returns its span count."""
         rnd = self.random
         convention = CONVENTIONS[index % len(CONVENTIONS)]
         model = rnd.choice(MODELS)
@@ -64,7 +64,7 @@ class Traffic:
             steps.append(("RETRIEVER", "vector_search", int(rnd.lognormvariate(3.5, 0.5))))
         rnd.shuffle(steps)
         total_ms = sum(duration for _, _, duration in steps) + rnd.randint(5, 50)
-        end_ns = time.time_ns()
+        end_ns = time.time_ns() if end_ns is None else end_ns
         cursor = end_ns - total_ms * 1_000_000
         root = tracer.start_span("agent_run", start_time=cursor)
         self._set_type(root, convention, "AGENT")

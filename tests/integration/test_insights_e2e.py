@@ -1,0 +1,392 @@
+"""Every insights endpoint against a ground truth computed from what was sent: once through the
+cluster deployment (collector, aggregator and API processes over real Kafka, Redis and
+PostgreSQL) and once through the all-in-one ``trace-insights up`` with nothing configured."""
+
+import json
+import math
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.insights_truth import TraceFacts, facts, npmi
+from tests.support import (
+    ROOT,
+    Running,
+    assert_rank_close,
+    export_spans,
+    schema_url,
+    sdk_spans,
+    service_env,
+    start_aggregator,
+    start_collector,
+    start_process,
+    trace_insights,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+INSIGHTS = "/api/3.0/mlflow/traces/insights"
+HOUR = 3_600_000
+TRACES = 150
+
+
+@pytest.fixture(params=["services", "up"])
+def deployment(request: pytest.FixtureRequest, tmp_path) -> Iterator[Running]:
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from services import free_port
+
+    api_port, http_port, grpc_port = free_port(), free_port(), free_port()
+    if request.param == "up":
+        running = start_process(
+            ["up", "--data-dir", str(tmp_path / "data"), "--api-port", str(api_port),
+             "--otlp-http-port", str(http_port), "--otlp-grpc-port", str(grpc_port)],
+            service_env(), api_port, http_port,
+        )  # fmt: skip
+        yield running
+        assert running.stop() == 0, "up stops cleanly on SIGINT"
+        return
+    servers = request.getfixturevalue("kafka_servers")
+    redis_url = request.getfixturevalue("redis_url")
+    _, database = schema_url(request.getfixturevalue("database_url"))
+    assert trace_insights("migrate", database_url=database).returncode == 0
+    topic = f"spans-{uuid.uuid4().hex[:12]}"
+    settings = dict(kafka_bootstrap_servers=servers, redis_url=redis_url, database_url=database,
+                    spans_topic=topic, topic_partitions=4)  # fmt: skip
+    collector = start_collector(servers, topic)
+    aggregator = start_aggregator(consumer_group=f"g-{topic}", **settings)
+    api = start_process(["api", "--api-port", str(api_port)], service_env(**settings),
+                        api_port, api_port)  # fmt: skip
+    yield Running(api.process, api.api_url, collector.http_url)
+    assert api.stop() == 0
+    aggregator.terminate()
+    aggregator.wait(30)
+    collector.stop()
+
+
+def test_every_endpoint_equals_the_ground_truth(deployment: Running):
+    experiment = f"e2e-{uuid.uuid4().hex[:8]}"
+    now_ns = time.time_ns()
+    # spread over ~3 hours, so series have several hour buckets
+    spans = sdk_spans(TRACES, seed=17, end_ns=lambda i: now_ns - (i % 50) * 211 * 1_000_000_000)
+    traces = facts(spans)
+    client = httpx.Client(base_url=deployment.api_url, timeout=30)
+    export_spans(deployment.otlp_url, spans, experiment)
+    body = {
+        "experiment_ids": [experiment],
+        "start_time": min(t.timestamp_ms for t in traces) - HOUR,
+        "end_time": max(t.timestamp_ms for t in traces) + 120_000,
+    }
+    wait_for(lambda: _post(client, "traffic-cost/volume", body, ok=None).get("summary", {})
+             .get("count") == TRACES, 90, "every trace to be aggregated")  # fmt: skip
+
+    _post_assessments(client, experiment, traces)
+    _check_traffic(client, body, traces)
+    _check_tools(client, body, traces)
+    _check_tags(client, body, traces)
+    _check_assessments(client, body, traces)
+    _check_dimensions(client, body, traces)
+    _check_resources(client, experiment, traces)
+
+
+def _post(client: httpx.Client, path: str, body: dict, ok: int | None = 200) -> dict:
+    response = client.post(f"{INSIGHTS}/{path}", json=body)
+    if ok is not None:
+        assert response.status_code == ok, response.text
+    return response.json()
+
+
+def _post_assessments(client: httpx.Client, experiment: str, traces: list[TraceFacts]) -> None:
+    """Feedback of four types through the REST API, then one overwrite and one deletion."""
+    plans = []
+    for index, trace in enumerate(traces[:80]):
+        if index < 30:
+            plans.append((trace, "correct", "no" if index % 3 == 0 else "yes", "HUMAN"))
+        elif index < 50:
+            plans.append((trace, "score", index % 5 + 1, "LLM_JUDGE"))
+        elif index < 65:
+            plans.append((trace, "helpful", index % 2 == 0, "HUMAN"))
+        else:
+            plans.append((trace, "topic", ["billing", "weather", "travel"][index % 3], "CODE"))
+    created = []
+    for trace, name, value, source in plans:
+        response = client.post(
+            f"/api/3.0/mlflow/traces/tr-{trace.trace_id}/assessments",
+            json={"assessment": {"assessment_name": name, "feedback": {"value": value},
+                                 "source": {"source_type": source, "source_id": "test"}}},
+        )  # fmt: skip
+        assert response.status_code == 200, response.text
+        out = response.json()["assessment"]
+        assert out["trace_id"] == f"tr-{trace.trace_id}" and out["feedback"]["value"] == value
+        created.append(out["assessment_id"])
+        trace.assessments[name] = value
+    first, second = traces[0], traces[1]
+    for trace, assessment_id in ((first, created[0]), (second, created[1])):
+        url = f"/api/3.0/mlflow/traces/tr-{trace.trace_id}/assessments/{assessment_id}"
+        wait_for(lambda url=url: client.get(url).status_code == 200, 30, "the assessment stored")
+    flipped = "yes" if first.assessments["correct"] == "no" else "no"
+    response = client.patch(
+        f"/api/3.0/mlflow/traces/tr-{first.trace_id}/assessments/{created[0]}",
+        json={"assessment": {"feedback": {"value": flipped}}},
+    )
+    assert response.status_code == 200, response.text
+    first.assessments["correct"] = flipped
+    response = client.delete(f"/api/3.0/mlflow/traces/{second.trace_id}/assessments/{created[1]}")
+    assert response.status_code == 200, response.text
+    del second.assessments["correct"]
+    expected = sum(1 for t in traces if "correct" in t.assessments)
+    body = {"experiment_ids": [experiment], "assessment_name": "correct",
+            "start_time": min(t.timestamp_ms for t in traces) - HOUR}  # fmt: skip
+    wait_for(
+        lambda: _post(client, "assessments/metrics", body)["summary"]["total_count"] == expected
+        and _post(client, "assessments/metrics", body)["summary"]["failure_count"]
+        == sum(1 for t in traces if t.assessments.get("correct") == "no"),
+        30, "the overwrite and the deletion to move the counts",
+    )  # fmt: skip
+    url = f"/api/3.0/mlflow/traces/tr-{second.trace_id}/assessments/{created[1]}"
+    wait_for(lambda: client.get(url).status_code == 404, 30, "the deleted assessment to go")
+
+
+def _hours(traces: list[TraceFacts], start: int) -> Counter[int]:
+    return Counter(
+        t.timestamp_ms - t.timestamp_ms % HOUR for t in traces if t.timestamp_ms >= start
+    )
+
+
+def _check_traffic(client: httpx.Client, body: dict, traces: list[TraceFacts]) -> None:
+    volume = _post(client, "traffic-cost/volume", body)
+    errors = sum(t.status == "ERROR" for t in traces)
+    assert volume["summary"] == {"count": TRACES, "ok_count": TRACES - errors,
+                                 "error_count": errors}  # fmt: skip
+    series = {p["time_bucket"]: p["count"] for p in volume["time_series"]}
+    hours = _hours(traces, body["start_time"])
+    assert {k: v for k, v in series.items() if v} == dict(hours)
+    assert sorted(series) == list(series), "sorted"
+    assert all(b - a == HOUR for a, b in zip(sorted(series), sorted(series)[1:], strict=False))
+    assert volume["meta"]["source"] == "stream" and volume["meta"]["watermark"] == max(
+        t.timestamp_ms for t in traces
+    )
+    # a half-hour zone: hours start at :30 UTC, built from minute buckets
+    kolkata = _post(client, "traffic-cost/volume", {**body, "timezone": "Asia/Kolkata"})
+    offset = int(5.5 * HOUR)
+    expected = Counter(t.timestamp_ms - (t.timestamp_ms + offset) % HOUR for t in traces)
+    assert {p["time_bucket"]: p["count"] for p in kolkata["time_series"] if p["count"]} == dict(
+        expected
+    )
+
+    latency = _post(client, "traffic-cost/latency", body)["summary"]
+    values = np.array([t.latency_ms for t in traces], dtype=float)
+    for q in (50, 90, 99):
+        assert_rank_close(latency[f"p{q}_latency"], values, q / 100)
+    assert latency["avg_latency"] == pytest.approx(values.mean())
+    assert (latency["min_latency"], latency["max_latency"]) == (values.min(), values.max())
+
+    rate = _post(client, "traffic-cost/errors", body)["summary"]
+    assert rate == {"total_count": TRACES, "error_count": errors,
+                    "error_rate": pytest.approx(100 * errors / TRACES)}  # fmt: skip
+
+    tokens = _post(client, "traffic-cost/tokens", body)
+    given = sum(t.input_tokens for t in traces)
+    taken = sum(t.output_tokens for t in traces)
+    assert tokens["summary"] == {"input_tokens": given, "output_tokens": taken,
+                                 "total_tokens": given + taken}  # fmt: skip
+    models: dict[str, Counter[str]] = {}
+    for trace in traces:
+        for name, tokens_in, tokens_out in trace.model_calls:
+            m = models.setdefault(name, Counter())
+            m.update(calls=1, input_tokens=tokens_in, output_tokens=tokens_out)
+    assert {m["model"]: (m["call_count"], m["input_tokens"], m["output_tokens"])
+            for m in tokens["models"]} == {
+        name: (m["calls"], m["input_tokens"], m["output_tokens"]) for name, m in models.items()
+    }  # fmt: skip
+
+
+def _check_tools(client: httpx.Client, body: dict, traces: list[TraceFacts]) -> None:
+    calls: dict[str, list[tuple[bool, float]]] = {}
+    users: Counter[str] = Counter()
+    for trace in traces:
+        for name, failed, duration in trace.tool_calls:
+            calls.setdefault(name, []).append((failed, duration))
+        users.update({name for name, _, _ in trace.tool_calls})
+    found = {tool["tool_name"]: tool for tool in _post(client, "tools/discovery", body)["data"]}
+    assert set(found) == set(calls)
+    for name, made in calls.items():
+        tool, durations = found[name], np.array([d for _, d in made])
+        failed = sum(f for f, _ in made)
+        assert (tool["trace_count"], tool["invocation_count"], tool["error_count"]) == (
+            users[name],
+            len(made),
+            failed,
+        )
+        assert tool["error_rate"] == pytest.approx(100 * failed / len(made))
+        assert tool["avg_latency"] == pytest.approx(durations.mean())
+        for q in (50, 90, 99):
+            assert_rank_close(tool[f"p{q}_latency"], durations, q / 100)
+    name = max(calls, key=lambda n: len(calls[n]))
+    metrics = _post(client, "tools/metrics", {**body, "tool_name": name})
+    assert metrics["summary"]["invocation_count"] == len(calls[name])
+    per_hour: Counter[int] = Counter()
+    for trace in traces:
+        per_hour[trace.timestamp_ms - trace.timestamp_ms % HOUR] += sum(
+            1 for n, _, _ in trace.tool_calls if n == name
+        )
+    assert {p["time_bucket"]: p["count"] for p in metrics["time_series"] if p["count"]} == {
+        k: v for k, v in per_hour.items() if v
+    }
+
+
+def _check_tags(client: httpx.Client, body: dict, traces: list[TraceFacts]) -> None:
+    keys: Counter[str] = Counter()
+    values: dict[str, Counter[str]] = {}
+    for trace in traces:
+        keys.update(trace.tags.keys())
+        for key, value in trace.tags.items():
+            values.setdefault(key, Counter())[value] += 1
+    found = {tag["tag_key"]: tag for tag in _post(client, "tags/discovery", body)["data"]}
+    assert {k: t["trace_count"] for k, t in found.items()} == dict(keys)
+    for key, tag in found.items():  # exact in memory, a HyperLogLog estimate on Redis
+        assert abs(tag["unique_values"] - len(values[key])) <= max(1, 0.02 * len(values[key]))
+    metrics = _post(client, "tags/metrics", {**body, "tag_key": "query_type"})
+    assert {v["value"]: v["count"] for v in metrics["data"]} == dict(values["query_type"])
+    for value in metrics["data"]:
+        assert value["percentage"] == pytest.approx(100 * value["count"] / keys["query_type"])
+    top = _post(client, "tags/metrics", {**body, "tag_key": "user", "limit": 3})["data"]
+    assert [v["count"] for v in top] == sorted(values["user"].values(), reverse=True)[:3]
+
+
+def _check_assessments(client: httpx.Client, body: dict, traces: list[TraceFacts]) -> None:
+    by_name: dict[str, list] = {}
+    for trace in traces:
+        for name, value in trace.assessments.items():
+            by_name.setdefault(name, []).append(value)
+    found = {a["assessment_name"]: a for a in _post(client, "assessments/discovery", body)["data"]}
+    assert {n: (a["assessment_type"], a["trace_count"]) for n, a in found.items()} == {
+        "correct": ("pass-fail", len(by_name["correct"])),
+        "score": ("numeric", len(by_name["score"])),
+        "helpful": ("boolean", len(by_name["helpful"])),
+        "topic": ("string", len(by_name["topic"])),
+    }
+    assert found["score"]["sources"] == ["LLM_JUDGE"] and found["topic"]["sources"] == ["CODE"]
+
+    def metrics(name: str) -> dict:
+        return _post(client, "assessments/metrics", {**body, "assessment_name": name})
+
+    correct = metrics("correct")["summary"]
+    failures, total = by_name["correct"].count("no"), len(by_name["correct"])
+    assert correct == {"total_count": total, "failure_count": failures,
+                       "failure_rate": pytest.approx(100 * failures / total)}  # fmt: skip
+    helpful = metrics("helpful")["summary"]
+    assert helpful["failure_count"] == by_name["helpful"].count(False)
+    score, values = metrics("score")["summary"], np.array(by_name["score"], dtype=float)
+    for q in (50, 90, 99):
+        assert score[f"p{q}_value"] == pytest.approx(np.percentile(values, q))
+    assert score["avg_value"] == pytest.approx(values.mean())
+    assert (score["min_value"], score["max_value"]) == (values.min(), values.max())
+    topic = metrics("topic")["summary"]
+    counted = Counter(by_name["topic"])
+    assert topic["unique_values"] == len(counted)
+    assert {v["value"]: v["count"] for v in topic["top_values"]} == dict(counted)
+
+
+def _check_dimensions(client: httpx.Client, body: dict, traces: list[TraceFacts]) -> None:
+    dims = [t.dimensions() for t in traces]
+    families = set()
+    for trace_dims in dims:
+        for dim in trace_dims:
+            if dim.startswith("count(span.type="):
+                families.add("span_count." + dim[16:].partition(")")[0])
+            elif dim.startswith("latency>"):
+                families.add("latency")
+            else:
+                families.add(dim.partition("=")[0])
+    found = _post(client, "dimensions/discovery", body)["data"]
+    assert {d["name"] for d in found} == families
+
+    def has(dim: str) -> set[int]:
+        return {i for i, d in enumerate(dims) if dim in d}
+
+    every = set(range(len(traces)))
+    tool = max((n for t in traces for n, _, _ in t.tool_calls),
+               key=lambda n: len(has(f"tools.{n}=used")))  # fmt: skip
+    cases = [
+        ({"name": "status", "parameters": {"value": "ERROR"}}, has("status=ERROR")),
+        ({"name": f"tools.{tool}", "parameters": {"value": "error"}}, has(f"tools.{tool}=error")),
+        ({"name": f"tools.{tool}", "parameters": {"value": "success"}},
+         has(f"tools.{tool}=used") - has(f"tools.{tool}=error")),
+        ({"name": "tags.query_type", "parameters": {"value": "complex"}},
+         has("tags.query_type=complex")),
+        ({"name": "latency", "parameters": {"threshold": "1000", "operator": "<="}},
+         every - has("latency>1000")),
+        ({"name": "span_count.TOOL", "parameters": {"threshold": "2", "operator": ">="}},
+         has("count(span.type=TOOL)>1")),
+        ({"name": "assessment.correct", "parameters": {"value": "no"}},
+         has("assessment.correct=no")),
+        ({"name": "assessment.score", "parameters": {"threshold": "3", "operator": ">="}},
+         {i for i, t in enumerate(traces) if t.assessments.get("score", 0) >= 3}),
+        ({"name": "latency", "parameters": {"threshold": "1234", "operator": ">"}},
+         {i for i, t in enumerate(traces) if t.latency_ms > 1234}),  # not a stream threshold
+    ]  # fmt: skip
+    for first, first_set in cases:
+        for second, second_set in cases[:4]:
+            answer = _post(client, "dimensions/calculate-npmi",
+                           {**body, "dimension1": first, "dimension2": second})  # fmt: skip
+            joint = len(first_set & second_set)
+            assert (answer["dimension1"]["count"], answer["dimension2"]["count"],
+                    answer["intersection"]["count"], answer["total_count"]) == (
+                len(first_set), len(second_set), joint, TRACES), (first, second)  # fmt: skip
+            raw, smoothed = npmi(joint, len(first_set), len(second_set), TRACES)
+            _assert_score(answer["correlation"]["npmi_score"], raw)
+            _assert_score(answer["correlation"]["npmi_smoothed"], smoothed)
+            stream = "1234" not in json.dumps(first)
+            assert answer["meta"]["source"] == ("stream" if stream else "store")
+
+    answer = _post(client, "dimensions/correlations",
+                   {**body, "dimension": {"name": "status", "parameters": {"value": "ERROR"}},
+                    "limit": 8, "min_support": 3})  # fmt: skip
+    errors = has("status=ERROR")
+    expected = []
+    partners = {dim for trace_dims in dims for dim in trace_dims}
+    for partner in partners:
+        both = len(errors & has(partner))
+        if partner.startswith("status=") or partner.endswith(")>0") or both < 3:
+            continue
+        raw, smoothed = npmi(both, len(errors), len(has(partner)), TRACES)
+        expected.append((partner, both, raw, smoothed))
+    expected.sort(key=lambda e: (-e[2], -e[1]))
+    assert len(answer["data"]) == min(8, len(expected))
+    for got, (_, both, raw, smoothed) in zip(answer["data"], expected, strict=False):
+        assert got["trace_count"] == both
+        assert got["npmi_score"] == pytest.approx(raw, abs=1e-9)
+        assert got["npmi_smoothed"] == pytest.approx(smoothed, abs=1e-9)
+        assert got["percentage_of_slice"] == pytest.approx(100 * both / len(errors))
+
+
+def _assert_score(got: float | None, expected: float) -> None:
+    if math.isnan(expected):
+        assert got is None
+    else:
+        assert got == pytest.approx(expected, abs=1e-9)
+
+
+def _check_resources(client: httpx.Client, experiment: str, traces: list[TraceFacts]) -> None:
+    got = client.get("/api/2.0/mlflow/experiments/get", params={"experiment_id": experiment})
+    assert got.status_code == 200 and got.json()["experiment"]["name"] == experiment
+    trace = traces[0]
+    response = client.get(f"/api/3.0/mlflow/traces/tr-{trace.trace_id}")
+    assert response.status_code == 200, response.text
+    info = response.json()["trace"]["trace_info"]
+    assert (info["request_time"], info["execution_duration"], info["state"]) == (
+        trace.timestamp_ms,
+        trace.latency_ms,
+        trace.status,
+    )
+    assert info["tags"] == trace.tags
+    assert [a["feedback"]["value"] for a in info["assessments"]] == [trace.assessments["correct"]]
+    assert len(response.json()["trace"]["data"]["spans"]) == sum(trace.kinds.values())
