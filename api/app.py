@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from api import errors
 from api.context import Context
-from api.errors import UNAUTHENTICATED, ApiError
+from api.errors import INVALID_PARAMETER_VALUE, UNAUTHENTICATED, ApiError
 from api.insights import correlation, quality, tags, tools, traffic
 from api.mlflow import experiments, traces
 
@@ -33,6 +33,12 @@ def create_app(context: Context) -> FastAPI:
     insights = APIRouter(prefix=INSIGHTS_PREFIX, dependencies=guarded, tags=["insights"])
     for module in (traffic, quality, tools, tags, correlation):
         insights.include_router(module.router)
+        for route in module.router.routes:
+            # claim the other methods, or GET .../insights/x/y would reach GET /traces/{id}/...
+            insights.add_api_route(
+                route.path, _post_only, methods=["GET", "PUT", "PATCH", "DELETE"],
+                include_in_schema=False,
+            )  # fmt: skip
     app.include_router(insights)
     app.include_router(experiments.router, dependencies=guarded, tags=["experiments"])
     app.include_router(traces.router, dependencies=guarded, tags=["traces"])
@@ -64,6 +70,10 @@ def create_app(context: Context) -> FastAPI:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _post_only() -> None:
+    raise ApiError(405, INVALID_PARAMETER_VALUE, "insights endpoints take POST with a JSON body")
 
 
 def _authorize(request: Request) -> None:

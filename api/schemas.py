@@ -1,5 +1,6 @@
 """Requests and responses of the insights API (MLflow's Insights REST outline)."""
 
+import json
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -56,6 +57,18 @@ class TagMetricsRequest(InsightsRequest):
 class DimensionValue(BaseModel):
     name: str = Field(min_length=1)
     parameters: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("parameters", mode="before")
+    @classmethod
+    def _strings(cls, value: object) -> object:
+        """Parameters are strings (the outline's contract); numbers and booleans are accepted
+        as their JSON text, so ``"threshold": 1000`` works too."""
+        if isinstance(value, dict):
+            return {
+                k: json.dumps(v) if isinstance(v, bool | int | float) else v
+                for k, v in value.items()
+            }
+        return value
 
 
 class NpmiRequest(InsightsRequest):

@@ -390,3 +390,32 @@ def _check_resources(client: httpx.Client, experiment: str, traces: list[TraceFa
     assert info["tags"] == trace.tags
     assert [a["feedback"]["value"] for a in info["assessments"]] == [trace.assessments["correct"]]
     assert len(response.json()["trace"]["data"]["spans"]) == sum(trace.kinds.values())
+
+
+def test_up_keeps_everything_across_a_restart(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from services import free_port
+
+    ports = [free_port() for _ in range(3)]
+    args = ["up", "--data-dir", str(tmp_path / "data"), "--api-port", str(ports[0]),
+            "--otlp-http-port", str(ports[1]), "--otlp-grpc-port", str(ports[2])]  # fmt: skip
+    body = {"experiment_ids": ["kept"], "time_bucket": "day"}
+
+    def count(running: Running) -> int:
+        return _post(httpx.Client(base_url=running.api_url), "traffic-cost/volume", body)[
+            "summary"
+        ]["count"]
+
+    first = start_process(args, service_env(), ports[0], ports[1])
+    export_spans(first.otlp_url, sdk_spans(40, seed=21), "kept")
+    wait_for(lambda: count(first) == 40, 30, "the first traces")
+    assert first.stop() == 0
+    second = start_process(args, service_env(), ports[0], ports[1])
+    try:
+        assert count(second) == 40, "rebuilt from SQLite at start"
+        export_spans(second.otlp_url, sdk_spans(25, seed=22), "kept")
+        wait_for(lambda: count(second) == 65, 30, "new traces after the restart")
+    finally:
+        assert second.stop() == 0

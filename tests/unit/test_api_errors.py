@@ -1,0 +1,269 @@
+"""Every client mistake gets a 4xx in MLflow's error shape naming the problem — never a 500."""
+
+import pytest
+
+from tests.support import publish_to_bus, sdk_spans
+from tests.unit.conftest import embedded
+
+INSIGHTS = "/api/3.0/mlflow/traces/insights"
+EXTRA = {
+    "assessments/metrics": {"assessment_name": "correct"},
+    "tools/metrics": {"tool_name": "web_search"},
+    "tags/metrics": {"tag_key": "query_type"},
+    "dimensions/calculate-npmi": {
+        "dimension1": {"name": "status", "parameters": {"value": "ERROR"}},
+        "dimension2": {"name": "span.type", "parameters": {"value": "TOOL"}},
+    },
+    "dimensions/correlations": {"dimension": {"name": "status", "parameters": {"value": "OK"}}},
+}
+ENDPOINTS = [
+    "traffic-cost/volume",
+    "traffic-cost/latency",
+    "traffic-cost/errors",
+    "traffic-cost/tokens",
+    "assessments/discovery",
+    "assessments/metrics",
+    "tools/discovery",
+    "tools/metrics",
+    "tags/discovery",
+    "tags/metrics",
+    "dimensions/discovery",
+    "dimensions/calculate-npmi",
+    "dimensions/correlations",
+]
+
+
+@pytest.fixture
+def seeded(tmp_path):
+    with embedded(tmp_path) as api:
+        spans = sdk_spans(30, seed=3)
+        publish_to_bus(api.bus, spans, "exp")
+        api.drain()
+        api.trace_id = f"{spans[0].context.trace_id:032x}"
+        yield api
+
+
+def assert_error(response, status: int, code: str, *mentions: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error_code", "message"}, body
+    assert body["error_code"] == code
+    for mention in mentions:
+        assert mention in body["message"], (mention, body["message"])
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_every_insights_endpoint_refuses_bad_requests(seeded, endpoint):
+    client = seeded.client
+    url = f"{INSIGHTS}/{endpoint}"
+    good = {"experiment_ids": ["exp"], **EXTRA.get(endpoint, {})}
+    bad = "INVALID_PARAMETER_VALUE"
+    assert client.post(url, json=good).status_code in (200, 404)  # 404: nothing of that name
+    assert_error(
+        client.post(url, content=b"{not json", headers={"content-type": "application/json"}),
+        400,
+        bad,
+        "JSON",
+    )
+    assert_error(
+        client.post(url, json={k: v for k, v in good.items() if k != "experiment_ids"}),
+        400,
+        bad,
+        "experiment_ids",
+    )
+    assert_error(client.post(url, json={**good, "experiment_ids": []}), 400, bad, "experiment_ids")
+    assert_error(
+        client.post(url, json={**good, "experiment_ids": ["nope"]}),
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+        "'nope'",
+    )
+    assert_error(
+        client.post(url, json={**good, "start_time": 2000, "end_time": 1000}), 400, bad, "end_time"
+    )
+    assert_error(
+        client.post(url, json={**good, "time_bucket": "fortnight"}), 400, bad, "time_bucket"
+    )
+    assert_error(
+        client.post(url, json={**good, "timezone": "Mars/Olympus"}),
+        400,
+        bad,
+        "timezone",
+        "Mars/Olympus",
+    )
+    assert_error(client.post(url, json={**good, "start_time": "yesterday"}), 400, bad, "start_time")
+    assert_error(client.post(url, json={**good, "start_time": -5}), 400, bad, "start_time")
+    assert_error(client.get(url), 405, bad)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "body", "status", "mention"),
+    [
+        ("assessments/metrics", {}, 400, "assessment_name"),
+        ("assessments/metrics", {"assessment_name": "never"}, 404, "never"),
+        ("tools/metrics", {}, 400, "tool_name"),
+        ("tools/metrics", {"tool_name": "no_such_tool"}, 404, "no_such_tool"),
+        ("tags/metrics", {}, 400, "tag_key"),
+        ("tags/metrics", {"tag_key": "no_such_key"}, 404, "no_such_key"),
+        ("tags/metrics", {"tag_key": "query_type", "limit": 0}, 400, "limit"),
+        (
+            "dimensions/calculate-npmi",
+            {"dimension1": {"name": "status", "parameters": {"value": "OK"}}},
+            400,
+            "dimension2",
+        ),
+        (
+            "dimensions/calculate-npmi",
+            {
+                **EXTRA["dimensions/calculate-npmi"],
+                "dimension1": {"name": "colour", "parameters": {"value": "red"}},
+            },
+            400,
+            "colour",
+        ),
+        (
+            "dimensions/calculate-npmi",
+            {
+                **EXTRA["dimensions/calculate-npmi"],
+                "dimension1": {"name": "status", "parameters": {}},
+            },
+            400,
+            "value",
+        ),
+        (
+            "dimensions/calculate-npmi",
+            {
+                **EXTRA["dimensions/calculate-npmi"],
+                "dimension1": {
+                    "name": "latency",
+                    "parameters": {"threshold": "5", "operator": "~"},
+                },
+            },
+            400,
+            "operator",
+        ),
+        (
+            "dimensions/calculate-npmi",
+            {
+                **EXTRA["dimensions/calculate-npmi"],
+                "dimension1": {
+                    "name": "latency",
+                    "parameters": {"threshold": "fast", "operator": ">"},
+                },
+            },
+            400,
+            "threshold",
+        ),
+        (
+            "dimensions/calculate-npmi",
+            {
+                **EXTRA["dimensions/calculate-npmi"],
+                "dimension1": {"name": "tools.web_search", "parameters": {"value": "maybe"}},
+            },
+            400,
+            "used, error, success",
+        ),
+        (
+            "dimensions/correlations",
+            {
+                "dimension": {
+                    "name": "latency",
+                    "parameters": {"threshold": "1234", "operator": ">"},
+                }
+            },
+            400,
+            "threshold the stream",
+        ),
+        ("dimensions/correlations", {**EXTRA["dimensions/correlations"], "limit": 0}, 400, "limit"),
+        (
+            "traffic-cost/volume",
+            {"time_bucket": "minute", "start_time": 0, "end_time": 40 * 86_400_000},
+            400,
+            "coarser time_bucket",
+        ),
+    ],
+)
+def test_endpoint_specific_mistakes(seeded, endpoint, body, status, mention):
+    response = seeded.client.post(
+        f"{INSIGHTS}/{endpoint}", json={"experiment_ids": ["exp"], **body}
+    )
+    code = "INVALID_PARAMETER_VALUE" if status == 400 else "RESOURCE_DOES_NOT_EXIST"
+    assert_error(response, status, code, mention)
+
+
+def test_numeric_parameters_are_accepted_as_numbers(seeded):
+    body = {
+        "experiment_ids": ["exp"],
+        **EXTRA["dimensions/calculate-npmi"],
+        "dimension2": {"name": "latency", "parameters": {"threshold": 1000, "operator": ">"}},
+    }
+    response = seeded.client.post(f"{INSIGHTS}/dimensions/calculate-npmi", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["dimension2"]["value"] == ">1000"
+
+
+def test_experiment_traces_and_assessment_mistakes(seeded):
+    client, trace = seeded.client, seeded.trace_id
+    bad, missing = "INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST"
+    experiments = "/api/2.0/mlflow/experiments"
+    assert_error(client.post(f"{experiments}/create", json={}), 400, bad, "name")
+    assert_error(client.post(f"{experiments}/create", json={"name": "  "}), 400, bad, "name")
+    assert client.post(f"{experiments}/create", json={"name": "shop"}).status_code == 200
+    assert_error(
+        client.post(f"{experiments}/create", json={"name": "shop"}),
+        400,
+        "RESOURCE_ALREADY_EXISTS",
+        "shop",
+    )
+    assert_error(client.get(f"{experiments}/get"), 400, bad, "experiment_id")
+    assert_error(
+        client.get(f"{experiments}/get", params={"experiment_id": "9"}), 404, missing, "'9'"
+    )
+    assert_error(
+        client.get(f"{experiments}/search", params={"max_results": 0}), 400, bad, "max_results"
+    )
+
+    traces = "/api/3.0/mlflow/traces"
+    assert_error(client.get(f"{traces}/tr-xyz"), 400, bad, "tr-xyz", "32 hex")
+    assert_error(client.get(f"{traces}/tr-{'0' * 32}"), 404, missing, "does not exist")
+    good = {"assessment": {"assessment_name": "correct", "feedback": {"value": "yes"}}}
+    url = f"{traces}/tr-{trace}/assessments"
+    assert_error(client.post(f"{traces}/tr-{'0' * 32}/assessments", json=good), 404, missing)
+    assert_error(client.post(f"{traces}/12/assessments", json=good), 400, bad, "'12'")
+    for change, mention in (
+        ({"feedback": {"value": {"nested": 1}}}, "feedback.value"),
+        ({"feedback": {"value": [1, 2]}}, "feedback.value"),
+        ({"feedback": None}, "feedback"),
+        ({"source": {"source_type": "ROBOT"}}, "source.source_type"),
+        ({"assessment_name": "a=b"}, "assessment_name"),
+        ({"assessment_name": ""}, "assessment_name"),
+    ):
+        body = {"assessment": {**good["assessment"], **change}}
+        assert_error(client.post(url, json=body), 400, bad, mention)
+    assert_error(client.post(url, json={}), 400, bad, "assessment")
+    for method in ("get", "delete"):
+        assert_error(getattr(client, method)(f"{url}/a-nope"), 404, missing, "a-nope")
+    assert_error(
+        client.patch(f"{url}/a-nope", json={"assessment": {"feedback": {"value": 1}}}),
+        404,
+        missing,
+        "a-nope",
+    )
+    assert_error(client.get("/api/3.0/mlflow/no-such-thing"), 404, missing)
+
+
+def test_a_configured_token_guards_everything_but_health(tmp_path):
+    with embedded(tmp_path, auth_token="s3cret") as api:
+        client = api.client
+        url = f"{INSIGHTS}/traffic-cost/volume"
+        body = {"experiment_ids": ["0"]}
+        assert_error(client.post(url, json=body), 401, "UNAUTHENTICATED", "bearer token")
+        assert_error(
+            client.post(url, json=body, headers={"authorization": "Bearer nope"}),
+            401,
+            "UNAUTHENTICATED",
+        )
+        ok = client.post(url, json=body, headers={"authorization": "Bearer s3cret"})
+        assert ok.status_code == 404  # past the guard: experiment 0 has no data yet
+        assert client.get("/health").status_code == 200
+        assert client.get("/ready").status_code == 200
