@@ -1,18 +1,13 @@
 # `make run` runs Trace Insights; `make test` runs the whole suite against real services.
-SERVICES_DIR ?= .trace-insights/services
 
-.PHONY: venv run test lint bench-collector clean
+.PHONY: venv run test lint bench-collector bench-api clean
 
 venv:
 	@bash scripts/bootstrap-venv.sh
 
-# Until the embedded all-in-one `up` lands, run = a local Kafka broker plus the collector.
+# The whole pipeline in one process on the embedded default (no servers), with demo traffic.
 run: venv
-	@bash scripts/install-deps.sh
-	@.venv/bin/python scripts/services.py up --dir $(SERVICES_DIR) --only kafka
-	@set -a; . $(SERVICES_DIR)/env; set +a; \
-	  trap '.venv/bin/python scripts/services.py down --dir $(SERVICES_DIR)' EXIT; \
-	  .venv/bin/trace-insights collector
+	.venv/bin/trace-insights up --demo
 
 test: venv
 	@bash scripts/install-deps.sh
@@ -29,3 +24,7 @@ bench-collector: venv
 
 clean:
 	rm -rf .venv .trace-insights
+
+bench-api: venv
+	@bash scripts/install-deps.sh
+	.venv/bin/python bench/api.py

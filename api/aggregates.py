@@ -21,11 +21,17 @@ class Aggregates:
         self.experiment_ids = experiment_ids
         self.window = window
 
-    def counters(self, key_of: KeyOf) -> list[Counter[str]]:
-        """Per period, the hashes at ``key_of`` summed over experiments and stored buckets."""
+    def counters(self, key_of: KeyOf, fields: list[str] | None = None) -> list[Counter[str]]:
+        """Per period, the hashes at ``key_of`` (only ``fields`` of them, if given) summed over
+        experiments and stored buckets."""
         owners, names = self._keys(key_of)
+        found = (
+            self.store.read_hashes(names)
+            if fields is None
+            else self.store.read_fields(names, fields)
+        )
         out = [Counter[str]() for _ in self.window.tiles]
-        for period, values in zip(owners, self.store.read_hashes(names), strict=True):
+        for period, values in zip(owners, found, strict=True):
             if values:
                 add(out[period], values)
         return out

@@ -1,6 +1,7 @@
 """Where the API sends assessments: the span topic (in the partition of their trace, so they
 are ordered with its spans), or the embedded bus."""
 
+import logging
 import threading
 import time
 
@@ -11,6 +12,9 @@ from trace_insights.bus import LocalBus
 from trace_insights.core.assessments import Assessment, encode
 from trace_insights.core.routing import partition_for
 from trace_insights.core.settings import Settings
+from trace_insights.kafka_topic import ensure_topic
+
+log = logging.getLogger(__name__)
 
 
 class Unavailable(Exception):
@@ -18,20 +22,25 @@ class Unavailable(Exception):
 
 
 class KafkaPublisher:
+    """Connects (creating the topic if missing) in the background, so readiness probes and
+    requests never wait on an unreachable broker."""
+
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._producer: KafkaProducer | None = None
         self._partitions = 0
-        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        threading.Thread(target=self._connect, name="kafka-connect", daemon=True).start()
 
     def publish(self, assessment: Assessment) -> None:
-        producer, partitions = self._connected()
-        payload = encode(assessment).SerializeToString()
+        producer, partitions = self._producer, self._partitions
+        if producer is None:
+            raise Unavailable("Kafka is not connected yet")
         key = bytes.fromhex(assessment.trace_id)
         try:
             producer.send(
                 self._settings.spans_topic,
-                value=payload,
+                value=encode(assessment).SerializeToString(),
                 key=key,
                 partition=partition_for(key, partitions),
             ).get(timeout=self._settings.produce_timeout_s)
@@ -39,35 +48,35 @@ class KafkaPublisher:
             raise Unavailable(f"Kafka did not take the assessment: {exc}") from exc
 
     def ready(self) -> bool:
-        try:
-            self._connected()
-        except Unavailable:
-            return False
-        return True
+        return self._producer is not None
 
     def close(self) -> None:
+        self._closed.set()
         if self._producer is not None:
             self._producer.close(timeout=10)
 
-    def _connected(self) -> tuple[KafkaProducer, int]:
-        with self._lock:
-            if self._producer is None:
-                try:
-                    producer = KafkaProducer(
-                        bootstrap_servers=self._settings.require_kafka().split(","),
-                        acks="all",
-                        enable_idempotence=True,
-                        max_block_ms=int(self._settings.produce_timeout_s * 1000),
-                        client_id="trace-insights-api",
-                    )
-                    partitions = producer.partitions_for(self._settings.spans_topic)
-                except KafkaError as exc:
-                    raise Unavailable(f"Kafka is not reachable: {exc}") from exc
-                if not partitions:
-                    producer.close(timeout=1)
-                    raise Unavailable(f"topic {self._settings.spans_topic} does not exist yet")
-                self._producer, self._partitions = producer, len(partitions)
-            return self._producer, self._partitions
+    def _connect(self) -> None:
+        settings = self._settings
+        servers = settings.require_kafka().split(",")
+        while not self._closed.is_set():
+            try:
+                ensure_topic(servers, settings.spans_topic, settings.topic_partitions,
+                             settings.topic_replication_factor)  # fmt: skip
+                producer = KafkaProducer(
+                    bootstrap_servers=servers,
+                    acks="all",
+                    enable_idempotence=True,
+                    max_block_ms=int(settings.produce_timeout_s * 1000),
+                    client_id="trace-insights-api",
+                )
+                partitions = producer.partitions_for(settings.spans_topic)
+            except (KafkaError, OSError) as exc:
+                log.warning("kafka not reachable, retrying", extra={"fields": {"error": str(exc)}})
+                self._closed.wait(1.0)
+                continue
+            self._partitions = len(partitions)
+            self._producer = producer
+            return
 
 
 class BusPublisher:

@@ -387,14 +387,24 @@ def start_process(args: list[str], env: dict[str, str], api_port: int, otlp_port
 
     process = subprocess.Popen([sys.executable, "-m", "trace_insights", *args], env=env, cwd=ROOT)
     running = Running(process, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{otlp_port}")
-    wait_for_port(api_port, 60, process)
     deadline = time.monotonic() + 60
-    while httpx.get(f"{running.api_url}/ready").status_code != 200:
-        if time.monotonic() > deadline or process.poll() is not None:
-            running.stop()
-            raise RuntimeError(f"{args[0]} did not become ready")
-        time.sleep(0.1)
+    try:
+        wait_for_port(api_port, 60, process)
+        while not _ready(running.api_url):
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"{args[0]} did not become ready")
+            time.sleep(0.1)
+    except BaseException:
+        running.stop()
+        raise
     return running
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/ready", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def export_spans(otlp_url: str, spans: list, experiment_id: str) -> None:

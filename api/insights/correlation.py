@@ -38,24 +38,35 @@ _OPERATOR = DimensionParameter(name="operator", type="enum", enum_values=[">", "
 
 
 class _Counts:
-    """Occurrences, total and (lazily) partner counts of a window, summed over its buckets."""
+    """Occurrences, total and partner counts of a window, summed over its buckets; read as
+    narrowly as the question allows (a few fields, unless a whole hash is needed)."""
 
     def __init__(self, aggregates: Aggregates) -> None:
         self.aggregates = aggregates
-        self.occurrences = total(aggregates.counters(keys.occurrences))
-        self.total = int(total(aggregates.counters(keys.bucket))[fields.TRACES])
-        self._partners: dict[str, Counter[str]] = {}
+        self.total = int(total(aggregates.counters(keys.bucket, [fields.TRACES]))[fields.TRACES])
+        self._occurrences: Counter[str] | None = None
 
-    def partners(self, dimension: str) -> Counter[str]:
-        if dimension not in self._partners:
-            self._partners[dimension] = total(
-                self.aggregates.counters(lambda e, r, s: keys.partners(e, r, s, dimension))
-            )
-        return self._partners[dimension]
+    @property
+    def all_occurrences(self) -> Counter[str]:
+        if self._occurrences is None:
+            self._occurrences = total(self.aggregates.counters(keys.occurrences))
+        return self._occurrences
+
+    def occurrences(self, dimensions: list[str]) -> Counter[str]:
+        if self._occurrences is not None:
+            return self._occurrences
+        if not dimensions:
+            return Counter()
+        return total(self.aggregates.counters(keys.occurrences, dimensions))
+
+    def partners(self, dimension: str, wanted: list[str] | None = None) -> Counter[str]:
+        return total(
+            self.aggregates.counters(lambda e, r, s: keys.partners(e, r, s, dimension), wanted)
+        )
 
     def values_of(self, assessment: str) -> list[str]:
         prefix = f"assessment.{assessment}="
-        return [d for d, n in self.occurrences.items() if d.startswith(prefix) and n > 0]
+        return [d for d, n in self.all_occurrences.items() if d.startswith(prefix) and n > 0]
 
 
 @router.post("/discovery", response_model=DimensionsDiscoveryResponse)
@@ -80,9 +91,13 @@ def calculate_npmi(body: NpmiRequest, request: Request) -> NpmiResponse:
     second = resolve(body.dimension2.name, body.dimension2.parameters, counts.values_of)
     if first.terms is not None and second.terms is not None:
         source = "stream"
-        c1 = count(first.terms, counts.occurrences, counts.total)
-        c2 = count(second.terms, counts.occurrences, counts.total)
-        both = joint(first.terms, second.terms, counts.occurrences, counts.partners, counts.total)
+        named = sorted({d for d in [*first.terms, *second.terms] if d != ALL})
+        occurrences = counts.occurrences(named)
+        partners = [d for d in second.terms if d != ALL]
+        c1 = count(first.terms, occurrences, counts.total)
+        c2 = count(second.terms, occurrences, counts.total)
+        both = joint(first.terms, second.terms, occurrences,
+                     lambda d: counts.partners(d, partners), counts.total)  # fmt: skip
         n = counts.total
     else:
         source = "store"
@@ -114,26 +129,27 @@ def correlations(body: CorrelationsRequest, request: Request) -> CorrelationsRes
             f"counts (latency: {', '.join(map(str, stream.LATENCY_THRESHOLDS_MS))} ms; span "
             f"counts: {', '.join(map(str, stream.SPAN_COUNT_THRESHOLDS))})"
         )
-    in_slice = count(slice_.terms, counts.occurrences, counts.total)
+    occurrences = counts.all_occurrences
+    in_slice = count(slice_.terms, occurrences, counts.total)
     together: Counter[str] = Counter()
     for dim, coefficient in slice_.terms.items():
-        source = counts.occurrences if dim == ALL else counts.partners(dim)
+        source = occurrences if dim == ALL else counts.partners(dim)
         for partner, n in source.items():
             together[partner] += coefficient * n
     data = []
-    for partner, occurrences in counts.occurrences.items():
+    for partner, n in occurrences.items():
         parsed = parse(partner)
         both = int(together.get(partner, 0))
         if (
             parsed is None
-            or occurrences <= 0
+            or n <= 0
             or both < body.min_support
             or parsed.family == slice_.name
             or parsed.value == stream.OTHER
             or _duplicates_span_type(partner)
         ):
             continue
-        score = npmi(both, in_slice, int(occurrences), counts.total)
+        score = npmi(both, in_slice, int(n), counts.total)
         data.append(
             Correlation(
                 dimension=parsed.family,
@@ -142,7 +158,7 @@ def correlations(body: CorrelationsRequest, request: Request) -> CorrelationsRes
                 npmi_smoothed=_finite(score.npmi_smoothed),
                 trace_count=both,
                 percentage_of_slice=100.0 * both / in_slice if in_slice else 0.0,
-                percentage_of_total=100.0 * occurrences / counts.total if counts.total else 0.0,
+                percentage_of_total=100.0 * n / counts.total if counts.total else 0.0,
                 strength=strength(score.npmi) if not math.isnan(score.npmi) else "Undefined",
             )
         )

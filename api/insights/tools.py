@@ -41,7 +41,8 @@ def metrics(body: ToolMetricsRequest, request: Request) -> ToolMetricsResponse:
     context: Context = request.app.state.context
     aggregates = context.aggregates(body)
     name = body.tool_name
-    per = aggregates.counters(keys.bucket)
+    wanted = [fields.tool(name, what) for what in ("calls", "errors", "traces", "latency_sum")]
+    per = aggregates.counters(keys.bucket, wanted)
     digests = aggregates.digests(lambda e, r, s: _digest_key(e, r, s, name))
     summary = _stats(name, total(per), combined(digests))
     if not summary.invocation_count:

@@ -33,6 +33,11 @@ def _context(request: Request) -> Context:
     return request.app.state.context
 
 
+_VOLUME = [fields.TRACES, fields.status("OK"), fields.status("ERROR")]
+_LATENCY = [fields.TRACES, fields.LATENCY_SUM, fields.LATENCY_MIN, fields.LATENCY_MAX]
+_TOKENS = [fields.INPUT_TOKENS, fields.OUTPUT_TOKENS]
+
+
 def _latency_key(experiment: str, resolution, start: int) -> str:  # type: ignore[no-untyped-def]
     return keys.digests(experiment, resolution, start, "latency")
 
@@ -41,7 +46,7 @@ def _latency_key(experiment: str, resolution, start: int) -> str:  # type: ignor
 def volume(body: InsightsRequest, request: Request) -> VolumeResponse:
     context = _context(request)
     aggregates = context.aggregates(body)
-    per = aggregates.counters(keys.bucket)
+    per = aggregates.counters(keys.bucket, _VOLUME)
     return VolumeResponse(
         summary=_volume(total(per)),
         time_series=[
@@ -56,7 +61,7 @@ def volume(body: InsightsRequest, request: Request) -> VolumeResponse:
 def latency(body: InsightsRequest, request: Request) -> LatencyResponse:
     context = _context(request)
     aggregates = context.aggregates(body)
-    per = aggregates.counters(keys.bucket)
+    per = aggregates.counters(keys.bucket, _LATENCY)
     digests = aggregates.digests(_latency_key)
     return LatencyResponse(
         summary=_latency(total(per), combined(digests)),
@@ -72,7 +77,7 @@ def latency(body: InsightsRequest, request: Request) -> LatencyResponse:
 def errors(body: InsightsRequest, request: Request) -> ErrorsResponse:
     context = _context(request)
     aggregates = context.aggregates(body)
-    per = aggregates.counters(keys.bucket)
+    per = aggregates.counters(keys.bucket, _VOLUME)
     return ErrorsResponse(
         summary=_errors(total(per)),
         time_series=[
@@ -87,15 +92,15 @@ def errors(body: InsightsRequest, request: Request) -> ErrorsResponse:
 def tokens(body: InsightsRequest, request: Request) -> TokensResponse:
     context = _context(request)
     aggregates = context.aggregates(body)
-    per = aggregates.counters(keys.bucket)
-    summary = total(per)
+    per = aggregates.counters(keys.bucket, _TOKENS)
+    whole = context.aggregates(body, series=False).counters(keys.bucket)[0]
     return TokensResponse(
-        summary=_tokens(summary),
+        summary=_tokens(total(per)),
         time_series=[
             TokenPoint(time_bucket=label, **_tokens(c).model_dump())
             for label, c in zip(aggregates.window.labels, per, strict=True)
         ],
-        models=_models(summary),
+        models=_models(whole),
         meta=context.meta(aggregates),
     )
 

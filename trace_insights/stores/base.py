@@ -60,6 +60,11 @@ class AggregateStore(Protocol):
 
     def read_hashes(self, keys: list[str]) -> list[dict[str, float]]: ...
 
+    def read_fields(self, keys: list[str], names: list[str]) -> list[dict[str, float]]:
+        """Only ``names`` of each hash (those present): series read a few counters of many
+        buckets, and parsing whole hashes would dominate."""
+        ...
+
     def read_blob_hashes(self, keys: list[str]) -> list[dict[str, bytes]]:
         """Hashes of blobs, field → bytes (empty where missing)."""
         ...

@@ -62,6 +62,12 @@ class MemoryStore:
         with self._lock:
             return [dict(self._hashes.get(key, {})) if self._live(key) else {} for key in keys_]
 
+    def read_fields(self, keys_: list[str], names: list[str]) -> list[dict[str, float]]:
+        wanted = set(names)
+        return [
+            {k: v for k, v in found.items() if k in wanted} for found in self.read_hashes(keys_)
+        ]
+
     def read_blob_hashes(self, keys_: list[str]) -> list[dict[str, bytes]]:
         with self._lock:
             return [dict(self._blobs.get(key, {})) if self._live(key) else {} for key in keys_]

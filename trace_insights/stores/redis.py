@@ -114,6 +114,19 @@ class RedisStore:
             {name.decode(): _number(value) for name, value in raw.items()} for raw in pipe.execute()
         ]
 
+    def read_fields(self, keys_: list[str], names: list[str]) -> list[dict[str, float]]:
+        pipe = self._client.pipeline(transaction=False)
+        for key in keys_:
+            pipe.hmget(key, names)
+        return [
+            {
+                name: _number(value)
+                for name, value in zip(names, raw, strict=True)
+                if value is not None
+            }
+            for raw in pipe.execute()
+        ]
+
     def read_blob_hashes(self, keys_: list[str]) -> list[dict[str, bytes]]:
         pipe = self._client.pipeline(transaction=False)
         for key in keys_:

@@ -1,0 +1,414 @@
+"""Insights API latency over the live aggregates, beside the same questions asked of PostgreSQL.
+
+Run by hand: ``.venv/bin/python bench/api.py [--traces 100000,1000000] [--requests 50]``.
+Starts Kafka, Redis and PostgreSQL (scripts/services.py) and, for each scale, loads one
+experiment with that many synthetic agent traces spread over the last 7 days: the rows into
+PostgreSQL (COPY, as the aggregator writes them) and the aggregates into Redis through the
+aggregator's own delta code (``accumulate`` + the fenced apply, as a rebuild does). Then the
+real ``trace-insights api`` process answers every insights endpoint for the 7-day range at
+hour buckets; the baseline is the same numbers computed by SQL over PostgreSQL (SQLAlchemy
+Core, percentile_cont for percentiles) in the same run.
+"""
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+import services  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+
+from aggregator.deltas import Policy, accumulate  # noqa: E402
+from aggregator.truth.writer import Owed  # noqa: E402
+from tests.support import schema_url, service_env, start_process, trace_insights  # noqa: E402
+from trace_insights.core.buckets import Resolution  # noqa: E402
+from trace_insights.core.records import SpanRecord, TraceSummary  # noqa: E402
+from trace_insights.stores.redis import RedisStore  # noqa: E402
+from trace_insights.truth.bulk import insert_ignoring_conflicts  # noqa: E402
+from trace_insights.truth.database import create_engine  # noqa: E402
+from trace_insights.truth.models import Experiment, Span, Trace, TraceTag  # noqa: E402
+
+DAY = 86_400_000
+PARTITIONS = 12
+CHUNK = 5_000
+INSIGHTS = "/api/3.0/mlflow/traces/insights"
+TOOLS = ["web_search", "sql_query", "calculator", "get_weather", "send_email", "file_read"]
+MODELS = ["gpt-4o", "gpt-4o-mini", "claude-3-5-sonnet", "llama-3.1-70b"]
+POLICY = Policy(
+    ttl_ms={Resolution.MINUTE: 2 * DAY, Resolution.HOUR: 90 * DAY, Resolution.DAY: 730 * DAY}
+)
+
+
+def synthetic(index: int, experiment: str, rnd: random.Random, now_ms: int):  # type: ignore[no-untyped-def]
+    """One trace: a root, 1-3 LLM calls, 0-3 tool calls; start uniform over the last 7 days."""
+    trace_id = f"{rnd.getrandbits(128):032x}"
+    start_ns = (now_ms - rnd.randrange(7 * DAY)) * 1_000_000
+    tags = {
+        "query_type": rnd.choice(["simple", "complex", "multi_step"]),
+        "customer_tier": rnd.choice(["free", "pro", "enterprise"]),
+        "user": f"user-{rnd.randint(1, 50)}",
+    }
+    cursor, spans, failed = start_ns, [], False
+    for n in range(rnd.randint(1, 3)):
+        duration = int(rnd.lognormvariate(6.5, 0.6)) * 1_000_000
+        spans.append(
+            _span(
+                trace_id,
+                f"{n + 2:016x}",
+                experiment,
+                "CHAT_MODEL",
+                cursor,
+                duration,
+                model=rnd.choice(MODELS),
+                tokens=(rnd.randint(200, 4000), rnd.randint(20, 800)),
+            )
+        )
+        cursor += duration
+    for n, tool in enumerate(rnd.sample(TOOLS, rnd.randint(0, 3))):
+        duration = int(rnd.lognormvariate(4.5, 0.8)) * 1_000_000
+        error = rnd.random() < 0.08
+        failed |= error
+        spans.append(
+            _span(
+                trace_id,
+                f"{n + 10:016x}",
+                experiment,
+                "TOOL",
+                cursor,
+                duration,
+                tool=tool,
+                error=error,
+            )
+        )
+        cursor += duration
+    root = _span(
+        trace_id,
+        f"{1:016x}",
+        experiment,
+        "AGENT",
+        start_ns,
+        cursor - start_ns + 5_000_000,
+        error=failed and rnd.random() < 0.6,
+        parent=False,
+    )
+    spans.insert(0, root)
+    summary = TraceSummary(
+        trace_id=trace_id,
+        experiment_id=experiment,
+        timestamp_ms=start_ns // 1_000_000,
+        execution_time_ms=(root.end_time_ns - start_ns) // 1_000_000,
+        status="ERROR" if root.status == "ERROR" else "OK",
+        root_name="agent_run",
+        input_tokens=sum(s.input_tokens or 0 for s in spans),
+        output_tokens=sum(s.output_tokens or 0 for s in spans),
+        span_count=len(spans),
+        tags=tags,
+    )
+    return summary, spans
+
+
+def _span(
+    trace_id,
+    span_id,
+    experiment,
+    kind,
+    start_ns,
+    duration_ns,
+    model=None,
+    tokens=(None, None),
+    tool=None,
+    error=False,
+    parent=True,
+) -> SpanRecord:  # type: ignore[no-untyped-def]
+    return SpanRecord(
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_span_id=f"{1:016x}" if parent else None,
+        experiment_id=experiment,
+        name=tool or model or "agent_run",
+        span_type=kind,
+        status="ERROR" if error else "OK",
+        status_message="",
+        start_time_ns=start_ns,
+        end_time_ns=start_ns + duration_ns,
+        tool_name=tool,
+        model=model,
+        input_tokens=tokens[0],
+        output_tokens=tokens[1],
+        attributes={},
+    )
+
+
+def load(engine: sa.Engine, store: RedisStore, experiment: str, traces: int) -> None:
+    rnd, now = random.Random(traces), int(time.time() * 1000)
+    with engine.begin() as connection:
+        connection.execute(sa.insert(Experiment).values(experiment_id=experiment, created_ms=now))
+    started = time.monotonic()
+    for chunk_start in range(0, traces, CHUNK):
+        partition = (chunk_start // CHUNK) % PARTITIONS
+        offset = chunk_start // CHUNK
+        made = [
+            synthetic(i, experiment, rnd, now)
+            for i in range(chunk_start, min(traces, chunk_start + CHUNK))
+        ]
+        with engine.begin() as connection:
+            insert_ignoring_conflicts(
+                connection, Trace.__table__, [_trace_row(s, partition, offset) for s, _ in made]
+            )
+            insert_ignoring_conflicts(
+                connection,
+                Span.__table__,
+                [_span_row(span, partition, offset) for _, spans in made for span in spans],
+            )
+            insert_ignoring_conflicts(
+                connection,
+                TraceTag.__table__,
+                [
+                    {"trace_id": s.trace_id, "key": k, "value": v}
+                    for s, _ in made
+                    for k, v in s.tags.items()
+                ],
+            )
+        owed = Owed(finalized=[(summary, spans, offset) for summary, spans in made], late=[])
+        for update in accumulate(owed, partition, store, POLICY):
+            update.expected_fence = store.fences(experiment).get(partition, -1)
+            update.fence = offset
+            assert store.apply(update)
+        done = min(traces, chunk_start + CHUNK)
+        rate = done / (time.monotonic() - started)
+        print(f"\r  loaded {done:,}/{traces:,} traces ({rate:,.0f}/s)", end="", flush=True)
+    print()
+    with engine.begin() as connection:
+        connection.execute(sa.text("ANALYZE"))
+
+
+def _trace_row(s: TraceSummary, partition: int, offset: int) -> dict[str, Any]:
+    return dict(
+        trace_id=s.trace_id,
+        experiment_id=s.experiment_id,
+        final_partition=partition,
+        final_offset=offset,
+        final_reason="root",
+        timestamp_ms=s.timestamp_ms,
+        execution_time_ms=s.execution_time_ms,
+        status=s.status,
+        root_name=s.root_name,
+        input_tokens=s.input_tokens,
+        output_tokens=s.output_tokens,
+        total_tokens=s.input_tokens + s.output_tokens,
+        span_count=s.span_count,
+        tags=s.tags,
+        assessments=[],
+    )
+
+
+def _span_row(s: SpanRecord, partition: int, offset: int) -> dict[str, Any]:
+    return dict(
+        trace_id=s.trace_id,
+        span_id=s.span_id,
+        parent_span_id=s.parent_span_id,
+        experiment_id=s.experiment_id,
+        name=s.name,
+        span_type=s.span_type,
+        status=s.status,
+        status_message="",
+        start_time_ns=s.start_time_ns,
+        end_time_ns=s.end_time_ns,
+        duration_ms=s.duration_ms,
+        tool_name=s.tool_name,
+        model=s.model,
+        input_tokens=s.input_tokens,
+        output_tokens=s.output_tokens,
+        attributes={},
+        trace_tags={},
+        content=s.name,
+        src_partition=partition,
+        src_offset=offset,
+        late=False,
+    )
+
+
+def endpoint_bodies(experiment: str, start: int, end: int) -> dict[str, dict[str, Any]]:
+    base = {
+        "experiment_ids": [experiment],
+        "start_time": start,
+        "end_time": end,
+        "time_bucket": "hour",
+    }
+    npmi = {
+        "dimension1": {"name": "status", "parameters": {"value": "ERROR"}},
+        "dimension2": {"name": "tools.web_search", "parameters": {"value": "error"}},
+    }
+    return {
+        "traffic-cost/volume": base,
+        "traffic-cost/latency": base,
+        "traffic-cost/errors": base,
+        "traffic-cost/tokens": base,
+        "tools/discovery": base,
+        "tools/metrics": {**base, "tool_name": "web_search"},
+        "tags/discovery": base,
+        "tags/metrics": {**base, "tag_key": "user"},
+        "assessments/discovery": base,
+        "dimensions/discovery": base,
+        "dimensions/calculate-npmi": {**base, **npmi},
+        "dimensions/correlations": {**base, "dimension": npmi["dimension1"]},
+        "dimensions/calculate-npmi (store path)": {
+            **base,
+            **npmi,
+            "dimension1": {"name": "latency", "parameters": {"threshold": "1234", "operator": ">"}},
+        },
+    }
+
+
+def sql_questions(experiment: str, start: int, end: int) -> dict[str, sa.Select]:
+    in_range = sa.and_(
+        Trace.experiment_id == experiment, Trace.timestamp_ms >= start, Trace.timestamp_ms < end
+    )
+    hour = (Trace.timestamp_ms / 3_600_000) * 3_600_000
+    ok = sa.func.sum(sa.case((Trace.status == "OK", 1), else_=0))
+    error = sa.func.sum(sa.case((Trace.status == "ERROR", 1), else_=0))
+
+    def pct(q: float, column: Any) -> Any:
+        return sa.func.percentile_cont(q).within_group(column)
+
+    tool_spans = (
+        sa.select(
+            Span.tool_name,
+            sa.func.count(),
+            sa.func.count(Span.trace_id.distinct()),
+            sa.func.sum(sa.case((Span.status == "ERROR", 1), else_=0)),
+            sa.func.avg(Span.duration_ms),
+            pct(0.5, Span.duration_ms),
+            pct(0.9, Span.duration_ms),
+            pct(0.99, Span.duration_ms),
+        )
+        .join(Trace, Trace.trace_id == Span.trace_id)
+        .where(in_range, Span.tool_name.is_not(None))
+    )
+    return {
+        "traffic-cost/volume": sa.select(hour, sa.func.count(), ok, error)
+        .where(in_range)
+        .group_by(hour),
+        "traffic-cost/latency": sa.select(
+            hour,
+            pct(0.5, Trace.execution_time_ms),
+            pct(0.9, Trace.execution_time_ms),
+            pct(0.99, Trace.execution_time_ms),
+            sa.func.avg(Trace.execution_time_ms),
+            sa.func.min(Trace.execution_time_ms),
+            sa.func.max(Trace.execution_time_ms),
+        )
+        .where(in_range)
+        .group_by(hour),
+        "traffic-cost/errors": sa.select(hour, sa.func.count(), error)
+        .where(in_range)
+        .group_by(hour),
+        "traffic-cost/tokens": sa.select(
+            hour, sa.func.sum(Trace.input_tokens), sa.func.sum(Trace.output_tokens)
+        )
+        .where(in_range)
+        .group_by(hour),
+        "tools/discovery": tool_spans.group_by(Span.tool_name),
+        "tags/discovery": sa.select(
+            TraceTag.key, sa.func.count(), sa.func.count(TraceTag.value.distinct())
+        )
+        .join(Trace, Trace.trace_id == TraceTag.trace_id)
+        .where(in_range)
+        .group_by(TraceTag.key),
+    }
+
+
+def timed(run: Any, repeats: int) -> tuple[float, float]:
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        samples.append((time.perf_counter() - started) * 1000)
+    p50, p99 = np.percentile(samples, [50, 99])
+    return float(p50), float(p99)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--traces", default="100000,1000000", help="comma-separated scales")
+    parser.add_argument("--requests", type=int, default=50, help="timed requests per endpoint")
+    parser.add_argument("--sql-requests", type=int, default=5, help="timed SQL runs per question")
+    args = parser.parse_args()
+    scales = [int(n) for n in args.traces.split(",")]
+    root = Path(tempfile.mkdtemp(prefix="trace-insights-bench-"))
+    root.chmod(0o755)
+    kafka, redis_server, postgres = (
+        services.Kafka(root / "kafka"),
+        services.Redis(root / "redis"),
+        services.Postgres(root / "postgres"),
+    )
+    for service in (kafka, redis_server, postgres):
+        service.start()
+    results: dict[int, dict[str, tuple[float, float]]] = {}
+    sql: dict[int, dict[str, tuple[float, float]]] = {}
+    api = None
+    try:
+        _, url = schema_url(postgres.url)
+        assert trace_insights("migrate", database_url=url).returncode == 0
+        engine, store = create_engine(url), RedisStore(redis_server.url)
+        port = services.free_port()
+        settings = dict(
+            kafka_bootstrap_servers=kafka.bootstrap_servers,
+            redis_url=redis_server.url,
+            database_url=url,
+        )
+        api = start_process(["api", "--api-port", str(port)], service_env(**settings), port, port)
+        client = httpx.Client(base_url=api.api_url, timeout=600)
+        for traces in scales:
+            experiment = f"bench-{traces}"
+            print(f"loading {traces:,} traces into PostgreSQL and Redis")
+            load(engine, store, experiment, traces)
+            end = int(time.time() * 1000)
+            start = end - 7 * DAY
+            results[traces] = {}
+            for name, body in endpoint_bodies(experiment, start, end).items():
+                path = f"{INSIGHTS}/{name.split(' ')[0]}"
+
+                def call(path: str = path, body: dict = body) -> None:
+                    response = client.post(path, json=body)
+                    assert response.status_code == 200, response.text
+
+                for _ in range(3):
+                    call()
+                results[traces][name] = timed(call, args.requests)
+            sql[traces] = {}
+            with engine.connect() as connection:
+                for name, query in sql_questions(experiment, start, end).items():
+                    sql[traces][name] = timed(
+                        lambda q=query: connection.execute(q).all(), args.sql_requests
+                    )
+    finally:
+        if api is not None:
+            api.stop()
+        for service in (kafka, redis_server, postgres):
+            service.stop()
+    header = " | ".join(f"{n:,} traces p50 / p99 ms" for n in scales)
+    print(f"\n| endpoint (7 days, hour buckets) | {header} |")
+    print("|---|" + "---:|" * len(scales))
+    for name in results[scales[0]]:
+        cells = " | ".join(f"{results[n][name][0]:.1f} / {results[n][name][1]:.1f}" for n in scales)
+        print(f"| API {name} | {cells} |")
+    for name in sql[scales[0]]:
+        cells = " | ".join(f"{sql[n][name][0]:.1f} / {sql[n][name][1]:.1f}" for n in scales)
+        print(f"| SQL baseline {name} | {cells} |")
+    print(
+        f"\n{args.requests} requests per endpoint, {args.sql_requests} runs per SQL question; "
+        "2-core machine, all services local"
+    )
+
+
+if __name__ == "__main__":
+    main()
