@@ -22,6 +22,7 @@ def test_every_key_of_an_update_shares_the_fence_slot():
     [update] = accumulate(owed, 3, MemoryStore(), policy)
     touched = {key for key, _ in update.counters} | {key for key, _ in update.blobs}
     touched |= set(update.distinct) | set(update.expire_at_ms)
+    touched |= {key for key, _ in update.maximums}  # the watermark in the meta hash
     assert len(touched) > 20
     slot = key_slot(keys.fence("1").encode())
     assert {key_slot(key.encode()) for key in touched} == {slot}

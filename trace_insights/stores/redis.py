@@ -147,7 +147,16 @@ class RedisStore:
         return [bool(decision) for decision in decisions]
 
     def count_distinct(self, keys_: list[str]) -> int:
-        return int(self._client.pfcount(*keys_)) if keys_ else 0
+        """One union per hash slot: on a cluster, keys of several experiments are counted per
+        experiment and summed (values shared between experiments count once per experiment)."""
+        if not keys_:
+            return 0
+        if not self._cluster:
+            return int(self._client.pfcount(*keys_))
+        by_slot: dict[str, list[str]] = {}
+        for key in keys_:
+            by_slot.setdefault(key[key.index("{") : key.index("}") + 1], []).append(key)
+        return sum(int(self._client.pfcount(*group)) for group in by_slot.values())
 
     def experiments(self) -> set[str]:
         return {member.decode() for member in self._client.smembers(keys.EXPERIMENTS)}
