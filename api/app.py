@@ -14,7 +14,7 @@ from api import errors
 from api.context import Context
 from api.errors import INVALID_PARAMETER_VALUE, UNAUTHENTICATED, ApiError
 from api.insights import correlation, quality, tags, tools, traffic
-from api.mlflow import experiments, traces
+from api.mlflow import experiments, search, traces
 
 INSIGHTS_PREFIX = "/api/3.0/mlflow/traces/insights"
 REQUESTS = Counter("trace_insights_api_requests", "API requests", ["route", "status"])
@@ -41,6 +41,8 @@ def create_app(context: Context) -> FastAPI:
             )  # fmt: skip
     app.include_router(insights)
     app.include_router(experiments.router, dependencies=guarded, tags=["experiments"])
+    app.include_router(search.v2, dependencies=guarded, tags=["traces"])
+    app.include_router(search.v3, dependencies=guarded, tags=["traces"])
     app.include_router(traces.router, dependencies=guarded, tags=["traces"])
 
     @app.middleware("http")

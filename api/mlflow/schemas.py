@@ -146,3 +146,50 @@ class TraceOut(BaseModel):
 
 class GetTraceResponse(BaseModel):
     trace: TraceOut
+
+
+class FilterCorrelationRequest(BaseModel):
+    experiment_ids: list[str] = Field(min_length=1)
+    filter_string1: str = Field(min_length=1)
+    filter_string2: str = Field(min_length=1)
+    base_filter: str | None = None
+    start_time: int | None = Field(None, ge=0)
+    end_time: int | None = Field(None, ge=0)
+
+
+class FilterCorrelationV2(BaseModel):
+    """The seed's names (``/api/2.0``); NaN is omitted."""
+
+    npmi: float | None = None
+    npmi_smoothed: float | None = None
+    filter_string1_count: int
+    filter_string2_count: int
+    joint_count: int
+    total_count: int
+
+
+class FilterCorrelationV3(BaseModel):
+    """MLflow's names (``/api/3.0``); NaN is omitted."""
+
+    npmi: float | None = None
+    npmi_smoothed: float | None = None
+    filter1_count: int
+    filter2_count: int
+    joint_count: int
+    total_count: int
+
+
+class SearchTraces(BaseModel):
+    experiment_ids: list[str] = Field(min_length=1)
+    filter: str | None = Field(None, description="The filter language; all traces if empty")
+    order_by: list[str] = Field(
+        default_factory=lambda: ["timestamp_ms DESC"],
+        description="One of timestamp_ms, execution_time_ms, status, name; ASC or DESC",
+    )
+    max_results: int = Field(100, ge=1, le=10_000)
+    page_token: str | None = None
+
+
+class SearchTracesResponse(BaseModel):
+    traces: list[TraceInfo]
+    next_page_token: str | None = None

@@ -84,7 +84,9 @@ def get_trace(trace_id: str, request: Request) -> GetTraceResponse:
     return GetTraceResponse(
         trace=TraceOut(
             trace_info=TraceInfo(
-                trace_id=f"tr-{hex_id}", assessments=[_out(a) for a in assessments], **info
+                trace_id=f"tr-{hex_id}",
+                assessments=[assessment_out(a) for a in assessments],
+                **info,
             ),
             data=TraceData(spans=[_span(s) for s in spans]),
         )
@@ -118,7 +120,7 @@ def create_assessment(
 @router.get("/{trace_id}/assessments/{assessment_id}", response_model=AssessmentResponse)
 def get_assessment(trace_id: str, assessment_id: str, request: Request) -> AssessmentResponse:
     row = _stored(request.app.state.context, trace_hex(trace_id), assessment_id)
-    return AssessmentResponse(assessment=_out(row))
+    return AssessmentResponse(assessment=assessment_out(row))
 
 
 @router.patch("/{trace_id}/assessments/{assessment_id}", response_model=AssessmentResponse)
@@ -196,7 +198,7 @@ def _publish(context: Context, assessment: Assessment) -> None:
         raise ApiError(503, TEMPORARILY_UNAVAILABLE, str(exc)) from None
 
 
-def _out(row: Any) -> AssessmentOut:
+def assessment_out(row: Any) -> AssessmentOut:
     return AssessmentOut(
         assessment_id=row.assessment_id,
         trace_id=f"tr-{row.trace_id}",

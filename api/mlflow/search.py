@@ -1,0 +1,188 @@
+"""Arbitrary questions over the source of truth: filter correlation and trace search, through
+the one filter compiler (``trace_insights.truth.filter_sql``)."""
+
+import base64
+import binascii
+import json
+import math
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request
+from sqlalchemy.sql.elements import ColumnElement
+
+from api.context import Context
+from api.errors import invalid
+from api.mlflow.schemas import (
+    FilterCorrelationRequest,
+    FilterCorrelationV2,
+    FilterCorrelationV3,
+    SearchTraces,
+    SearchTracesResponse,
+    TraceInfo,
+)
+from api.mlflow.traces import assessment_out
+from trace_insights.core.filters import ParseError, parse
+from trace_insights.core.npmi import Npmi, npmi
+from trace_insights.truth.filter_sql import FilterError, compile_filter
+from trace_insights.truth.models import Assessment, Trace
+
+v2 = APIRouter(prefix="/api/2.0/mlflow/traces")
+v3 = APIRouter(prefix="/api/3.0/mlflow/traces")
+_ORDERABLE = {"timestamp_ms": Trace.timestamp_ms, "execution_time_ms": Trace.execution_time_ms,
+              "status": Trace.status, "name": Trace.root_name}  # fmt: skip
+
+
+def condition(text: str, field: str, dialect: str) -> ColumnElement[bool]:
+    """A filter string compiled, or 400 naming the field, the position and what was expected."""
+    try:
+        return compile_filter(parse(text), dialect)
+    except (ParseError, FilterError) as exc:
+        raise invalid(f"invalid {field}: {exc}") from None
+
+
+class Correlation:
+    def __init__(self, c1: int, c2: int, joint: int, total: int) -> None:
+        self.c1, self.c2, self.joint, self.total = c1, c2, joint, total
+        self.score: Npmi = npmi(joint, c1, c2, total)
+
+
+def correlate(context: Context, body: FilterCorrelationRequest) -> Correlation:
+    """Counts of both filters, their intersection and the universe, in one query over the
+    experiments' finalized traces; NPMI by the stream path's own function."""
+    context.require_experiments(body.experiment_ids)
+    dialect = context.engine.dialect.name
+    first = condition(body.filter_string1, "filter_string1", dialect)
+    second = condition(body.filter_string2, "filter_string2", dialect)
+    universe = [Trace.experiment_id.in_(body.experiment_ids)]
+    if body.base_filter:
+        universe.append(condition(body.base_filter, "base_filter", dialect))
+    if body.start_time is not None:
+        universe.append(Trace.timestamp_ms >= body.start_time)
+    if body.end_time is not None:
+        universe.append(Trace.timestamp_ms < body.end_time)
+
+    def hits(predicate: ColumnElement[bool]) -> Any:
+        return sa.func.coalesce(sa.func.sum(sa.case((predicate, 1), else_=0)), 0)
+
+    query = sa.select(sa.func.count(), hits(first), hits(second), hits(sa.and_(first, second)))
+    with context.engine.connect() as connection:
+        total, c1, c2, joint = (int(v) for v in connection.execute(query.where(*universe)).one())
+    return Correlation(c1, c2, joint, total)
+
+
+def _finite(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+@v2.post("/calculate-filter-correlation", response_model=FilterCorrelationV2,
+         response_model_exclude_none=True)  # fmt: skip
+def correlation_v2(body: FilterCorrelationRequest, request: Request) -> FilterCorrelationV2:
+    found = correlate(request.app.state.context, body)
+    return FilterCorrelationV2(
+        npmi=_finite(found.score.npmi), npmi_smoothed=_finite(found.score.npmi_smoothed),
+        filter_string1_count=found.c1, filter_string2_count=found.c2,
+        joint_count=found.joint, total_count=found.total,
+    )  # fmt: skip
+
+
+@v3.post("/calculate-filter-correlation", response_model=FilterCorrelationV3,
+         response_model_exclude_none=True)  # fmt: skip
+def correlation_v3(body: FilterCorrelationRequest, request: Request) -> FilterCorrelationV3:
+    found = correlate(request.app.state.context, body)
+    return FilterCorrelationV3(
+        npmi=_finite(found.score.npmi), npmi_smoothed=_finite(found.score.npmi_smoothed),
+        filter1_count=found.c1, filter2_count=found.c2,
+        joint_count=found.joint, total_count=found.total,
+    )  # fmt: skip
+
+
+@v3.post("/search", response_model=SearchTracesResponse)
+def search(body: SearchTraces, request: Request) -> SearchTracesResponse:
+    """Keyset pagination on (order column, trace id): every result is reachable, pages stay
+    cheap however deep, and a token only continues the query it came from."""
+    context: Context = request.app.state.context
+    context.require_experiments(body.experiment_ids)
+    column, descending = _order(body.order_by)
+    query = sa.select(Trace).where(Trace.experiment_id.in_(body.experiment_ids))
+    if body.filter and body.filter.strip():
+        query = query.where(condition(body.filter, "filter", context.engine.dialect.name))
+    if body.page_token:
+        last_value, last_id = _token_values(body.page_token, body)
+        after = (
+            sa.tuple_(column, Trace.trace_id)
+            < sa.tuple_(sa.literal(last_value), sa.literal(last_id))
+            if descending
+            else sa.tuple_(column, Trace.trace_id)
+            > sa.tuple_(sa.literal(last_value), sa.literal(last_id))
+        )
+        query = query.where(after)
+    ordering = (
+        [column.desc(), Trace.trace_id.desc()]
+        if descending
+        else [column.asc(), Trace.trace_id.asc()]
+    )
+    query = query.order_by(*ordering).limit(body.max_results + 1)
+    with context.engine.connect() as connection:
+        rows = list(connection.execute(query))
+        more = len(rows) > body.max_results
+        rows = rows[: body.max_results]
+        assessed: dict[str, list[Any]] = {}
+        if rows:
+            for row in connection.execute(
+                sa.select(Assessment)
+                .where(Assessment.trace_id.in_([r.trace_id for r in rows]))
+                .order_by(Assessment.created_ms)
+            ):
+                assessed.setdefault(row.trace_id, []).append(assessment_out(row))
+    traces = [
+        TraceInfo(
+            trace_id=f"tr-{row.trace_id}",
+            experiment_id=row.experiment_id,
+            request_time=row.timestamp_ms,
+            execution_duration=row.execution_time_ms,
+            state=row.status,
+            tags=row.tags,
+            assessments=assessed.get(row.trace_id, []),
+        )
+        for row in rows
+    ]
+    token = _token(rows[-1], body, column) if more else None
+    return SearchTracesResponse(traces=traces, next_page_token=token)
+
+
+def _order(order_by: list[str]) -> tuple[Any, bool]:
+    if len(order_by) != 1:
+        raise invalid("invalid value for 'order_by': give exactly one column")
+    parts = order_by[0].split()
+    name = parts[0] if parts else ""
+    if (
+        name not in _ORDERABLE
+        or len(parts) > 2
+        or (len(parts) == 2 and parts[1].upper() not in ("ASC", "DESC"))
+    ):
+        raise invalid(
+            f"invalid value for 'order_by': {order_by[0]!r}; use one of "
+            f"{', '.join(_ORDERABLE)}, optionally followed by ASC or DESC"
+        )
+    return _ORDERABLE[name], len(parts) == 2 and parts[1].upper() == "DESC"
+
+
+def _fingerprint(body: SearchTraces) -> str:
+    return json.dumps([sorted(body.experiment_ids), body.filter or "", body.order_by])
+
+
+def _token(row: Any, body: SearchTraces, column: Any) -> str:
+    state = {"v": getattr(row, column.key), "id": row.trace_id, "q": _fingerprint(body)}
+    return base64.urlsafe_b64encode(json.dumps(state).encode()).decode()
+
+
+def _token_values(token: str, body: SearchTraces) -> tuple[Any, str]:
+    try:
+        state = json.loads(base64.urlsafe_b64decode(token.encode()))
+        value, trace_id, fingerprint = state["v"], state["id"], state["q"]
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        raise invalid("invalid value for 'page_token': not a token this API issued") from None
+    if fingerprint != _fingerprint(body):
+        raise invalid("invalid value for 'page_token': it belongs to another query")
+    return value, trace_id

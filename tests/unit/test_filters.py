@@ -1,0 +1,81 @@
+"""The filter language's parser: every documented form, and a clear error for each mistake."""
+
+import pytest
+
+from trace_insights.core.filters import And, Comparison, Count, Key, Not, Or, ParseError, parse
+
+EXAMPLES = [
+    "span.type = 'LLM'", "span.name LIKE '%retry%'", "span.status = 'ERROR'",
+    "span.attributes['model_name'] = 'gpt-4'", "span.attributes.cache_hit = 'true'",
+    "count(span.type = 'LLM') > 3", "count(span.name LIKE '%embed%') >= 2",
+    "count(span.status = 'ERROR') = 0", "trace.execution_time_ms > 5000",
+    "trace.status = 'OK'", "tags.environment = 'production'",
+    "tags.`deployment.environment` != 'dev'", "feedback.quality >= 0.8",
+    "feedback.user_rating > 4", "assessment.accuracy = 'correct'",
+    "trace.timestamp_ms >= 1735689600000", "span.content ILIKE '%timeout%'",
+    "count(span.type = 'EMBEDDING') > 5 OR "
+     "(tags.query_type = 'complex' AND NOT trace.status = 'OK')",
+    "span.type IN ('LLM', 'CHAT_MODEL')",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", EXAMPLES)
+def test_every_documented_example_parses(text):
+    parse(text)
+
+
+def test_structure_and_precedence():
+    node = parse(
+        "NOT a.b = 1 OR span.type = 'X' AND tags.k = 'v'".replace("a.b", "trace.span_count")
+    )
+    assert isinstance(node, Or)
+    assert isinstance(node.operands[0], Not)
+    assert isinstance(node.operands[1], And)
+    count = parse('count(span.type = "LLM") >= 2')
+    assert count == Count(Comparison(Key("span", "type"), "=", "LLM"), ">=", 2)
+    assert parse("span.attributes.`llm.model` = 'x'").key == Key("span", "llm.model", True)
+    assert parse("span.attributes.llm.model = 'x'").key == Key("span", "llm.model", True)
+    assert parse("tags.k = 'it''s'").value == "it's"
+    assert parse("feedback.ok = TRUE").value is True
+    assert parse("span.type not in ('A', 'B')").operator == "NOT IN"
+    assert parse("span.name not like 'x%'").operator == "NOT LIKE"
+    assert (
+        parse(
+            '''span.content ILIKE """%multi
+line%"""'''.replace('"""', "'")
+        ).value
+        == "%multi\nline%"
+    )
+    assert parse("trace.status <> 'OK'").operator == "!="
+
+
+@pytest.mark.parametrize(
+    ("text", "position", "mention"),
+    [
+        ("", 0, "empty"),
+        ("(span.type = 'LLM'", 18, "closing parenthesis"),
+        ("span.type = 'LLM')", 17, "AND, OR"),
+        ("span.colour = 'red'", 5, "unknown key span.colour"),
+        ("trace.mood = 'x'", 6, "unknown key trace.mood"),
+        ("user.name = 'x'", 0, "unknown key 'user'"),
+        ("span.type == 'LLM'", 11, "value"),
+        ("span.type ~ 'LLM'", 10, "unexpected character"),
+        ("span.type = 'LLM", 12, "unterminated"),
+        ("span.type 'LLM'", 10, "operator"),
+        ("span.type = LLM", 12, "value"),
+        ("trace.execution_time_ms > 'slow'", 0, "number"),
+        ("span.type > 'A'", 0, "text"),
+        ("count(trace.status = 'OK') > 1", 6, "span"),
+        ("count(span.type = 'LLM') > 1.5", 27, "whole number"),
+        ("count(span.type = 'LLM')", 24, "comparison"),
+        ("span.type IN ('A', 'B'", 22, "')'"),
+        ("span.type = 'A' AND", 19, "key"),
+        ("tags.k = 5", 0, "quote"),
+        ("span.type NOT = 'A'", 14, "LIKE, ILIKE or IN"),
+    ],
+)  # fmt: skip
+def test_mistakes_name_the_position_and_what_was_expected(text, position, mention):
+    with pytest.raises(ParseError) as caught:
+        parse(text)
+    assert caught.value.position == position, str(caught.value)
+    assert mention in str(caught.value)

@@ -1,0 +1,169 @@
+"""Filters (``trace_insights.core.filters``) compiled to SQLAlchemy predicates over ``traces``.
+
+Semantics, as MLflow's search:
+- a span condition means "the trace has a span such that…", each one on its own
+  (``span.name = 'a' AND span.type = 'TOOL'`` may be two different spans); inside
+  ``count(...)`` the conditions hold for the same span, and the count includes zero;
+- ``tags.k != 'v'`` matches traces that have the tag with another value;
+- attribute and assessment values compare by type: a number with numbers, true/false with
+  booleans, a quoted string with the text of any scalar (so ``cache_hit = 'true'`` also finds
+  a boolean true), ordering comparisons only with numbers;
+- ``span.type`` is the normalized type, so OpenInference and GenAI spans match.
+
+Values only ever travel as bound parameters; no SQL text is built from the filter.
+"""
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+from trace_insights.core.filters import And, Comparison, Count, Node, Not, Or, Value
+from trace_insights.truth.models import Assessment, Span, Trace, TraceTag
+
+_SPAN_COLUMNS = {"type": Span.span_type, "name": Span.name, "status": Span.status,
+                 "content": Span.content, "model": Span.model, "tool_name": Span.tool_name,
+                 "duration_ms": Span.duration_ms}  # fmt: skip
+_TRACE_COLUMNS = {"status": Trace.status, "name": Trace.root_name,
+                  "execution_time_ms": Trace.execution_time_ms, "timestamp_ms": Trace.timestamp_ms,
+                  "input_tokens": Trace.input_tokens, "output_tokens": Trace.output_tokens,
+                  "total_tokens": Trace.total_tokens, "span_count": Trace.span_count}  # fmt: skip
+
+
+class FilterError(ValueError):
+    """A well-formed filter that cannot be compiled (a value the key cannot hold)."""
+
+
+def compile_filter(node: Node, dialect: str) -> ColumnElement[bool]:
+    return _Compiler(dialect).trace(node)
+
+
+class _Compiler:
+    def __init__(self, dialect: str) -> None:
+        self.dialect = dialect
+
+    def trace(self, node: Node) -> ColumnElement[bool]:
+        if isinstance(node, And):
+            return sa.and_(*(self.trace(operand) for operand in node.operands))
+        if isinstance(node, Or):
+            return sa.or_(*(self.trace(operand) for operand in node.operands))
+        if isinstance(node, Not):
+            return sa.not_(self.trace(node.operand))
+        if isinstance(node, Count):
+            matching = (
+                sa.select(sa.func.count())
+                .where(Span.trace_id == Trace.trace_id, self.span(node.clause))
+                .scalar_subquery()
+            )
+            return _compare(matching, node.operator, node.value)
+        key = node.key
+        if key.scope == "span":
+            return sa.exists().where(Span.trace_id == Trace.trace_id, self.span(node))
+        if key.scope == "tags":
+            return sa.exists().where(
+                TraceTag.trace_id == Trace.trace_id,
+                TraceTag.key == key.name,
+                _compare(TraceTag.value, node.operator, node.value),
+            )
+        if key.scope == "assessment":
+            return sa.exists().where(
+                Assessment.trace_id == Trace.trace_id,
+                Assessment.name == key.name,
+                self.typed(Assessment.value, None, node),
+            )
+        if key.name == "text":
+            return sa.exists().where(
+                Span.trace_id == Trace.trace_id,
+                _compare(Span.content, node.operator, node.value),
+            )
+        return _compare(_TRACE_COLUMNS[key.name], node.operator, node.value)
+
+    def span(self, node: Node) -> ColumnElement[bool]:
+        """Conditions on one span row (inside count(), or one span clause)."""
+        if isinstance(node, And):
+            return sa.and_(*(self.span(operand) for operand in node.operands))
+        if isinstance(node, Or):
+            return sa.or_(*(self.span(operand) for operand in node.operands))
+        if isinstance(node, Not):
+            return sa.not_(self.span(node.operand))
+        assert isinstance(node, Comparison)
+        if node.key.attribute:
+            return self.typed(Span.attributes, node.key.name, node)
+        return _compare(_SPAN_COLUMNS[node.key.name], node.operator, node.value)
+
+    def typed(self, column: Any, path: str | None, node: Comparison) -> ColumnElement[bool]:
+        """A JSON scalar (the column itself, or its member ``path``) against typed values."""
+        kind, text = self._json(column, path)
+        values = node.value if isinstance(node.value, tuple) else (node.value,)
+        operator = node.operator
+        if operator in ("IN", "NOT IN"):
+            matched = sa.or_(*(self._typed_one(kind, text, "=", v) for v in values))
+            return matched if operator == "IN" else sa.and_(kind.is_not(None), sa.not_(matched))
+        return self._typed_one(kind, text, operator, values[0])
+
+    def _typed_one(self, kind: Any, text: Any, operator: str, value: Value) -> ColumnElement[bool]:
+        if isinstance(value, bool):
+            if operator not in ("=", "!="):
+                raise FilterError(f"true/false compare with = or !=, not {operator}")
+            literal = "true" if value else "false"
+            same = text == literal if operator == "=" else text != literal
+            return sa.and_(kind.in_(self._booleans()), same)
+        if isinstance(value, int | float):
+            if "LIKE" in operator:
+                raise FilterError("LIKE needs a quoted pattern")
+            number = sa.case((kind.in_(self._numbers()), sa.cast(text, sa.Float)))
+            return _compare(number, operator, value)
+        if operator in ("<", "<=", ">", ">="):
+            raise FilterError(f"{operator} compares numbers; {value!r} is text")
+        return _compare(text, operator, value)
+
+    def _json(self, column: Any, path: str | None) -> tuple[Any, Any]:
+        """(JSON type name, text of the scalar) of a stored JSON value."""
+        if path is not None and '"' in path:
+            raise FilterError("attribute names cannot contain a double quote")
+        if self.dialect == "postgresql":
+            element = column if path is None else column.op("->")(path)
+            kind = sa.func.jsonb_typeof(element)
+            return kind, sa.func.jsonb_build_array(element).op("->>")(0)
+        where = "$" if path is None else f'$."{path}"'
+        kind = sa.func.json_type(column, where)
+        text = sa.case(
+            (kind == "true", "true"),
+            (kind == "false", "false"),
+            else_=sa.cast(sa.func.json_extract(column, where), sa.Text),
+        )
+        return kind, text
+
+    def _numbers(self) -> tuple[str, ...]:
+        return ("number",) if self.dialect == "postgresql" else ("integer", "real")
+
+    def _booleans(self) -> tuple[str, ...]:
+        return ("boolean",) if self.dialect == "postgresql" else ("true", "false")
+
+
+def _compare(column: Any, operator: str, value: Any) -> ColumnElement[bool]:
+    if operator == "=":
+        return column == value
+    if operator == "!=":
+        return column != value
+    if operator == "<":
+        return column < value
+    if operator == "<=":
+        return column <= value
+    if operator == ">":
+        return column > value
+    if operator == ">=":
+        return column >= value
+    if operator == "LIKE":
+        return column.like(value)
+    if operator == "NOT LIKE":
+        return column.not_like(value)
+    if operator == "ILIKE":
+        return column.ilike(value)
+    if operator == "NOT ILIKE":
+        return column.not_ilike(value)
+    if operator == "IN":
+        return column.in_(value)
+    if operator == "NOT IN":
+        return column.not_in(value)
+    raise FilterError(f"unknown operator {operator}")
