@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from api.errors import invalid
 from trace_insights.core import dimensions as stream
+from trace_insights.core.filters import And, Comparison, Count, Key, Node, Not
 
 ALL = ""  # the term for "every trace"
 OPERATORS = (">", ">=", "<", "<=")
@@ -191,3 +192,42 @@ def _number(text: str) -> float | None:
 
 def _shown(number: float) -> str:
     return str(int(number)) if number.is_integer() else str(number)
+
+
+def as_filter(requested: Requested) -> Node:
+    """The dimension in the filter language, so the source of truth answers it through the
+    one filter compiler (``tools.x = error`` needs one span that is both: a count)."""
+    name, parameters = requested.name, requested.parameters
+    if name in ("status", "span.type", "model") or name.startswith("tags."):
+        key = {
+            "status": Key("trace", "status"),
+            "span.type": Key("span", "type"),
+            "model": Key("span", "model"),
+        }.get(name) or Key("tags", name[5:])
+        return Comparison(key, "=", parameters["value"])
+    if name.startswith("tools."):
+        used = Comparison(Key("span", "tool_name"), "=", name[6:])
+        failing = Count(And((used, Comparison(Key("span", "status"), "=", "ERROR"))), ">", 0)
+        outcome = parameters["value"]
+        return {"used": used, "error": failing, "success": And((used, Not(failing)))}[outcome]
+    if name == "latency" or name.startswith("span_count."):
+        operator, threshold = _threshold(name, parameters)
+        if name == "latency":
+            return Comparison(Key("trace", "execution_time_ms"), operator, threshold)  # type: ignore[arg-type]
+        return Count(
+            Comparison(Key("span", "type"), "=", name[11:]),
+            operator,
+            math.ceil(threshold) if operator in (">=", "<") else math.floor(threshold),
+        )
+    key = Key("assessment", name[11:])
+    if "operator" in parameters or "threshold" in parameters:
+        operator, threshold = _threshold(name, parameters)
+        return Comparison(key, operator, threshold)  # type: ignore[arg-type]
+    shown = parameters["value"]
+    try:
+        value = json.loads(shown)
+    except ValueError:
+        value = shown
+    if not isinstance(value, bool | int | float | str):
+        value = shown
+    return Comparison(key, "=", value)

@@ -9,9 +9,8 @@ from fastapi import APIRouter, Request
 
 from api.aggregates import Aggregates, total
 from api.context import Context
-from api.dimensions import ALL, Requested, count, joint, parse, resolve
+from api.dimensions import ALL, Requested, as_filter, count, joint, parse, resolve
 from api.errors import invalid
-from api.predicates import predicate
 from api.schemas import (
     Correlation,
     CorrelationScore,
@@ -31,6 +30,7 @@ from trace_insights.core import keys
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.keys import fields
 from trace_insights.core.npmi import npmi, strength
+from trace_insights.truth.filter_sql import compile_filter
 from trace_insights.truth.models import Trace
 
 router = APIRouter(prefix="/dimensions")
@@ -187,7 +187,8 @@ def _from_truth(
 ) -> tuple[int, int, int, int]:
     """(total, count 1, count 2, joint) in one query over the finalized traces of the window."""
     dialect = context.engine.dialect.name
-    p1, p2 = predicate(first, dialect), predicate(second, dialect)
+    p1 = compile_filter(as_filter(first), dialect)
+    p2 = compile_filter(as_filter(second), dialect)
 
     def hits(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
         return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
