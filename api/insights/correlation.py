@@ -89,10 +89,12 @@ def calculate_npmi(body: NpmiRequest, request: Request) -> NpmiResponse:
     counts = _Counts(aggregates)
     first = resolve(body.dimension1.name, body.dimension1.parameters, counts.values_of)
     second = resolve(body.dimension2.name, body.dimension2.parameters, counts.values_of)
+    named = sorted({d for d in [*(first.terms or ()), *(second.terms or ())] if d != ALL})
+    occurrences = counts.occurrences(named + _overflow_of(named))
+    if _capped_out(named, occurrences):  # a tag value past the cap: the stream never saw it
+        first, second = _without_terms(first), _without_terms(second)
     if first.terms is not None and second.terms is not None:
         source = "stream"
-        named = sorted({d for d in [*first.terms, *second.terms] if d != ALL})
-        occurrences = counts.occurrences(named)
         partners = [d for d in second.terms if d != ALL]
         c1 = count(first.terms, occurrences, counts.total)
         c2 = count(second.terms, occurrences, counts.total)
@@ -130,6 +132,11 @@ def correlations(body: CorrelationsRequest, request: Request) -> CorrelationsRes
             f"counts: {', '.join(map(str, stream.SPAN_COUNT_THRESHOLDS))})"
         )
     occurrences = counts.all_occurrences
+    if _capped_out([d for d in slice_.terms if d != ALL], occurrences):
+        raise invalid(
+            f"{slice_.name} = {slice_.value!r} is past the tag's value cap, so the stream does not "
+            "count it apart; use calculate-filter-correlation with a filter string instead"
+        )
     in_slice = count(slice_.terms, occurrences, counts.total)
     together: Counter[str] = Counter()
     for dim, coefficient in slice_.terms.items():
@@ -176,6 +183,26 @@ def correlations(body: CorrelationsRequest, request: Request) -> CorrelationsRes
         data=data[: body.limit],
         meta=context.meta(aggregates),
     )
+
+
+def _overflow_of(dimensions: list[str]) -> list[str]:
+    """The ``tags.<key>=__other__`` dimensions of the tag dimensions among ``dimensions``."""
+    return sorted({stream.tag(d[5:].partition("=")[0], stream.OTHER) for d in dimensions
+                   if d.startswith("tags.")})  # fmt: skip
+
+
+def _capped_out(dimensions: list[str], occurrences: Counter[str]) -> bool:
+    """A tag value the stream never counted apart: none seen, while past-the-cap values were."""
+    for dim in dimensions:
+        if dim.startswith("tags.") and not occurrences.get(dim):
+            other = stream.tag(dim[5:].partition("=")[0], stream.OTHER)
+            if occurrences.get(other, 0) > 0:
+                return True
+    return False
+
+
+def _without_terms(requested: Requested) -> Requested:
+    return Requested(requested.name, requested.value, None, requested.parameters)
 
 
 def _from_truth(

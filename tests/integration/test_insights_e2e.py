@@ -28,6 +28,7 @@ from tests.support import (
     trace_insights,
     wait_for,
 )
+from trace_insights.client import TraceInsightsError, TracingClient
 
 pytestmark = pytest.mark.integration
 
@@ -94,6 +95,7 @@ def test_every_endpoint_equals_the_ground_truth(deployment: Running):
     _check_assessments(client, body, traces)
     _check_dimensions(client, body, traces)
     _check_resources(client, experiment, traces)
+    _check_filters(deployment.api_url, client, body, traces)
 
 
 def _post(client: httpx.Client, path: str, body: dict, ok: int | None = 200) -> dict:
@@ -419,3 +421,97 @@ def test_up_keeps_everything_across_a_restart(tmp_path):
         wait_for(lambda: count(second) == 65, 30, "new traces after the restart")
     finally:
         assert second.stop() == 0
+
+
+def _as_request_and_filter(dim: str) -> tuple[dict, str]:
+    """A stream dimension as the API's dimension parameters and as a filter string."""
+    if dim.startswith("latency>"):
+        t = dim[8:]
+        return ({"name": "latency", "parameters": {"threshold": t, "operator": ">"}},
+                f"trace.execution_time_ms > {t}")  # fmt: skip
+    if dim.startswith("count(span.type="):
+        kind, _, t = dim[16:].partition(")>")
+        return ({"name": f"span_count.{kind}", "parameters": {"threshold": t, "operator": ">"}},
+                f"count(span.type = '{kind}') > {t}")  # fmt: skip
+    family, _, value = dim.partition("=")
+    request = {"name": family, "parameters": {"value": value}}
+    if family == "status":
+        return request, f"trace.status = '{value}'"
+    if family in ("span.type", "model"):
+        return request, f"span.{'type' if family == 'span.type' else 'model'} = '{value}'"
+    if family.startswith("tools."):
+        tool = family[6:]
+        if value == "used":
+            return request, f"span.tool_name = '{tool}'"
+        return request, f"count(span.tool_name = '{tool}' AND span.status = 'ERROR') > 0"
+    if family.startswith("tags."):
+        return request, f"tags.`{family[5:]}` = '{value}'"
+    name = family[11:]
+    literal = value if value in ("true", "false") or value.isdigit() else f"'{value}'"
+    return request, f"feedback.{name} = {literal}"
+
+
+def _check_filters(api_url: str, client: httpx.Client, body: dict, traces: list[TraceFacts]):
+    """The store (filter language) and the stream (dimensions) agree exactly on every stream
+    dimension; search pages through everything; the Python client reads the same."""
+    dims = sorted({d for t in traces for d in t.dimensions()})
+    tracing = TracingClient(tracking_uri=api_url)
+    error = {"name": "status", "parameters": {"value": "ERROR"}}
+    for dim in dims:
+        request, text = _as_request_and_filter(dim)
+        stream = _post(client, "dimensions/calculate-npmi",
+                       {**body, "dimension1": request, "dimension2": error})  # fmt: skip
+        store = tracing.calculate_trace_filter_correlation(
+            experiment_ids=body["experiment_ids"], filter_string1=text,
+            filter_string2="trace.status = 'ERROR'",
+        )  # fmt: skip
+        assert (store.filter_string1_count, store.filter_string2_count, store.joint_count,
+                store.total_count) == (stream["dimension1"]["count"], stream["dimension2"]["count"],
+                                       stream["intersection"]["count"], stream["total_count"]), (
+            dim, text)  # fmt: skip
+        expected = npmi(store.joint_count, store.filter_string1_count,
+                        store.filter_string2_count, store.total_count)  # fmt: skip
+        _assert_score(None if math.isnan(store.npmi) else store.npmi, expected[0])
+
+    v3 = client.post(
+        "/api/3.0/mlflow/traces/calculate-filter-correlation",
+        json={
+            "experiment_ids": body["experiment_ids"],
+            "filter_string1": "span.type = 'TOOL'",
+            "filter_string2": "trace.status = 'ERROR'",
+            "base_filter": "tags.query_type = 'complex'",
+        },
+    )
+    complex_ = [t for t in traces if t.tags.get("query_type") == "complex"]
+    tool = {t.trace_id for t in complex_ if t.kinds.get("TOOL")}
+    failed = {t.trace_id for t in complex_ if t.status == "ERROR"}
+    assert {k: v for k, v in v3.json().items() if "count" in k} == {
+        "filter1_count": len(tool), "filter2_count": len(failed),
+        "joint_count": len(tool & failed), "total_count": len(complex_)}  # fmt: skip
+
+    slow = {t.trace_id for t in traces if t.latency_ms > 1500}
+    seen, token, pages = [], None, 0
+    while True:
+        page = client.post(
+            "/api/3.0/mlflow/traces/search",
+            json={
+                "experiment_ids": body["experiment_ids"],
+                "filter": "trace.execution_time_ms > 1500",
+                "order_by": ["execution_time_ms DESC"],
+                "max_results": 7,
+                "page_token": token,
+            },
+        ).json()
+        seen += [(info["execution_duration"], info["trace_id"][3:]) for info in page["traces"]]
+        pages += 1
+        token = page.get("next_page_token")
+        if not token:
+            break
+    assert {trace_id for _, trace_id in seen} == slow and len(seen) == len(slow)
+    assert seen == sorted(seen, reverse=True) and pages == -(-len(slow) // 7)
+    found = tracing.search_traces(body["experiment_ids"], "trace.execution_time_ms > 1500")
+    assert {info["trace_id"][3:] for info in found} == slow
+    with pytest.raises(TraceInsightsError) as refused:
+        tracing.calculate_trace_filter_correlation(body["experiment_ids"], "span.type = ", "x")
+    assert refused.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert "filter_string1" in refused.value.message and "position 12" in refused.value.message
