@@ -77,9 +77,16 @@ class NpmiRequest(InsightsRequest):
 
 
 class CorrelationsRequest(InsightsRequest):
-    dimension: DimensionValue
+    dimension: DimensionValue | None = Field(None, description="The slice, as a dimension")
+    filter_string: str | None = Field(None, description="Or the slice as a filter string")
     limit: int = Field(5, ge=1, le=1000)
     min_support: int = Field(5, ge=1, description="Fewest traces in common for a partner")
+
+    @model_validator(mode="after")
+    def _one_slice(self) -> "CorrelationsRequest":
+        if (self.dimension is None) == (not self.filter_string):
+            raise ValueError("give the slice as exactly one of dimension or filter_string")
+        return self
 
 
 # responses

@@ -11,6 +11,7 @@ from api.aggregates import Aggregates, total
 from api.context import Context
 from api.dimensions import ALL, Requested, as_filter, count, joint, parse, resolve
 from api.errors import invalid
+from api.mlflow.search import condition
 from api.schemas import (
     Correlation,
     CorrelationScore,
@@ -30,6 +31,8 @@ from trace_insights.core import keys
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.keys import fields
 from trace_insights.core.npmi import npmi, strength
+from trace_insights.truth.dimension_rows import ALL as ALL_ROWS
+from trace_insights.truth.dimension_rows import dimension_rows
 from trace_insights.truth.filter_sql import compile_filter
 from trace_insights.truth.models import Trace
 
@@ -123,6 +126,9 @@ def calculate_npmi(body: NpmiRequest, request: Request) -> NpmiResponse:
 def correlations(body: CorrelationsRequest, request: Request) -> CorrelationsResponse:
     context: Context = request.app.state.context
     aggregates = context.aggregates(body, series=False, finest=Resolution.HOUR)
+    if body.filter_string:
+        return _correlations_from_truth(context, body, aggregates)
+    assert body.dimension is not None
     counts = _Counts(aggregates)
     slice_ = resolve(body.dimension.name, body.dimension.parameters, counts.values_of)
     if slice_.terms is None:
@@ -143,20 +149,37 @@ def correlations(body: CorrelationsRequest, request: Request) -> CorrelationsRes
         source = occurrences if dim == ALL else counts.partners(dim)
         for partner, n in source.items():
             together[partner] += coefficient * n
+    partners = {p: (int(n), int(together.get(p, 0))) for p, n in occurrences.items()}
+    return CorrelationsResponse(
+        dimension=DimensionCount(name=slice_.name, value=slice_.value, count=in_slice),
+        total_count=counts.total,
+        data=_ranked(partners, in_slice, counts.total, body, exclude=slice_.name),
+        meta=context.meta(aggregates),
+    )
+
+
+def _ranked(
+    partners: dict[str, tuple[int, int]],
+    in_slice: int,
+    total_count: int,
+    body: CorrelationsRequest,
+    exclude: str | None,
+) -> list[Correlation]:
+    """``partners``: dimension → (traces having it, of which in the slice); the top ``limit``
+    by NPMI with at least ``min_support`` traces in common."""
     data = []
-    for partner, n in occurrences.items():
+    for partner, (n, both) in partners.items():
         parsed = parse(partner)
-        both = int(together.get(partner, 0))
         if (
             parsed is None
             or n <= 0
             or both < body.min_support
-            or parsed.family == slice_.name
+            or parsed.family == exclude
             or parsed.value == stream.OTHER
             or _duplicates_span_type(partner)
         ):
             continue
-        score = npmi(both, in_slice, int(n), counts.total)
+        score = npmi(both, in_slice, n, total_count)
         data.append(
             Correlation(
                 dimension=parsed.family,
@@ -165,7 +188,7 @@ def correlations(body: CorrelationsRequest, request: Request) -> CorrelationsRes
                 npmi_smoothed=_finite(score.npmi_smoothed),
                 trace_count=both,
                 percentage_of_slice=100.0 * both / in_slice if in_slice else 0.0,
-                percentage_of_total=100.0 * n / counts.total if counts.total else 0.0,
+                percentage_of_total=100.0 * n / total_count if total_count else 0.0,
                 strength=strength(score.npmi) if not math.isnan(score.npmi) else "Undefined",
             )
         )
@@ -177,11 +200,40 @@ def correlations(body: CorrelationsRequest, request: Request) -> CorrelationsRes
             c.value,
         )
     )
+    return data[: body.limit]
+
+
+def _correlations_from_truth(
+    context: Context, body: CorrelationsRequest, aggregates: Aggregates
+) -> CorrelationsResponse:
+    """A filter-string slice: every dimension value of the window's traces, counted in and out
+    of the slice by one grouped query over the source of truth."""
+    dialect = context.engine.dialect.name
+    in_slice = condition(body.filter_string or "", "filter_string", dialect)
+    universe = (
+        sa.select(Trace.trace_id, sa.case((in_slice, 1), else_=0).label("in_slice"))
+        .where(
+            Trace.experiment_id.in_(body.experiment_ids),
+            Trace.timestamp_ms >= aggregates.window.start_ms,
+            Trace.timestamp_ms < aggregates.window.end_ms,
+        )
+        .cte("universe")
+    )
+    rows = dimension_rows(universe, dialect).subquery()
+    trace_id, dimension = rows.c
+    query = (
+        sa.select(dimension, sa.func.count(), sa.func.sum(universe.c.in_slice))
+        .join(universe, universe.c.trace_id == trace_id)
+        .group_by(dimension)
+    )
+    with context.engine.connect() as connection:
+        partners = {row[0]: (int(row[1]), int(row[2] or 0)) for row in connection.execute(query)}
+    total_count, slice_count = partners.pop(ALL_ROWS, (0, 0))
     return CorrelationsResponse(
-        dimension=DimensionCount(name=slice_.name, value=slice_.value, count=in_slice),
-        total_count=counts.total,
-        data=data[: body.limit],
-        meta=context.meta(aggregates),
+        dimension=DimensionCount(name="filter", value=body.filter_string or "", count=slice_count),
+        total_count=total_count,
+        data=_ranked(partners, slice_count, total_count, body, exclude=None),
+        meta=context.meta(aggregates, source="store"),
     )
 
 

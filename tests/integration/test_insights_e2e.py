@@ -96,6 +96,7 @@ def test_every_endpoint_equals_the_ground_truth(deployment: Running):
     _check_dimensions(client, body, traces)
     _check_resources(client, experiment, traces)
     _check_filters(deployment.api_url, client, body, traces)
+    _check_filter_slice(client, body, traces)
 
 
 def _post(client: httpx.Client, path: str, body: dict, ok: int | None = 200) -> dict:
@@ -515,3 +516,28 @@ def _check_filters(api_url: str, client: httpx.Client, body: dict, traces: list[
         tracing.calculate_trace_filter_correlation(body["experiment_ids"], "span.type = ", "x")
     assert refused.value.error_code == "INVALID_PARAMETER_VALUE"
     assert "filter_string1" in refused.value.message and "position 12" in refused.value.message
+
+
+def _check_filter_slice(client: httpx.Client, body: dict, traces: list[TraceFacts]) -> None:
+    """correlations with a filter-string slice: every exact dimension value of the traces
+    against the slice, from one grouped query."""
+    dims = [t.dimensions() for t in traces]
+    slice_ = {i for i, t in enumerate(traces) if t.status == "ERROR" and t.kinds.get("TOOL")}
+    answer = _post(client, "dimensions/correlations", {
+        **body, "filter_string": "trace.status = 'ERROR' AND span.type = 'TOOL'", "limit": 10,
+        "min_support": 2})  # fmt: skip
+    assert answer["dimension"]["count"] == len(slice_) and answer["total_count"] == TRACES
+    assert answer["meta"]["source"] == "store"
+    expected = []
+    for partner in {d for trace_dims in dims for d in trace_dims}:
+        having = {i for i, d in enumerate(dims) if partner in d}
+        both = len(slice_ & having)
+        if partner.endswith(")>0") or both < 2:
+            continue
+        raw, smoothed = npmi(both, len(slice_), len(having), TRACES)
+        expected.append((raw, both, smoothed))
+    expected.sort(key=lambda e: (-e[0], -e[1]))
+    assert len(answer["data"]) == min(10, len(expected))
+    for got, (raw, both, smoothed) in zip(answer["data"], expected, strict=False):
+        assert (got["trace_count"], got["npmi_score"], got["npmi_smoothed"]) == (
+            both, pytest.approx(raw, abs=1e-9), pytest.approx(smoothed, abs=1e-9))  # fmt: skip

@@ -141,6 +141,24 @@ class _Compiler:
         return ("boolean",) if self.dialect == "postgresql" else ("true", "false")
 
 
+def json_scalar(column: Any, path: str | None, dialect: str) -> tuple[Any, Any]:
+    """(JSON type name, text of the scalar) of a stored JSON value or of its member ``path``;
+    the text of true is 'true', of a string the string itself."""
+    if path is not None and '"' in path:
+        raise FilterError("attribute names cannot contain a double quote")
+    if dialect == "postgresql":
+        element = column if path is None else column.op("->")(path)
+        return sa.func.jsonb_typeof(element), sa.func.jsonb_build_array(element).op("->>")(0)
+    where = "$" if path is None else f'$."{path}"'
+    kind = sa.func.json_type(column, where)
+    text = sa.case(
+        (kind == "true", "true"),
+        (kind == "false", "false"),
+        else_=sa.cast(sa.func.json_extract(column, where), sa.Text),
+    )
+    return kind, text
+
+
 def _compare(column: Any, operator: str, value: Any) -> ColumnElement[bool]:
     if operator == "=":
         return column == value
