@@ -267,3 +267,60 @@ def test_a_configured_token_guards_everything_but_health(tmp_path):
         assert ok.status_code == 404  # past the guard: experiment 0 has no data yet
         assert client.get("/health").status_code == 200
         assert client.get("/ready").status_code == 200
+
+
+def test_filter_endpoints_refuse_bad_filters_and_tokens(seeded):
+    client = seeded.client
+    bad = "INVALID_PARAMETER_VALUE"
+    for version in ("2.0", "3.0"):
+        url = f"/api/{version}/mlflow/traces/calculate-filter-correlation"
+        good = {"experiment_ids": ["exp"], "filter_string1": "span.type = 'TOOL'",
+                "filter_string2": "trace.status = 'ERROR'"}  # fmt: skip
+        assert client.post(url, json=good).status_code == 200
+        assert_error(client.post(url, json={**good, "filter_string1": "(span.type = 'TOOL'"}),
+                     400, bad, "filter_string1", "position 19", "closing parenthesis")  # fmt: skip
+        assert_error(client.post(url, json={**good, "filter_string2": "span.colour = 'x'"}),
+                     400, bad, "filter_string2", "unknown key span.colour")  # fmt: skip
+        assert_error(client.post(url, json={**good, "base_filter": "feedback.x > 'high'"}),
+                     400, bad, "base_filter")  # fmt: skip
+        assert_error(client.post(url, json={**good, "experiment_ids": ["nope"]}), 404,
+                     "RESOURCE_DOES_NOT_EXIST")  # fmt: skip
+        assert_error(client.post(url, json={"experiment_ids": ["exp"]}), 400, bad, "filter_string1")
+    search = "/api/3.0/mlflow/traces/search"
+    assert_error(client.post(search, json={"experiment_ids": ["exp"], "filter": "span.type ="}),
+                 400, bad, "filter", "value")  # fmt: skip
+    assert_error(client.post(search, json={"experiment_ids": ["exp"], "order_by": ["mood"]}),
+                 400, bad, "order_by")  # fmt: skip
+    assert_error(client.post(search, json={"experiment_ids": ["exp"], "page_token": "xyz"}),
+                 400, bad, "page_token")  # fmt: skip
+    first = client.post(search, json={"experiment_ids": ["exp"], "max_results": 5}).json()
+    other = {"experiment_ids": ["exp"], "filter": "trace.status = 'OK'",
+             "page_token": first["next_page_token"]}  # fmt: skip
+    assert_error(client.post(search, json=other), 400, bad, "another query")
+    assert_error(client.post(search, json={"experiment_ids": ["exp"], "max_results": 0}), 400,
+                 bad, "max_results")  # fmt: skip
+    slice_ = {"experiment_ids": ["exp"], "filter_string": "span.type = 'TOOL'",
+              "dimension": {"name": "status", "parameters": {"value": "OK"}}}  # fmt: skip
+    assert_error(client.post(f"{INSIGHTS}/dimensions/correlations", json=slice_), 400, bad,
+                 "exactly one")  # fmt: skip
+
+
+def test_filter_correlation_edge_cases_follow_mlflow(seeded):
+    """Zero counts → NaN (omitted), joint 0 → -1, both covering everything → 1."""
+
+    def correlate(first: str, second: str, version: str = "2.0") -> dict:
+        body = {"experiment_ids": ["exp"], "filter_string1": first, "filter_string2": second}
+        response = seeded.client.post(
+            f"/api/{version}/mlflow/traces/calculate-filter-correlation", json=body
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    nothing = correlate("span.name = 'no such span'", "trace.status = 'OK'")
+    assert "npmi" not in nothing and "npmi_smoothed" not in nothing
+    assert nothing["filter_string1_count"] == 0 and nothing["total_count"] == 30
+    disjoint = correlate("trace.status = 'OK'", "trace.status = 'ERROR'")
+    assert disjoint["npmi"] == -1.0 and disjoint["joint_count"] == 0
+    everything = correlate("trace.span_count > 0", "span.type = 'AGENT'", "3.0")
+    assert everything == {"npmi": 1.0, "npmi_smoothed": 1.0, "filter1_count": 30,
+                          "filter2_count": 30, "joint_count": 30, "total_count": 30}  # fmt: skip
