@@ -209,7 +209,7 @@ def _correlations_from_truth(
     """A filter-string slice: every dimension value of the window's traces, counted in and out
     of the slice by one grouped query over the source of truth."""
     dialect = context.engine.dialect.name
-    in_slice = condition(body.filter_string or "", "filter_string", dialect)
+    in_slice = condition(body.filter_string or "", "filter_string", dialect, body.experiment_ids)
     universe = (
         sa.select(Trace.trace_id, sa.case((in_slice, 1), else_=0).label("in_slice"))
         .where(
@@ -266,8 +266,8 @@ def _from_truth(
 ) -> tuple[int, int, int, int]:
     """(total, count 1, count 2, joint) in one query over the finalized traces of the window."""
     dialect = context.engine.dialect.name
-    p1 = compile_filter(as_filter(first), dialect)
-    p2 = compile_filter(as_filter(second), dialect)
+    p1 = compile_filter(as_filter(first), dialect, experiment_ids)
+    p2 = compile_filter(as_filter(second), dialect, experiment_ids)
 
     def hits(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
         return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)

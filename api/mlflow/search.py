@@ -33,10 +33,12 @@ _ORDERABLE = {"timestamp_ms": Trace.timestamp_ms, "execution_time_ms": Trace.exe
               "status": Trace.status, "name": Trace.root_name}  # fmt: skip
 
 
-def condition(text: str, field: str, dialect: str) -> ColumnElement[bool]:
+def condition(
+    text: str, field: str, dialect: str, experiment_ids: list[str] | None = None
+) -> ColumnElement[bool]:
     """A filter string compiled, or 400 naming the field, the position and what was expected."""
     try:
-        return compile_filter(parse(text), dialect)
+        return compile_filter(parse(text), dialect, experiment_ids)
     except (ParseError, FilterError) as exc:
         raise invalid(f"invalid {field}: {exc}") from None
 
@@ -52,11 +54,12 @@ def correlate(context: Context, body: FilterCorrelationRequest) -> Correlation:
     experiments' finalized traces; NPMI by the stream path's own function."""
     context.require_experiments(body.experiment_ids)
     dialect = context.engine.dialect.name
-    first = condition(body.filter_string1, "filter_string1", dialect)
-    second = condition(body.filter_string2, "filter_string2", dialect)
-    universe = [Trace.experiment_id.in_(body.experiment_ids)]
+    scope = body.experiment_ids
+    first = condition(body.filter_string1, "filter_string1", dialect, scope)
+    second = condition(body.filter_string2, "filter_string2", dialect, scope)
+    universe = [Trace.experiment_id.in_(scope)]
     if body.base_filter:
-        universe.append(condition(body.base_filter, "base_filter", dialect))
+        universe.append(condition(body.base_filter, "base_filter", dialect, scope))
     if body.start_time is not None:
         universe.append(Trace.timestamp_ms >= body.start_time)
     if body.end_time is not None:
@@ -106,7 +109,8 @@ def search(body: SearchTraces, request: Request) -> SearchTracesResponse:
     column, descending = _order(body.order_by)
     query = sa.select(Trace).where(Trace.experiment_id.in_(body.experiment_ids))
     if body.filter and body.filter.strip():
-        query = query.where(condition(body.filter, "filter", context.engine.dialect.name))
+        dialect = context.engine.dialect.name
+        query = query.where(condition(body.filter, "filter", dialect, body.experiment_ids))
     if body.page_token:
         last_value, last_id = _token_values(body.page_token, body)
         after = (

@@ -10,7 +10,10 @@ Semantics, as MLflow's search:
   a boolean true), ordering comparisons only with numbers;
 - ``span.type`` is the normalized type, so OpenInference and GenAI spans match.
 
-Values only ever travel as bound parameters; no SQL text is built from the filter.
+Conditions on spans, tags and assessments become ``trace_id IN (uncorrelated subquery)``:
+the database computes each set once (a hashed subplan on PostgreSQL), even inside the CASE
+expressions of a correlation count, instead of once per trace. Values only ever travel as
+bound parameters; no SQL text is built from the filter.
 """
 
 from typing import Any
@@ -34,13 +37,25 @@ class FilterError(ValueError):
     """A well-formed filter that cannot be compiled (a value the key cannot hold)."""
 
 
-def compile_filter(node: Node, dialect: str) -> ColumnElement[bool]:
-    return _Compiler(dialect).trace(node)
+def compile_filter(
+    node: Node, dialect: str, experiment_ids: list[str] | None = None
+) -> ColumnElement[bool]:
+    """``experiment_ids`` narrows the span, tag and assessment subqueries (the caller still
+    restricts the traces)."""
+    return _Compiler(dialect, experiment_ids).trace(node)
 
 
 class _Compiler:
-    def __init__(self, dialect: str) -> None:
+    def __init__(self, dialect: str, experiment_ids: list[str] | None) -> None:
         self.dialect = dialect
+        self.experiment_ids = experiment_ids
+
+    def _traces_with(self, column: Any, scope: Any, *conditions: Any) -> ColumnElement[bool]:
+        """Trace ids having a row (span, tag, assessment) that meets ``conditions``."""
+        query = sa.select(column).where(*conditions)
+        if self.experiment_ids is not None and scope is not None:
+            query = query.where(scope.in_(self.experiment_ids))
+        return Trace.trace_id.in_(query)
 
     def trace(self, node: Node) -> ColumnElement[bool]:
         if isinstance(node, And):
@@ -50,33 +65,34 @@ class _Compiler:
         if isinstance(node, Not):
             return sa.not_(self.trace(node.operand))
         if isinstance(node, Count):
-            matching = (
-                sa.select(sa.func.count())
-                .where(Span.trace_id == Trace.trace_id, self.span(node.clause))
-                .scalar_subquery()
-            )
-            return _compare(matching, node.operator, node.value)
+            return self.count(node)
         key = node.key
         if key.scope == "span":
-            return sa.exists().where(Span.trace_id == Trace.trace_id, self.span(node))
+            return self._traces_with(Span.trace_id, Span.experiment_id, self.span(node))
         if key.scope == "tags":
-            return sa.exists().where(
-                TraceTag.trace_id == Trace.trace_id,
-                TraceTag.key == key.name,
-                _compare(TraceTag.value, node.operator, node.value),
-            )
+            value = _compare(TraceTag.value, node.operator, node.value)
+            return self._traces_with(TraceTag.trace_id, None, TraceTag.key == key.name, value)
         if key.scope == "assessment":
-            return sa.exists().where(
-                Assessment.trace_id == Trace.trace_id,
-                Assessment.name == key.name,
-                self.typed(Assessment.value, None, node),
-            )
+            value = self.typed(Assessment.value, None, node)
+            return self._traces_with(Assessment.trace_id, Assessment.experiment_id,
+                                     Assessment.name == key.name, value)  # fmt: skip
         if key.name == "text":
-            return sa.exists().where(
-                Span.trace_id == Trace.trace_id,
-                _compare(Span.content, node.operator, node.value),
-            )
+            content = _compare(Span.content, node.operator, node.value)
+            return self._traces_with(Span.trace_id, Span.experiment_id, content)
         return _compare(_TRACE_COLUMNS[key.name], node.operator, node.value)
+
+    def count(self, node: Count) -> ColumnElement[bool]:
+        """Traces whose number of matching spans satisfies the comparison, zero included: the
+        traces with at least one match are grouped once, and a comparison that zero satisfies
+        becomes "not among those whose (non-zero) count fails it"."""
+        counted = sa.func.count()
+        query = sa.select(Span.trace_id).where(self.span(node.clause)).group_by(Span.trace_id)
+        if self.experiment_ids is not None:
+            query = query.where(Span.experiment_id.in_(self.experiment_ids))
+        if _compare_numbers(0, node.operator, node.value):
+            failing = query.having(sa.not_(_compare(counted, node.operator, node.value)))
+            return Trace.trace_id.not_in(failing)
+        return Trace.trace_id.in_(query.having(_compare(counted, node.operator, node.value)))
 
     def span(self, node: Node) -> ColumnElement[bool]:
         """Conditions on one span row (inside count(), or one span clause)."""
@@ -157,6 +173,11 @@ def json_scalar(column: Any, path: str | None, dialect: str) -> tuple[Any, Any]:
         else_=sa.cast(sa.func.json_extract(column, where), sa.Text),
     )
     return kind, text
+
+
+def _compare_numbers(left: int, operator: str, right: int) -> bool:
+    return {"=": left == right, "!=": left != right, "<": left < right, "<=": left <= right,
+            ">": left > right, ">=": left >= right}[operator]  # fmt: skip
 
 
 def _compare(column: Any, operator: str, value: Any) -> ColumnElement[bool]:
