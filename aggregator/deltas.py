@@ -281,6 +281,7 @@ def _update(experiment: _Experiment, store: AggregateStore, policy: Policy) -> U
                 update.counters[(prefix + first, second)] += count
                 update.expire_at_ms[prefix + first] = expire_at
     update.add_max(keys.meta(e), fields.WATERMARK, experiment.watermark_ms)
+    update.changed = sorted((resolution.value, start) for resolution, start in experiment.buckets)
     locations = list(digest_values)
     for location, current in zip(locations, store.read_blob_fields(locations), strict=True):
         digest = sketch.load(current) if current is not None else sketch.new_digest()

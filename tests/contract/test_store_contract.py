@@ -106,3 +106,25 @@ def test_progress_reports_are_kept_per_partition(store):
     progress = store.progress()
     assert progress[3] == (0, 2_000)
     assert progress[11] == (7, 1_500)
+
+
+def test_each_applied_update_is_announced_once_in_order(store):
+    e, other = _experiment(), _experiment()
+    h = _key(e, "b:h:0")
+    assert store.last_change(e) == "0-0"
+    first = Update(e, 0, -1, 5, counters=Counter({(h, "traces"): 1}),
+                   maximums={(_key(e, "meta"), "watermark"): 1234.0},
+                   changed=[("m", 0), ("h", 0)])  # fmt: skip
+    assert store.apply(first)
+    stale = Update(e, 0, -1, 9, counters=Counter({(h, "traces"): 1}), changed=[("m", 60_000)])
+    assert not store.apply(stale), "a fenced-out update changes nothing, announces nothing"
+    quiet = Update(e, 1, -1, 3, counters=Counter({(h, "traces"): 1}))
+    assert store.apply(quiet)
+    second = Update(e, 0, 5, 8, counters=Counter({(h, "traces"): 1}), changed=[("m", 120_000)])
+    assert store.apply(second)
+    changes = store.changes({e: "0-0", other: "0-0"})
+    assert [c.buckets for c in changes] == [[("m", 0), ("h", 0)], [("m", 120_000)]]
+    assert changes[0].watermark_ms == 1234
+    assert store.last_change(e) == changes[-1].id
+    assert store.changes({e: changes[0].id})[0].id == changes[1].id
+    assert store.changes({e: changes[1].id}) == []

@@ -28,6 +28,11 @@ def meta(experiment_id: str) -> str:
     return f"{_prefix(experiment_id)}:meta"
 
 
+def changes(experiment_id: str) -> str:
+    """Stream of applied updates: which buckets changed (live feeds, alert rules)."""
+    return f"{_prefix(experiment_id)}:changes"
+
+
 def bucket(experiment_id: str, resolution: Resolution, start_ms: int) -> str:
     """Hash of the bucket's counters, sums, minimums and maximums (fields in ``fields``)."""
     return f"{_prefix(experiment_id)}:b:{resolution}:{start_ms}"

@@ -3,7 +3,9 @@
 ``apply`` is atomic and fenced: it applies an experiment's deltas and advances that
 experiment's fence for a Kafka partition only if the fence still holds ``expected_fence``
 (the value the deltas were computed against); otherwise it changes nothing and returns False.
-Counters are exact integers; sums are floats; blobs are replaced whole.
+Counters are exact integers; sums are floats; blobs are replaced whole. In the same atomic
+step, an update that ``changed`` buckets appends one entry to the experiment's change stream
+(what live feeds and alert rules follow), so every applied update is announced exactly once.
 """
 
 from collections import Counter
@@ -11,6 +13,17 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 NO_FENCE = -1
+CHANGES_KEPT = 10_000  # entries per experiment's change stream (older ones are trimmed)
+
+
+@dataclass(frozen=True)
+class Change:
+    """An entry of an experiment's change stream: ``id`` orders entries (Redis stream ids)."""
+
+    experiment_id: str
+    id: str
+    buckets: list[tuple[str, int]]
+    watermark_ms: int
 
 
 @dataclass
@@ -26,6 +39,7 @@ class Update:
     blobs: dict[tuple[str, str], bytes] = field(default_factory=dict)  # HSET (hash, field)
     distinct: dict[str, set[str]] = field(default_factory=dict)  # PFADD
     expire_at_ms: dict[str, int] = field(default_factory=dict)
+    changed: list[tuple[str, int]] = field(default_factory=list)  # (resolution, bucket start)
 
     def count(self, key: str, counts: Counter[str], expire_at_ms: int) -> None:
         """Add a hash's counts, and give the hash its expiry."""
@@ -84,6 +98,15 @@ class AggregateStore(Protocol):
         ...
 
     def experiments(self) -> set[str]: ...
+
+    def last_change(self, experiment_id: str) -> str:
+        """The id of the experiment's latest change ("0-0" if none): where a new follower
+        starts."""
+        ...
+
+    def changes(self, after: dict[str, str], limit: int = 1000) -> list[Change]:
+        """Entries after each experiment's id, oldest first per experiment; never blocks."""
+        ...
 
     def report_progress(self, partition: int, lag: int, at_ms: int) -> None:
         """An aggregator's consumer lag on a partition (outside any fence: informational)."""

@@ -6,7 +6,7 @@ import time
 from collections import defaultdict
 
 from trace_insights.core import keys
-from trace_insights.stores.base import NO_FENCE, Update
+from trace_insights.stores.base import CHANGES_KEPT, NO_FENCE, Change, Update
 
 
 class MemoryStore:
@@ -18,6 +18,8 @@ class MemoryStore:
         self._expiry: dict[str, int] = {}
         self._experiments: set[str] = set()
         self._progress: dict[int, tuple[int, int]] = {}
+        self._changes: dict[str, list[Change]] = defaultdict(list)
+        self._last_id = (0, 0)
         self._lock = threading.Lock()
 
     def fences(self, experiment_id: str) -> dict[int, int]:
@@ -53,6 +55,8 @@ class MemoryStore:
             self._expiry.update(update.expire_at_ms)
             fence[str(update.partition)] = update.fence
             self._experiments.add(update.experiment_id)
+            if update.changed:
+                self._announce(update)
             return True
 
     def read_hash(self, key: str) -> dict[str, float]:
@@ -99,6 +103,36 @@ class MemoryStore:
         with self._lock:
             return set(self._experiments)
 
+    def last_change(self, experiment_id: str) -> str:
+        with self._lock:
+            stream = self._changes.get(experiment_id)
+            return stream[-1].id if stream else "0-0"
+
+    def changes(self, after: dict[str, str], limit: int = 1000) -> list[Change]:
+        with self._lock:
+            out = []
+            for experiment_id, last in after.items():
+                position = _stream_id(last)
+                newer = [
+                    c for c in self._changes.get(experiment_id, []) if _stream_id(c.id) > position
+                ]
+                out.extend(newer[:limit])
+            return out
+
+    def _announce(self, update: Update) -> None:
+        """Stream ids as Redis makes them: milliseconds, then a sequence within the ms."""
+        now = int(time.time() * 1000)
+        self._last_id = (
+            (now, 0) if now > self._last_id[0] else (self._last_id[0], self._last_id[1] + 1)
+        )
+        watermark = int(
+            update.maximums.get((keys.meta(update.experiment_id), keys.fields.WATERMARK), -1)
+        )
+        stream = self._changes[update.experiment_id]
+        stream.append(Change(update.experiment_id, f"{self._last_id[0]}-{self._last_id[1]}",
+                             list(update.changed), watermark))  # fmt: skip
+        del stream[:-CHANGES_KEPT]
+
     def report_progress(self, partition: int, lag: int, at_ms: int) -> None:
         with self._lock:
             self._progress[partition] = (lag, at_ms)
@@ -110,6 +144,8 @@ class MemoryStore:
     def drop(self, experiment_id: str, start_ms: int | None, end_ms: int | None) -> None:
         pattern = keys.experiment_pattern(experiment_id)
         with self._lock:
+            if start_ms is None or end_ms is None:
+                self._changes.pop(experiment_id, None)
             for store in (self._hashes, self._blobs, self._sets, self._distinct):
                 for key in [k for k in store if fnmatch.fnmatchcase(k, pattern)]:
                     if _in_range(key, start_ms, end_ms):
@@ -127,6 +163,11 @@ class MemoryStore:
             store.pop(key, None)
         del self._expiry[key]
         return False
+
+
+def _stream_id(text: str) -> tuple[int, int]:
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def _in_range(key: str, start_ms: int | None, end_ms: int | None) -> bool:

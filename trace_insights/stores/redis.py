@@ -7,7 +7,8 @@ from typing import Any
 import redis
 
 from trace_insights.core import keys
-from trace_insights.stores.base import Update
+from trace_insights.core.keys import fields
+from trace_insights.stores.base import CHANGES_KEPT, Change, Update
 
 # KEYS[1] is the fence hash; ARGV: partition, expected fence, new fence, ops (JSON), blobs...
 # The experiment registry (outside the slot) is added to after the script: idempotent.
@@ -31,6 +32,9 @@ end
 for _, op in ipairs(ops.b) do redis.call('HSET', KEYS[op[1]], op[2], ARGV[op[3]]) end
 for _, op in ipairs(ops.d) do redis.call('PFADD', KEYS[op[1]], unpack(op, 2)) end
 for _, op in ipairs(ops.e) do redis.call('PEXPIREAT', KEYS[op[1]], op[2]) end
+for _, op in ipairs(ops.x) do
+  redis.call('XADD', KEYS[op[1]], 'MAXLEN', '~', op[2], '*', 'c', op[3])
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 """
@@ -92,7 +96,12 @@ class RedisStore:
             "b": [],
             "d": _chunked(index, update.distinct),
             "e": [[index(k), at] for k, at in update.expire_at_ms.items()],
+            "x": [],
         }
+        if update.changed:
+            watermark = update.maximums.get((keys.meta(update.experiment_id), fields.WATERMARK), -1)
+            change = json.dumps({"b": update.changed, "w": int(watermark)})
+            ops["x"].append([index(keys.changes(update.experiment_id)), CHANGES_KEPT, change])
         for (key, name), blob in update.blobs.items():
             blobs.append(blob)
             ops["b"].append([index(key), name, 4 + len(blobs)])
@@ -160,6 +169,23 @@ class RedisStore:
 
     def experiments(self) -> set[str]:
         return {member.decode() for member in self._client.smembers(keys.EXPERIMENTS)}
+
+    def last_change(self, experiment_id: str) -> str:
+        latest = self._client.xrevrange(keys.changes(experiment_id), count=1)
+        return latest[0][0].decode() if latest else "0-0"
+
+    def changes(self, after: dict[str, str], limit: int = 1000) -> list[Change]:
+        pipe = self._client.pipeline(transaction=False)
+        experiments = list(after)
+        for experiment_id in experiments:
+            pipe.xrange(keys.changes(experiment_id), min=f"({after[experiment_id]}", count=limit)
+        out = []
+        for experiment_id, entries in zip(experiments, pipe.execute(), strict=True):
+            for entry_id, entry in entries:
+                payload = json.loads(entry[b"c"])
+                buckets = [(resolution, int(start)) for resolution, start in payload["b"]]
+                out.append(Change(experiment_id, entry_id.decode(), buckets, payload["w"]))
+        return out
 
     def report_progress(self, partition: int, lag: int, at_ms: int) -> None:
         self._client.hset(
