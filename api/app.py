@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from api import errors
 from api.context import Context
 from api.errors import INVALID_PARAMETER_VALUE, UNAUTHENTICATED, ApiError
-from api.insights import correlation, quality, tags, tools, traffic
+from api.insights import correlation, quality, stream, tags, tools, traffic
 from api.mlflow import experiments, search, traces
 
 INSIGHTS_PREFIX = "/api/3.0/mlflow/traces/insights"
@@ -39,6 +39,7 @@ def create_app(context: Context) -> FastAPI:
                 route.path, _post_only, methods=["GET", "PUT", "PATCH", "DELETE"],
                 include_in_schema=False,
             )  # fmt: skip
+    insights.include_router(stream.router)
     app.include_router(insights)
     app.include_router(experiments.router, dependencies=guarded, tags=["experiments"])
     app.include_router(search.v2, dependencies=guarded, tags=["traces"])

@@ -1,8 +1,9 @@
 """What every endpoint shares: the stores, the settings, and turning a request into a window
 over the aggregates of known experiments, answered with its ``meta``."""
 
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 import sqlalchemy as sa
@@ -38,6 +39,7 @@ class Context:
     store: AggregateStore
     engine: sa.Engine
     publisher: AssessmentPublisher
+    closing: threading.Event = field(default_factory=threading.Event)  # the server is stopping
 
     @property
     def retention_ms(self) -> dict[Resolution, int]:

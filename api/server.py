@@ -28,7 +28,8 @@ async def serve(settings: Settings) -> None:
     stop_on_signals(stop)
     log.info("api listening", extra={"fields": {"port": settings.api_port}})
     try:
-        await serve_until(stop, http_server(create_app(context), settings.host, settings.api_port))
+        server = http_server(create_app(context), settings.host, settings.api_port)
+        await serve_until(stop, server, closing=context.closing)
     finally:
         context.publisher.close()
         context.store.close()

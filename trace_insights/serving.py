@@ -8,6 +8,7 @@ process; here a signal sets one stop event that every server and worker honours.
 import asyncio
 import contextlib
 import signal
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -40,11 +41,17 @@ def stop_on_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(signum, stop.set)
 
 
-async def serve_until(stop: asyncio.Event, *servers: uvicorn.Server) -> None:
-    """Run the servers until ``stop`` is set (or one of them ends), then shut all down."""
+async def serve_until(
+    stop: asyncio.Event, *servers: uvicorn.Server, closing: threading.Event | None = None
+) -> None:
+    """Run the servers until ``stop`` is set (or one of them ends), then shut all down;
+    ``closing`` is set first, so long-lived responses (live feeds) end instead of holding
+    the graceful shutdown open."""
     tasks = [asyncio.ensure_future(server.serve()) for server in servers]
     stopper = asyncio.ensure_future(stop.wait())
     await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+    if closing is not None:
+        closing.set()
     for server in servers:
         server.should_exit = True
     stopper.cancel()

@@ -104,7 +104,7 @@ async def _serve(settings: Settings, demo: bool) -> None:
         flush=True,
     )
     try:
-        await serve_until(shutdown, collector.http, api)
+        await serve_until(shutdown, collector.http, api, closing=context.closing)
     finally:
         stopper.cancel()
         demo_stop.set()

@@ -48,9 +48,9 @@ def volume(body: InsightsRequest, request: Request) -> VolumeResponse:
     aggregates = context.aggregates(body)
     per = aggregates.counters(keys.bucket, _VOLUME)
     return VolumeResponse(
-        summary=_volume(total(per)),
+        summary=volume_counts(total(per)),
         time_series=[
-            VolumePoint(time_bucket=label, **_volume(c).model_dump())
+            VolumePoint(time_bucket=label, **volume_counts(c).model_dump())
             for label, c in zip(aggregates.window.labels, per, strict=True)
         ],
         meta=context.meta(aggregates),
@@ -64,9 +64,9 @@ def latency(body: InsightsRequest, request: Request) -> LatencyResponse:
     per = aggregates.counters(keys.bucket, _LATENCY)
     digests = aggregates.digests(_latency_key)
     return LatencyResponse(
-        summary=_latency(total(per), combined(digests)),
+        summary=latency_stats(total(per), combined(digests)),
         time_series=[
-            LatencyPoint(time_bucket=label, **_latency(c, d).model_dump())
+            LatencyPoint(time_bucket=label, **latency_stats(c, d).model_dump())
             for label, c, d in zip(aggregates.window.labels, per, digests, strict=True)
         ],
         meta=context.meta(aggregates),
@@ -79,9 +79,9 @@ def errors(body: InsightsRequest, request: Request) -> ErrorsResponse:
     aggregates = context.aggregates(body)
     per = aggregates.counters(keys.bucket, _VOLUME)
     return ErrorsResponse(
-        summary=_errors(total(per)),
+        summary=error_stats(total(per)),
         time_series=[
-            ErrorPoint(time_bucket=label, **_errors(c).model_dump())
+            ErrorPoint(time_bucket=label, **error_stats(c).model_dump())
             for label, c in zip(aggregates.window.labels, per, strict=True)
         ],
         meta=context.meta(aggregates),
@@ -95,9 +95,9 @@ def tokens(body: InsightsRequest, request: Request) -> TokensResponse:
     per = aggregates.counters(keys.bucket, _TOKENS)
     whole = context.aggregates(body, series=False).counters(keys.bucket)[0]
     return TokensResponse(
-        summary=_tokens(total(per)),
+        summary=token_counts(total(per)),
         time_series=[
-            TokenPoint(time_bucket=label, **_tokens(c).model_dump())
+            TokenPoint(time_bucket=label, **token_counts(c).model_dump())
             for label, c in zip(aggregates.window.labels, per, strict=True)
         ],
         models=_models(whole),
@@ -105,7 +105,7 @@ def tokens(body: InsightsRequest, request: Request) -> TokensResponse:
     )
 
 
-def _volume(c: Counter[str]) -> VolumeCounts:
+def volume_counts(c: Counter[str]) -> VolumeCounts:
     return VolumeCounts(
         count=int(c[fields.TRACES]),
         ok_count=int(c[fields.status("OK")]),
@@ -113,7 +113,7 @@ def _volume(c: Counter[str]) -> VolumeCounts:
     )
 
 
-def _latency(c: Counter[str], digest: TDigest | None) -> LatencyStats:
+def latency_stats(c: Counter[str], digest: TDigest | None) -> LatencyStats:
     traces = int(c[fields.TRACES])
     if not traces or digest is None:
         return LatencyStats(
@@ -134,7 +134,7 @@ def _latency(c: Counter[str], digest: TDigest | None) -> LatencyStats:
     )
 
 
-def _errors(c: Counter[str]) -> ErrorStats:
+def error_stats(c: Counter[str]) -> ErrorStats:
     traces, failed = int(c[fields.TRACES]), int(c[fields.status("ERROR")])
     return ErrorStats(
         total_count=traces,
@@ -143,7 +143,7 @@ def _errors(c: Counter[str]) -> ErrorStats:
     )
 
 
-def _tokens(c: Counter[str]) -> TokenCounts:
+def token_counts(c: Counter[str]) -> TokenCounts:
     given, taken = int(c[fields.INPUT_TOKENS]), int(c[fields.OUTPUT_TOKENS])
     return TokenCounts(input_tokens=given, output_tokens=taken, total_tokens=given + taken)
 

@@ -1,0 +1,188 @@
+"""``GET /insights/stream``: a Server-Sent Events feed of bucket changes, as they are applied.
+
+The aggregator announces every applied update on the experiment's change stream (atomically
+with its deltas); each subscriber follows those streams from its own cursor and is sent the new
+values of the changed buckets at its resolution. The event id is the cursor, so a client that
+reconnects with ``Last-Event-ID`` resumes after the last change it saw. Subscribers only read:
+a slow or vanished one never holds up the aggregator or another subscriber, and any number of
+API replicas can serve them.
+"""
+
+import asyncio
+import base64
+import binascii
+import json
+import time
+from collections import Counter
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from api.context import Context
+from api.errors import invalid
+from api.insights.traffic import error_stats, latency_stats, token_counts, volume_counts
+from api.schemas import ErrorStats, LatencyStats, TokenCounts, VolumeCounts
+from trace_insights.core import keys, sketch
+from trace_insights.core.buckets import Resolution
+from trace_insights.core.keys import fields
+
+router = APIRouter()
+METRICS = ("volume", "errors", "latency", "tokens", "tools")
+POLL_S = 0.2
+HEARTBEAT_S = 15.0
+_RESOLUTIONS = {"minute": Resolution.MINUTE, "hour": Resolution.HOUR, "day": Resolution.DAY}
+
+
+class ToolCount(BaseModel):
+    tool_name: str
+    count: int
+    error_count: int
+
+
+class BucketUpdate(BaseModel):
+    """The new values of one changed bucket (UTC, the stored resolution asked for)."""
+
+    experiment_id: str
+    time_bucket: int
+    watermark: int
+    volume: VolumeCounts | None = None
+    errors: ErrorStats | None = None
+    latency: LatencyStats | None = None
+    tokens: TokenCounts | None = None
+    tools: list[ToolCount] | None = None
+
+
+@router.get("/stream", response_class=StreamingResponse)
+async def stream(
+    request: Request,
+    experiment_ids: Annotated[list[str], Query(min_length=1)],
+    time_bucket: Literal["minute", "hour", "day"] = "minute",
+    metrics: Annotated[str, Query(description="Comma-separated: " + ", ".join(METRICS))] = ",".join(
+        METRICS
+    ),
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    context: Context = request.app.state.context
+    wanted = [m.strip() for m in metrics.split(",") if m.strip()]
+    unknown = sorted(set(wanted) - set(METRICS))
+    if unknown or not wanted:
+        raise invalid(f"invalid value for 'metrics': {', '.join(unknown) or 'empty'}; "
+                      f"choose from {', '.join(METRICS)}")  # fmt: skip
+    await asyncio.to_thread(context.require_experiments, experiment_ids)
+    cursor = _Cursor.parse(last_event_id) if last_event_id else _Cursor({}, None)
+    for experiment in experiment_ids:
+        if experiment not in cursor.done:
+            cursor.done[experiment] = await asyncio.to_thread(context.store.last_change, experiment)
+    cursor.done = {e: cursor.done[e] for e in experiment_ids}
+    resolution = _RESOLUTIONS[time_bucket]
+
+    async def events():  # type: ignore[no-untyped-def]
+        yield "retry: 2000\n\n"
+        beat = time.monotonic()
+        while not context.closing.is_set() and not await request.is_disconnected():
+            changes = await asyncio.to_thread(context.store.changes, dict(cursor.done))
+            for change in changes:
+                starts = [start for stored, start in change.buckets if stored == resolution.value]
+                for index, start in enumerate(starts):
+                    if cursor.skips(change.experiment_id, change.id, index):
+                        continue
+                    update = await asyncio.to_thread(_snapshot, context, change.experiment_id,
+                                                     resolution, start, change.watermark_ms,
+                                                     wanted)  # fmt: skip
+                    cursor.sent(change.experiment_id, change.id, index + 1, len(starts))
+                    data = update.model_dump_json(exclude_none=True)
+                    yield f"id: {cursor.text()}\nevent: bucket\ndata: {data}\n\n"
+                    beat = time.monotonic()
+                cursor.finished(change.experiment_id, change.id)
+            if time.monotonic() - beat >= HEARTBEAT_S:
+                yield ": heartbeat\n\n"
+                beat = time.monotonic()
+            await asyncio.sleep(POLL_S)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _snapshot(
+    context: Context,
+    experiment: str,
+    resolution: Resolution,
+    start: int,
+    watermark: int,
+    wanted: list[str],
+) -> BucketUpdate:
+    counts = Counter(context.store.read_hash(keys.bucket(experiment, resolution, start)))
+    update = BucketUpdate(experiment_id=experiment, time_bucket=start, watermark=watermark)
+    if "volume" in wanted:
+        update.volume = volume_counts(counts)
+    if "errors" in wanted:
+        update.errors = error_stats(counts)
+    if "latency" in wanted:
+        [blobs] = context.store.read_blob_hashes(
+            [keys.digests(experiment, resolution, start, "latency")]
+        )
+        digest = sketch.merged(list(blobs.values())) if blobs else None
+        update.latency = latency_stats(counts, digest)
+    if "tokens" in wanted:
+        update.tokens = token_counts(counts)
+    if "tools" in wanted:
+        tools: dict[str, Counter[str]] = {}
+        for name, value in counts.items():
+            parsed = fields.parse_tool(name)
+            if parsed is not None:
+                tools.setdefault(parsed[0], Counter())[parsed[1]] += value
+        update.tools = [
+            ToolCount(tool_name=tool, count=int(c["calls"]), error_count=int(c["errors"]))
+            for tool, c in sorted(tools.items())
+        ]
+    return update
+
+
+class _Cursor:
+    """Where a subscriber is: per experiment the last change fully sent (``done``), and the
+    change being sent with how many of its buckets went out (``partial``) — so an event id
+    resumes exactly after that event, even in the middle of a change."""
+
+    def __init__(self, done: dict[str, str], partial: tuple[str, str, int] | None) -> None:
+        self.done = done
+        self.partial = partial
+
+    @classmethod
+    def parse(cls, text: str) -> "_Cursor":
+        try:
+            state = json.loads(base64.urlsafe_b64decode(text.encode()))
+            done = {str(k): str(v) for k, v in state["d"].items()}
+            partial = tuple(state["p"]) if state.get("p") else None
+            if partial is not None and len(partial) != 3:
+                raise ValueError
+        except (binascii.Error, ValueError, KeyError, TypeError, AttributeError):
+            raise invalid("invalid Last-Event-ID: not an id this feed sent") from None
+        return cls(done, partial)  # type: ignore[arg-type]
+
+    def skips(self, experiment: str, change_id: str, index: int) -> bool:
+        """Already sent before the reconnect."""
+        return (
+            self.partial is not None
+            and self.partial[:2] == (experiment, change_id)
+            and (index < self.partial[2])
+        )
+
+    def sent(self, experiment: str, change_id: str, count: int, of: int) -> None:
+        if count == of:
+            self.finished(experiment, change_id)
+        else:
+            self.partial = (experiment, change_id, count)
+
+    def finished(self, experiment: str, change_id: str) -> None:
+        self.done[experiment] = change_id
+        if self.partial is not None and self.partial[:2] == (experiment, change_id):
+            self.partial = None
+
+    def text(self) -> str:
+        state = {"d": self.done, "p": list(self.partial) if self.partial else None}
+        return base64.urlsafe_b64encode(json.dumps(state).encode()).decode()

@@ -1,0 +1,52 @@
+"""Fixtures of the integration tests."""
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support import (
+    ROOT,
+    Running,
+    schema_url,
+    service_env,
+    start_aggregator,
+    start_collector,
+    start_process,
+    trace_insights,
+)
+
+
+@pytest.fixture(params=["services", "up"])
+def deployment(request: pytest.FixtureRequest, tmp_path) -> Iterator[Running]:
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from services import free_port
+
+    api_port, http_port, grpc_port = free_port(), free_port(), free_port()
+    if request.param == "up":
+        running = start_process(
+            ["up", "--data-dir", str(tmp_path / "data"), "--api-port", str(api_port),
+             "--otlp-http-port", str(http_port), "--otlp-grpc-port", str(grpc_port)],
+            service_env(), api_port, http_port,
+        )  # fmt: skip
+        yield running
+        assert running.stop() == 0, "up stops cleanly on SIGINT"
+        return
+    servers = request.getfixturevalue("kafka_servers")
+    redis_url = request.getfixturevalue("redis_url")
+    _, database = schema_url(request.getfixturevalue("database_url"))
+    assert trace_insights("migrate", database_url=database).returncode == 0
+    topic = f"spans-{uuid.uuid4().hex[:12]}"
+    settings = dict(kafka_bootstrap_servers=servers, redis_url=redis_url, database_url=database,
+                    spans_topic=topic, topic_partitions=4)  # fmt: skip
+    collector = start_collector(servers, topic)
+    aggregator = start_aggregator(consumer_group=f"g-{topic}", **settings)
+    api = start_process(["api", "--api-port", str(api_port)], service_env(**settings),
+                        api_port, api_port)  # fmt: skip
+    yield Running(api.process, api.api_url, collector.http_url)
+    assert api.stop() == 0
+    aggregator.terminate()
+    aggregator.wait(30)
+    collector.stop()
