@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from api import errors
+from api.alerts import routes as alerts
 from api.context import Context
 from api.errors import INVALID_PARAMETER_VALUE, UNAUTHENTICATED, ApiError
 from api.insights import correlation, quality, stream, tags, tools, traffic
@@ -40,6 +41,7 @@ def create_app(context: Context) -> FastAPI:
                 include_in_schema=False,
             )  # fmt: skip
     insights.include_router(stream.router)
+    insights.include_router(alerts.router)
     app.include_router(insights)
     app.include_router(experiments.router, dependencies=guarded, tags=["experiments"])
     app.include_router(search.v2, dependencies=guarded, tags=["traces"])

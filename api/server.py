@@ -3,6 +3,7 @@
 import asyncio
 import logging
 
+from api.alerts.worker import AlertWorker
 from api.app import create_app
 from api.context import Context
 from api.publisher import KafkaPublisher
@@ -26,11 +27,14 @@ async def serve(settings: Settings) -> None:
     )
     stop = asyncio.Event()
     stop_on_signals(stop)
+    alerts = AlertWorker(context)
+    alerts.start()
     log.info("api listening", extra={"fields": {"port": settings.api_port}})
     try:
         server = http_server(create_app(context), settings.host, settings.api_port)
         await serve_until(stop, server, closing=context.closing)
     finally:
+        await asyncio.to_thread(alerts.stop)
         context.publisher.close()
         context.store.close()
         engine.dispose()

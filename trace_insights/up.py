@@ -24,6 +24,7 @@ from aggregator.metrics import Liveness
 from aggregator.rebuild import rebuild
 from aggregator.source import KafkaSource, Source
 from aggregator.truth.writer import last_offsets
+from api.alerts.worker import AlertWorker
 from api.app import create_app
 from api.context import AssessmentPublisher, Context
 from api.publisher import BusPublisher, KafkaPublisher
@@ -80,6 +81,8 @@ async def _serve(settings: Settings, demo: bool) -> None:
     collector = Collector(settings, pipeline.producer)
     context = Context(settings=settings, store=store, engine=engine, publisher=pipeline.publisher)
     api = http_server(create_app(context), settings.host, settings.api_port)
+    alerts = AlertWorker(context)
+    alerts.start()
     signalled, shutdown = asyncio.Event(), asyncio.Event()
     stop_on_signals(signalled)
     await collector.start_grpc()
@@ -106,6 +109,7 @@ async def _serve(settings: Settings, demo: bool) -> None:
     try:
         await serve_until(shutdown, collector.http, api, closing=context.closing)
     finally:
+        await asyncio.to_thread(alerts.stop)
         stopper.cancel()
         demo_stop.set()
         await collector.stop()

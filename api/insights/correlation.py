@@ -40,7 +40,7 @@ router = APIRouter(prefix="/dimensions")
 _OPERATOR = DimensionParameter(name="operator", type="enum", enum_values=[">", ">=", "<", "<="])
 
 
-class _Counts:
+class Counts:
     """Occurrences, total and partner counts of a window, summed over its buckets; read as
     narrowly as the question allows (a few fields, unless a whole hash is needed)."""
 
@@ -89,7 +89,7 @@ def discovery(body: InsightsRequest, request: Request) -> DimensionsDiscoveryRes
 def calculate_npmi(body: NpmiRequest, request: Request) -> NpmiResponse:
     context: Context = request.app.state.context
     aggregates = context.aggregates(body, series=False, finest=Resolution.HOUR)
-    counts = _Counts(aggregates)
+    counts = Counts(aggregates)
     first = resolve(body.dimension1.name, body.dimension1.parameters, counts.values_of)
     second = resolve(body.dimension2.name, body.dimension2.parameters, counts.values_of)
     named = sorted({d for d in [*(first.terms or ()), *(second.terms or ())] if d != ALL})
@@ -129,7 +129,7 @@ def correlations(body: CorrelationsRequest, request: Request) -> CorrelationsRes
     if body.filter_string:
         return _correlations_from_truth(context, body, aggregates)
     assert body.dimension is not None
-    counts = _Counts(aggregates)
+    counts = Counts(aggregates)
     slice_ = resolve(body.dimension.name, body.dimension.parameters, counts.values_of)
     if slice_.terms is None:
         raise invalid(

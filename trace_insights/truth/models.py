@@ -158,3 +158,56 @@ class AssessmentEvent(Base):
     value: Mapped[Any] = mapped_column(Json)
     previous: Mapped[list[Any] | None] = mapped_column(Json)  # [name, value] it replaced
     deferred: Mapped[bool] = mapped_column(sa.Boolean)
+
+
+class AlertRule(Base):
+    """A rule over the aggregates; ``state`` changes by compare-and-set on ``version``, so
+    several evaluators (API replicas) never notify twice."""
+
+    __tablename__ = "alert_rules"
+
+    rule_id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(250))
+    experiment_ids: Mapped[list[str]] = mapped_column(Json)
+    metric: Mapped[str] = mapped_column(sa.String(40))
+    parameters: Mapped[dict[str, Any]] = mapped_column(Json)
+    window_s: Mapped[int] = mapped_column(sa.Integer)
+    comparator: Mapped[str] = mapped_column(sa.String(2))
+    threshold: Mapped[float] = mapped_column(sa.Float)
+    min_traces: Mapped[int] = mapped_column(sa.Integer)
+    baseline: Mapped[str | None] = mapped_column(sa.String(8))  # day | week: a change rule
+    webhooks: Mapped[list[str]] = mapped_column(Json)
+    secret: Mapped[str] = mapped_column(sa.String(128))
+    cooldown_s: Mapped[int] = mapped_column(sa.Integer)
+    slack: Mapped[bool] = mapped_column(sa.Boolean)
+    created_ms: Mapped[int] = mapped_column(sa.BigInteger)
+    state: Mapped[str] = mapped_column(sa.String(8))  # ok | firing
+    state_since_ms: Mapped[int] = mapped_column(sa.BigInteger)
+    last_value: Mapped[float | None] = mapped_column(sa.Float)
+    last_evaluated_ms: Mapped[int | None] = mapped_column(sa.BigInteger)
+    last_notified_ms: Mapped[int | None] = mapped_column(sa.BigInteger)
+    version: Mapped[int] = mapped_column(sa.Integer)
+
+
+class AlertDelivery(Base):
+    """One webhook notification: written with the state change it announces (an outbox)."""
+
+    __tablename__ = "alert_deliveries"
+
+    delivery_id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    rule_id: Mapped[str] = mapped_column(sa.String(40))
+    event: Mapped[str] = mapped_column(sa.String(8))  # firing | resolved
+    target: Mapped[str] = mapped_column(sa.Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(Json)
+    created_ms: Mapped[int] = mapped_column(sa.BigInteger)
+    status: Mapped[str] = mapped_column(sa.String(10))  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(sa.Integer)
+    next_attempt_ms: Mapped[int] = mapped_column(sa.BigInteger)
+    response_status: Mapped[int | None] = mapped_column(sa.Integer)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    delivered_ms: Mapped[int | None] = mapped_column(sa.BigInteger)
+
+    __table_args__ = (
+        sa.Index("ix_alert_deliveries_rule", "rule_id", "created_ms"),
+        sa.Index("ix_alert_deliveries_due", "status", "next_attempt_ms"),
+    )

@@ -1,0 +1,1 @@
+"""Alert rules over the aggregates, evaluated as updates are applied, with signed webhooks."""

@@ -1,0 +1,80 @@
+"""The alert worker of an API process: rules are evaluated when the aggregator applies an
+update to one of their experiments (followed on the change streams), and every ``SWEEP_S``
+anyway, since a window slides even when nothing arrives; due webhooks are sent in between."""
+
+import logging
+import threading
+import time
+
+import httpx
+import sqlalchemy as sa
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+
+from api.alerts.delivery import deliver_due
+from api.alerts.engine import evaluate
+from api.context import Context
+from trace_insights.truth.models import AlertRule
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.25
+SWEEP_S = 30.0
+
+
+class AlertWorker:
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self._cursors: dict[str, str] = {}
+        self._last_sweep = 0.0
+        self._client = httpx.Client(follow_redirects=False)
+        self._threads = [
+            threading.Thread(target=self._loop, args=(self.evaluate_once,), name="alert-rules",
+                             daemon=True),
+            threading.Thread(target=self._loop, args=(self.deliver_once,), name="alert-webhooks",
+                             daemon=True),
+        ]  # fmt: skip
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self.context.closing.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._client.close()
+
+    def evaluate_once(self) -> list[str]:
+        """Evaluate the rules that are due; returns the transitions notified."""
+        with self.context.engine.connect() as connection:
+            rules = list(connection.execute(sa.select(AlertRule)))
+        experiments = {e for rule in rules for e in rule.experiment_ids}
+        touched = experiments - self._cursors.keys()  # new here: evaluate from now on
+        for experiment in touched:
+            self._cursors[experiment] = self.context.store.last_change(experiment)
+        if experiments:
+            cursors = {e: self._cursors[e] for e in experiments}
+            for change in self.context.store.changes(cursors):
+                touched.add(change.experiment_id)
+                self._cursors[change.experiment_id] = change.id
+        sweep = time.monotonic() - self._last_sweep >= SWEEP_S
+        if sweep:
+            self._last_sweep = time.monotonic()
+        notified = []
+        for rule in rules:
+            if sweep or rule.last_evaluated_ms is None or touched & set(rule.experiment_ids):
+                event = evaluate(self.context, rule)
+                if event is not None:
+                    notified.append(event)
+        return notified
+
+    def deliver_once(self) -> int:
+        return deliver_due(self.context.engine, self._client)
+
+    def _loop(self, step) -> None:  # type: ignore[no-untyped-def]
+        while not self.context.closing.wait(TICK_S):
+            try:
+                step()
+            except (SQLAlchemyError, RedisError, OSError) as exc:
+                log.warning("alert worker step failed", extra={"fields": {"error": str(exc)}})
