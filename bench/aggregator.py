@@ -15,28 +15,25 @@ Run by hand: ``.venv/bin/python bench/aggregator.py [--traces 10000]``. Starts t
 import argparse
 import os
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "bench")]
 
+import harness  # noqa: E402
 import numpy as np  # noqa: E402
-import services  # noqa: E402
 from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans  # noqa: E402
 
 from aggregator.decode import deliveries  # noqa: E402
 from collector.regroup import assemble, regroup  # noqa: E402
 from tests.support import (  # noqa: E402
-    schema_url,
     sdk_spans,
     start_aggregator,
     start_collector,
-    trace_insights,
 )
 from trace_insights.bus import Record  # noqa: E402
 from trace_insights.core import keys  # noqa: E402
@@ -169,25 +166,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="offered traces/s (freshness)")
     parser.add_argument("--probes", type=int, default=50)
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="trace-insights-bench-"))
-    root.chmod(0o755)
-    kafka, redis_server, postgres = (
-        services.Kafka(root / "kafka"), services.Redis(root / "redis"),
-        services.Postgres(root / "postgres"),
-    )  # fmt: skip
-    for service in (kafka, redis_server, postgres):
-        service.start()
-    try:
-        _, url = schema_url(postgres.url)
-        assert trace_insights("migrate", database_url=url).returncode == 0
-        servers = kafka.bootstrap_servers
-        one = throughput(servers, redis_server.url, url, args.traces, 1)
-        two = throughput(servers, redis_server.url, url, args.traces, 2)
+    with harness.started() as up:
+        servers, redis_url, url = up.kafka, up.redis, up.database
+        one = throughput(servers, redis_url, url, args.traces, 1)
+        two = throughput(servers, redis_url, url, args.traces, 2)
         floor = decode_only(servers, args.traces)
-        fresh = freshness(servers, redis_server.url, url, args.rate, args.probes)
-    finally:
-        for service in (kafka, redis_server, postgres):
-            service.stop()
+        fresh = freshness(servers, redis_url, url, args.rate, args.probes)
     print(f"\n| {'what':<52} | {'spans/s':>9} | {'CPU s / 100k spans':>18} |")
     print(f"|{'-' * 54}|{'-' * 10}:|{'-' * 19}:|")
     for name, row in (

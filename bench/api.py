@@ -12,7 +12,6 @@ Core, percentile_cont for percentiles) in the same run.
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -20,13 +19,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "bench")]
 
+import harness  # noqa: E402
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import services  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from synthetic import DAY, load  # noqa: E402
 
-from tests.support import schema_url, service_env, start_process, trace_insights  # noqa: E402
+from tests.support import service_env, start_process  # noqa: E402
 from trace_insights.stores.redis import RedisStore  # noqa: E402
 from trace_insights.truth.database import create_engine  # noqa: E402
 from trace_insights.truth.models import Span, Trace, TraceTag  # noqa: E402
@@ -134,6 +134,18 @@ def timed(run: Any, repeats: int) -> tuple[float, float]:
     return float(p50), float(p99)
 
 
+def _timed_endpoint(client: httpx.Client, name: str, body: dict, requests: int):  # type: ignore[no-untyped-def]
+    path = f"{INSIGHTS}/{name.split(' ')[0]}"
+
+    def call() -> None:
+        response = client.post(path, json=body)
+        assert response.status_code == 200, response.text
+
+    for _ in range(3):
+        call()
+    return timed(call, requests)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--traces", default="100000,1000000", help="comma-separated scales")
@@ -141,58 +153,33 @@ def main() -> None:
     parser.add_argument("--sql-requests", type=int, default=5, help="timed SQL runs per question")
     args = parser.parse_args()
     scales = [int(n) for n in args.traces.split(",")]
-    root = Path(tempfile.mkdtemp(prefix="trace-insights-bench-"))
-    root.chmod(0o755)
-    kafka, redis_server, postgres = (
-        services.Kafka(root / "kafka"),
-        services.Redis(root / "redis"),
-        services.Postgres(root / "postgres"),
-    )
-    for service in (kafka, redis_server, postgres):
-        service.start()
     results: dict[int, dict[str, tuple[float, float]]] = {}
     sql: dict[int, dict[str, tuple[float, float]]] = {}
-    api = None
-    try:
-        _, url = schema_url(postgres.url)
-        assert trace_insights("migrate", database_url=url).returncode == 0
-        engine, store = create_engine(url), RedisStore(redis_server.url)
+    with harness.started() as up:
+        engine, store = create_engine(up.database), RedisStore(up.redis)
         port = services.free_port()
-        settings = dict(
-            kafka_bootstrap_servers=kafka.bootstrap_servers,
-            redis_url=redis_server.url,
-            database_url=url,
-        )
+        settings = dict(kafka_bootstrap_servers=up.kafka, redis_url=up.redis,
+                        database_url=up.database)  # fmt: skip
         api = start_process(["api", "--api-port", str(port)], service_env(**settings), port, port)
-        client = httpx.Client(base_url=api.api_url, timeout=600)
-        for traces in scales:
-            experiment = f"bench-{traces}"
-            print(f"loading {traces:,} traces into PostgreSQL and Redis")
-            load(engine, store, experiment, traces)
-            end = int(time.time() * 1000)
-            start = end - 7 * DAY
-            results[traces] = {}
-            for name, body in endpoint_bodies(experiment, start, end).items():
-                path = f"{INSIGHTS}/{name.split(' ')[0]}"
-
-                def call(path: str = path, body: dict = body) -> None:
-                    response = client.post(path, json=body)
-                    assert response.status_code == 200, response.text
-
-                for _ in range(3):
-                    call()
-                results[traces][name] = timed(call, args.requests)
-            sql[traces] = {}
-            with engine.connect() as connection:
-                for name, query in sql_questions(experiment, start, end).items():
-                    sql[traces][name] = timed(
-                        lambda q=query: connection.execute(q).all(), args.sql_requests
-                    )
-    finally:
-        if api is not None:
+        try:
+            client = httpx.Client(base_url=api.api_url, timeout=600)
+            for traces in scales:
+                experiment = f"bench-{traces}"
+                print(f"loading {traces:,} traces into PostgreSQL and Redis")
+                load(engine, store, experiment, traces)
+                end = int(time.time() * 1000)
+                start = end - 7 * DAY
+                results[traces] = {
+                    name: _timed_endpoint(client, name, body, args.requests)
+                    for name, body in endpoint_bodies(experiment, start, end).items()
+                }
+                with engine.connect() as connection:
+                    sql[traces] = {
+                        name: timed(lambda q=query: connection.execute(q).all(), args.sql_requests)
+                        for name, query in sql_questions(experiment, start, end).items()
+                    }
+        finally:
             api.stop()
-        for service in (kafka, redis_server, postgres):
-            service.stop()
     header = " | ".join(f"{n:,} traces p50 / p99 ms" for n in scales)
     print(f"\n| endpoint (7 days, hour buckets) | {header} |")
     print("|---|" + "---:|" * len(scales))

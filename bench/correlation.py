@@ -10,20 +10,20 @@ for comparable filters at 5,000 traces.
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "bench")]
 
+import harness  # noqa: E402
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import services  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from synthetic import load  # noqa: E402
 
-from tests.support import schema_url, service_env, start_process, trace_insights  # noqa: E402
+from tests.support import service_env, start_process  # noqa: E402
 from trace_insights.truth.database import create_engine  # noqa: E402
 from trace_insights.truth.models import Span  # noqa: E402
 
@@ -40,52 +40,44 @@ PAIRS = {
 }  # fmt: skip
 
 
+def _timed(client: httpx.Client, experiment: str, first: str, second: str, requests: int):  # type: ignore[no-untyped-def]
+    """(p50, p99) in ms over ``requests`` calls after one warm-up, and the answer."""
+    body = {"experiment_ids": [experiment], "filter_string1": first, "filter_string2": second}
+    samples, answer = [], {}
+    for attempt in range(requests + 1):
+        started = time.perf_counter()
+        response = client.post("/api/2.0/mlflow/traces/calculate-filter-correlation", json=body)
+        assert response.status_code == 200, response.text
+        if attempt:  # the first warms PostgreSQL's cache
+            samples.append((time.perf_counter() - started) * 1000)
+        answer = response.json()
+    return np.percentile(samples, [50, 99]), answer
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--traces", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=5, help="timed requests per filter pair")
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="trace-insights-bench-"))
-    root.chmod(0o755)
-    kafka, redis_server, postgres = (
-        services.Kafka(root / "kafka"), services.Redis(root / "redis"),
-        services.Postgres(root / "postgres"),
-    )  # fmt: skip
-    for service in (kafka, redis_server, postgres):
-        service.start()
-    api, results = None, {}
-    try:
-        _, url = schema_url(postgres.url)
-        assert trace_insights("migrate", database_url=url).returncode == 0
-        engine = create_engine(url)
+    results = {}
+    with harness.started() as up:
+        engine = create_engine(up.database)
         experiment = "bench-correlation"
         print(f"loading {args.traces:,} traces into PostgreSQL")
         load(engine, None, experiment, args.traces)
         with engine.connect() as connection:
             spans = connection.scalar(sa.select(sa.func.count()).select_from(Span))
         port = services.free_port()
-        settings = dict(kafka_bootstrap_servers=kafka.bootstrap_servers,
-                        redis_url=redis_server.url, database_url=url)  # fmt: skip
+        settings = dict(kafka_bootstrap_servers=up.kafka, redis_url=up.redis,
+                        database_url=up.database)  # fmt: skip
         api = start_process(["api", "--api-port", str(port)], service_env(**settings), port, port)
-        client = httpx.Client(base_url=api.api_url, timeout=600)
-        for name, (first, second) in PAIRS.items():
-            body = {"experiment_ids": [experiment], "filter_string1": first,
-                    "filter_string2": second}  # fmt: skip
-            samples, answer = [], {}
-            for attempt in range(args.requests + 1):
-                started = time.perf_counter()
-                response = client.post("/api/2.0/mlflow/traces/calculate-filter-correlation",
-                                       json=body)  # fmt: skip
-                assert response.status_code == 200, response.text
-                if attempt:  # the first warms PostgreSQL's cache
-                    samples.append((time.perf_counter() - started) * 1000)
-                answer = response.json()
-            results[name] = (first, second, np.percentile(samples, [50, 99]), answer)
-    finally:
-        if api is not None:
+        try:
+            client = httpx.Client(base_url=api.api_url, timeout=600)
+            for name, (first, second) in PAIRS.items():
+                results[name] = (first, second, *_timed(client, experiment, first, second,
+                                                        args.requests))  # fmt: skip
+        finally:
             api.stop()
-        for service in (kafka, redis_server, postgres):
-            service.stop()
     print(f"\n| filters ({args.traces:,} traces, {spans:,} spans) | p50 ms | p99 ms | "
           "counts (1, 2, joint) | npmi |")  # fmt: skip
     print("|---|---:|---:|---|---:|")

@@ -14,15 +14,15 @@ import argparse
 import base64
 import json
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "bench")]
 
+import harness  # noqa: E402
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import services  # noqa: E402
@@ -33,13 +33,11 @@ from api.context import Context  # noqa: E402
 from api.publisher import BusPublisher  # noqa: E402
 from tests.support import (  # noqa: E402
     export_spans,
-    schema_url,
     sdk_spans,
     service_env,
     start_aggregator,
     start_collector,
     start_process,
-    trace_insights,
 )
 from trace_insights.bus import LocalBus  # noqa: E402
 from trace_insights.core.settings import Settings  # noqa: E402
@@ -146,23 +144,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--rules", type=int, default=1000)
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="trace-insights-bench-"))
-    root.chmod(0o755)
-    kafka, redis_server, postgres = (
-        services.Kafka(root / "kafka"), services.Redis(root / "redis"),
-        services.Postgres(root / "postgres"),
-    )  # fmt: skip
-    for service in (kafka, redis_server, postgres):
-        service.start()
-    try:
-        _, url = schema_url(postgres.url)
-        assert trace_insights("migrate", database_url=url).returncode == 0
-        latencies, sent = feed(kafka.bootstrap_servers, redis_server.url, url,
-                               args.subscribers, args.rate, args.seconds)  # fmt: skip
-        all_rules, one_rule = rules(redis_server.url, url, args.rules)
-    finally:
-        for service in (kafka, redis_server, postgres):
-            service.stop()
+    with harness.started() as up:
+        latencies, sent = feed(up.kafka, up.redis, up.database, args.subscribers, args.rate,
+                               args.seconds)  # fmt: skip
+        all_rules, one_rule = rules(up.redis, up.database, args.rules)
     p50, p99 = np.percentile(latencies, [50, 99]) if latencies else (float("nan"),) * 2
     print("\n| measure | value |\n|---|---:|")
     print(

@@ -95,7 +95,7 @@ class Kafka:
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             subprocess.run(
                 [java, "-cp", classpath, "kafka.tools.StorageTool", "format",
-                 "-t", cluster_id, "-c", str(config)],
+                 f"--cluster-id={cluster_id}", "-c", str(config)],
                 check=True, capture_output=True,
             )  # fmt: skip
         log = (self.directory / "broker.log").open("ab")

@@ -1,11 +1,14 @@
 """``traffic-cost``: volume, latency, errors and tokens."""
 
 from collections import Counter
+from collections.abc import Sequence
+from typing import TypeVar
 
 from fastapi import APIRouter, Request
 from fastdigest import TDigest
+from pydantic import BaseModel
 
-from api.aggregates import combined, total
+from api.aggregates import Aggregates, combined, total
 from api.context import Context
 from api.schemas import (
     ErrorPoint,
@@ -27,6 +30,7 @@ from trace_insights.core import keys
 from trace_insights.core.keys import fields
 
 router = APIRouter(prefix="/traffic-cost")
+P = TypeVar("P", bound=BaseModel)
 
 
 def _context(request: Request) -> Context:
@@ -49,10 +53,7 @@ def volume(body: InsightsRequest, request: Request) -> VolumeResponse:
     per = aggregates.counters(keys.bucket, _VOLUME)
     return VolumeResponse(
         summary=volume_counts(total(per)),
-        time_series=[
-            VolumePoint(time_bucket=label, **volume_counts(c).model_dump())
-            for label, c in zip(aggregates.window.labels, per, strict=True)
-        ],
+        time_series=_series(aggregates, VolumePoint, [volume_counts(c) for c in per]),
         meta=context.meta(aggregates),
     )
 
@@ -63,12 +64,10 @@ def latency(body: InsightsRequest, request: Request) -> LatencyResponse:
     aggregates = context.aggregates(body)
     per = aggregates.counters(keys.bucket, _LATENCY)
     digests = aggregates.digests(_latency_key)
+    stats = [latency_stats(c, d) for c, d in zip(per, digests, strict=True)]
     return LatencyResponse(
         summary=latency_stats(total(per), combined(digests)),
-        time_series=[
-            LatencyPoint(time_bucket=label, **latency_stats(c, d).model_dump())
-            for label, c, d in zip(aggregates.window.labels, per, digests, strict=True)
-        ],
+        time_series=_series(aggregates, LatencyPoint, stats),
         meta=context.meta(aggregates),
     )
 
@@ -80,10 +79,7 @@ def errors(body: InsightsRequest, request: Request) -> ErrorsResponse:
     per = aggregates.counters(keys.bucket, _VOLUME)
     return ErrorsResponse(
         summary=error_stats(total(per)),
-        time_series=[
-            ErrorPoint(time_bucket=label, **error_stats(c).model_dump())
-            for label, c in zip(aggregates.window.labels, per, strict=True)
-        ],
+        time_series=_series(aggregates, ErrorPoint, [error_stats(c) for c in per]),
         meta=context.meta(aggregates),
     )
 
@@ -96,13 +92,18 @@ def tokens(body: InsightsRequest, request: Request) -> TokensResponse:
     whole = context.aggregates(body, series=False).counters(keys.bucket)[0]
     return TokensResponse(
         summary=token_counts(total(per)),
-        time_series=[
-            TokenPoint(time_bucket=label, **token_counts(c).model_dump())
-            for label, c in zip(aggregates.window.labels, per, strict=True)
-        ],
+        time_series=_series(aggregates, TokenPoint, [token_counts(c) for c in per]),
         models=_models(whole),
         meta=context.meta(aggregates),
     )
+
+
+def _series(aggregates: Aggregates, point: type[P], values: Sequence[BaseModel]) -> list[P]:
+    """Each period's values as a point of the series, labelled with the period's start."""
+    return [
+        point(time_bucket=label, **value.model_dump())
+        for label, value in zip(aggregates.window.labels, values, strict=True)
+    ]
 
 
 def volume_counts(c: Counter[str]) -> VolumeCounts:
