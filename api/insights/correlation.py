@@ -211,7 +211,9 @@ def _correlations_from_truth(
     dialect = context.engine.dialect.name
     in_slice = condition(body.filter_string or "", "filter_string", dialect, body.experiment_ids)
     universe = (
-        sa.select(Trace.trace_id, sa.case((in_slice, 1), else_=0).label("in_slice"))
+        in_slice.joined(
+            sa.select(Trace.trace_id, sa.case((in_slice.predicate, 1), else_=0).label("in_slice"))
+        )
         .where(
             Trace.experiment_id.in_(body.experiment_ids),
             Trace.timestamp_ms >= aggregates.window.start_ms,
@@ -266,13 +268,15 @@ def _from_truth(
 ) -> tuple[int, int, int, int]:
     """(total, count 1, count 2, joint) in one query over the finalized traces of the window."""
     dialect = context.engine.dialect.name
-    p1 = compile_filter(as_filter(first), dialect, experiment_ids)
-    p2 = compile_filter(as_filter(second), dialect, experiment_ids)
+    first_filter = compile_filter(as_filter(first), dialect, experiment_ids)
+    second_filter = compile_filter(as_filter(second), dialect, experiment_ids)
+    p1, p2 = first_filter.predicate, second_filter.predicate
 
     def hits(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
         return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
 
-    query = sa.select(sa.func.count(), hits(p1), hits(p2), hits(sa.and_(p1, p2))).where(
+    query = sa.select(sa.func.count(), hits(p1), hits(p2), hits(sa.and_(p1, p2)))
+    query = second_filter.joined(first_filter.joined(query.select_from(Trace))).where(
         Trace.experiment_id.in_(experiment_ids),
         Trace.timestamp_ms >= aggregates.window.start_ms,
         Trace.timestamp_ms < aggregates.window.end_ms,

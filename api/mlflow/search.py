@@ -24,7 +24,7 @@ from api.mlflow.schemas import (
 from api.mlflow.traces import assessment_out
 from trace_insights.core.filters import ParseError, parse
 from trace_insights.core.npmi import Npmi, npmi
-from trace_insights.truth.filter_sql import FilterError, compile_filter
+from trace_insights.truth.filter_sql import Compiled, FilterError, compile_filter
 from trace_insights.truth.models import Assessment, Trace
 
 v2 = APIRouter(prefix="/api/2.0/mlflow/traces")
@@ -35,7 +35,7 @@ _ORDERABLE = {"timestamp_ms": Trace.timestamp_ms, "execution_time_ms": Trace.exe
 
 def condition(
     text: str, field: str, dialect: str, experiment_ids: list[str] | None = None
-) -> ColumnElement[bool]:
+) -> Compiled:
     """A filter string compiled, or 400 naming the field, the position and what was expected."""
     try:
         return compile_filter(parse(text), dialect, experiment_ids)
@@ -58,8 +58,11 @@ def correlate(context: Context, body: FilterCorrelationRequest) -> Correlation:
     first = condition(body.filter_string1, "filter_string1", dialect, scope)
     second = condition(body.filter_string2, "filter_string2", dialect, scope)
     universe = [Trace.experiment_id.in_(scope)]
+    filters = [first, second]
     if body.base_filter:
-        universe.append(condition(body.base_filter, "base_filter", dialect, scope))
+        base = condition(body.base_filter, "base_filter", dialect, scope)
+        filters.append(base)
+        universe.append(base.predicate)
     if body.start_time is not None:
         universe.append(Trace.timestamp_ms >= body.start_time)
     if body.end_time is not None:
@@ -68,7 +71,11 @@ def correlate(context: Context, body: FilterCorrelationRequest) -> Correlation:
     def hits(predicate: ColumnElement[bool]) -> Any:
         return sa.func.coalesce(sa.func.sum(sa.case((predicate, 1), else_=0)), 0)
 
-    query = sa.select(sa.func.count(), hits(first), hits(second), hits(sa.and_(first, second)))
+    both = sa.and_(first.predicate, second.predicate)
+    query = sa.select(sa.func.count(), hits(first.predicate), hits(second.predicate), hits(both))
+    query = query.select_from(Trace)
+    for compiled in filters:
+        query = compiled.joined(query)
     with context.engine.connect() as connection:
         total, c1, c2, joint = (int(v) for v in connection.execute(query.where(*universe)).one())
     return Correlation(c1, c2, joint, total)
@@ -110,7 +117,8 @@ def search(body: SearchTraces, request: Request) -> SearchTracesResponse:
     query = sa.select(Trace).where(Trace.experiment_id.in_(body.experiment_ids))
     if body.filter and body.filter.strip():
         dialect = context.engine.dialect.name
-        query = query.where(condition(body.filter, "filter", dialect, body.experiment_ids))
+        compiled = condition(body.filter, "filter", dialect, body.experiment_ids)
+        query = compiled.joined(query).where(compiled.predicate)
     if body.page_token:
         last_value, last_id = _token_values(body.page_token, body)
         after = (

@@ -132,9 +132,10 @@ def truth(truth_engine):
 
 
 def _matching(engine, text: str) -> set[int]:
-    predicate = compile_filter(parse(text), engine.dialect.name)
+    compiled = compile_filter(parse(text), engine.dialect.name)
     with engine.connect() as connection:
-        ids = connection.scalars(sa.select(Trace.trace_id).where(predicate))
+        query = compiled.joined(sa.select(Trace.trace_id)).where(compiled.predicate)
+        ids = connection.scalars(query)
         return {int(trace_id, 16) for trace_id in ids}
 
 
@@ -160,7 +161,8 @@ def test_values_the_key_cannot_compare_are_refused(truth, text):
 
 
 def test_a_fresh_experiment_id_matches_nothing(truth):
-    predicate = compile_filter(parse("trace.status = 'OK'"), truth.dialect.name)
+    compiled = compile_filter(parse("span.type = 'LLM'"), truth.dialect.name, ["f"])
     with truth.connect() as connection:
-        query = sa.select(sa.func.count()).where(predicate, Trace.experiment_id == uuid.uuid4().hex)
+        query = compiled.joined(sa.select(sa.func.count()).select_from(Trace))
+        query = query.where(compiled.predicate, Trace.experiment_id == uuid.uuid4().hex)
         assert connection.scalar(query) == 0

@@ -10,12 +10,14 @@ Semantics, as MLflow's search:
   a boolean true), ordering comparisons only with numbers;
 - ``span.type`` is the normalized type, so OpenInference and GenAI spans match.
 
-Conditions on spans, tags and assessments become ``trace_id IN (uncorrelated subquery)``:
-the database computes each set once (a hashed subplan on PostgreSQL), even inside the CASE
-expressions of a correlation count, instead of once per trace. Values only ever travel as
+Each condition on spans, tags or assessments becomes one derived table of the matching trace
+ids (grouped, so it never multiplies rows) outer-joined to ``traces``: the database computes
+each set once with a hash join — which spills to disk gracefully at any size — even for the
+CASE expressions of a correlation count, instead of a subquery per trace. Values only ever travel as
 bound parameters; no SQL text is built from the filter.
 """
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,25 +39,43 @@ class FilterError(ValueError):
     """A well-formed filter that cannot be compiled (a value the key cannot hold)."""
 
 
-def compile_filter(
-    node: Node, dialect: str, experiment_ids: list[str] | None = None
-) -> ColumnElement[bool]:
-    """``experiment_ids`` narrows the span, tag and assessment subqueries (the caller still
+@dataclass
+class Compiled:
+    """A filter as a predicate over ``traces`` plus the derived tables it reads: call
+    ``joined`` on a selection from ``traces`` to outer-join them."""
+
+    predicate: ColumnElement[bool]
+    tables: list[Any] = field(default_factory=list)  # subqueries keyed by a unique trace_id
+
+    def joined(self, query: sa.Select) -> sa.Select:  # type: ignore[type-arg]
+        for table in self.tables:
+            query = query.outerjoin(table, table.c.trace_id == Trace.trace_id)
+        return query
+
+
+def compile_filter(node: Node, dialect: str, experiment_ids: list[str] | None = None) -> Compiled:
+    """``experiment_ids`` narrows the span, tag and assessment tables (the caller still
     restricts the traces)."""
-    return _Compiler(dialect, experiment_ids).trace(node)
+    compiler = _Compiler(dialect, experiment_ids)
+    predicate = compiler.trace(node)
+    return Compiled(predicate, compiler.tables)
 
 
 class _Compiler:
     def __init__(self, dialect: str, experiment_ids: list[str] | None) -> None:
         self.dialect = dialect
         self.experiment_ids = experiment_ids
+        self.tables: list[Any] = []
 
-    def _traces_with(self, column: Any, scope: Any, *conditions: Any) -> ColumnElement[bool]:
-        """Trace ids having a row (span, tag, assessment) that meets ``conditions``."""
-        query = sa.select(column).where(*conditions)
+    def _having(self, column: Any, scope: Any, *conditions: Any) -> ColumnElement[bool]:
+        """Traces with a row (span, tag, assessment) meeting ``conditions``: one grouped table
+        of their ids, outer-joined, rather than a subquery per trace."""
+        query = sa.select(column.label("trace_id")).where(*conditions).group_by(column)
         if self.experiment_ids is not None and scope is not None:
             query = query.where(scope.in_(self.experiment_ids))
-        return Trace.trace_id.in_(query)
+        table = query.subquery()
+        self.tables.append(table)
+        return table.c.trace_id.is_not(None)
 
     def trace(self, node: Node) -> ColumnElement[bool]:
         if isinstance(node, And):
@@ -68,31 +88,31 @@ class _Compiler:
             return self.count(node)
         key = node.key
         if key.scope == "span":
-            return self._traces_with(Span.trace_id, Span.experiment_id, self.span(node))
+            return self._having(Span.trace_id, Span.experiment_id, self.span(node))
         if key.scope == "tags":
             value = _compare(TraceTag.value, node.operator, node.value)
-            return self._traces_with(TraceTag.trace_id, None, TraceTag.key == key.name, value)
+            return self._having(TraceTag.trace_id, None, TraceTag.key == key.name, value)
         if key.scope == "assessment":
             value = self.typed(Assessment.value, None, node)
-            return self._traces_with(Assessment.trace_id, Assessment.experiment_id,
-                                     Assessment.name == key.name, value)  # fmt: skip
+            return self._having(Assessment.trace_id, Assessment.experiment_id,
+                                Assessment.name == key.name, value)  # fmt: skip
         if key.name == "text":
             content = _compare(Span.content, node.operator, node.value)
-            return self._traces_with(Span.trace_id, Span.experiment_id, content)
+            return self._having(Span.trace_id, Span.experiment_id, content)
         return _compare(_TRACE_COLUMNS[key.name], node.operator, node.value)
 
     def count(self, node: Count) -> ColumnElement[bool]:
-        """Traces whose number of matching spans satisfies the comparison, zero included: the
-        traces with at least one match are grouped once, and a comparison that zero satisfies
-        becomes "not among those whose (non-zero) count fails it"."""
-        counted = sa.func.count()
-        query = sa.select(Span.trace_id).where(self.span(node.clause)).group_by(Span.trace_id)
+        """The number of matching spans per trace (zero for traces without one)."""
+        query = (
+            sa.select(Span.trace_id.label("trace_id"), sa.func.count().label("n"))
+            .where(self.span(node.clause))
+            .group_by(Span.trace_id)
+        )
         if self.experiment_ids is not None:
             query = query.where(Span.experiment_id.in_(self.experiment_ids))
-        if _compare_numbers(0, node.operator, node.value):
-            failing = query.having(sa.not_(_compare(counted, node.operator, node.value)))
-            return Trace.trace_id.not_in(failing)
-        return Trace.trace_id.in_(query.having(_compare(counted, node.operator, node.value)))
+        table = query.subquery()
+        self.tables.append(table)
+        return _compare(sa.func.coalesce(table.c.n, 0), node.operator, node.value)
 
     def span(self, node: Node) -> ColumnElement[bool]:
         """Conditions on one span row (inside count(), or one span clause)."""
@@ -173,11 +193,6 @@ def json_scalar(column: Any, path: str | None, dialect: str) -> tuple[Any, Any]:
         else_=sa.cast(sa.func.json_extract(column, where), sa.Text),
     )
     return kind, text
-
-
-def _compare_numbers(left: int, operator: str, right: int) -> bool:
-    return {"=": left == right, "!=": left != right, "<": left < right, "<=": left <= right,
-            ">": left > right, ">=": left >= right}[operator]  # fmt: skip
 
 
 def _compare(column: Any, operator: str, value: Any) -> ColumnElement[bool]:
