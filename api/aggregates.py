@@ -38,11 +38,23 @@ class Aggregates:
 
     def digests(self, key_of: KeyOf) -> list[TDigest | None]:
         """Per period, the merged digest of every partition's copy (None where empty)."""
-        owners, names = self._keys(key_of)
-        blobs: list[list[bytes]] = [[] for _ in self.window.tiles]
-        for period, copies in zip(owners, self.store.read_blob_hashes(names), strict=True):
-            blobs[period].extend(copies.values())
-        return [sketch.merged(found) if found else None for found in blobs]
+        return self.digests_by({"": key_of})[""]
+
+    def digests_by(self, key_ofs: dict[str, KeyOf]) -> dict[str, list[TDigest | None]]:
+        """``digests`` of several metrics (a tool each, say), read in one round trip."""
+        owners: list[tuple[str, int]] = []
+        names: list[str] = []
+        for label, key_of in key_ofs.items():
+            periods, keys_ = self._keys(key_of)
+            owners += [(label, period) for period in periods]
+            names += keys_
+        blobs = {label: [[] for _ in self.window.tiles] for label in key_ofs}
+        for (label, period), copies in zip(owners, self.store.read_blob_hashes(names), strict=True):
+            blobs[label][period].extend(copies.values())
+        return {
+            label: [sketch.merged(found) if found else None for found in per_period]
+            for label, per_period in blobs.items()
+        }
 
     def distinct(self, key_of: KeyOf) -> int:
         """Distinct values over the whole window (HyperLogLog union on Redis)."""

@@ -56,16 +56,22 @@ class Context:
         series: bool = True,
         finest: Resolution = Resolution.MINUTE,
     ) -> Aggregates:
-        """The request's experiments (404 if unknown) over its window; without ``series`` the
-        window is one period (the fewest stored buckets)."""
+        """The request's experiments (404 if unknown) over its window."""
         self.require_experiments(request.experiment_ids)
+        return Aggregates(self.store, request.experiment_ids, self.window(request, series, finest))
+
+    def window(
+        self, request: InsightsRequest, series: bool = True, finest: Resolution = Resolution.MINUTE
+    ) -> Window:
+        """The request's range as periods of stored buckets; without ``series`` one period
+        (the fewest stored buckets)."""
         now = int(time.time() * 1000)
         end = request.end_time if request.end_time is not None else now
         start = request.start_time if request.start_time is not None else end - DEFAULT_RANGE_MS
         if end <= start:
             raise invalid("end_time must be after start_time")
         try:
-            window = resolve(
+            return resolve(
                 start,
                 end,
                 Unit(request.time_bucket) if series else None,
@@ -76,7 +82,6 @@ class Context:
             )
         except TooManyPeriods as exc:
             raise invalid(str(exc)) from None
-        return Aggregates(self.store, request.experiment_ids, window)
 
     def require_experiments(self, experiment_ids: list[str]) -> None:
         with self.engine.connect() as connection:

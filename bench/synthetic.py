@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from aggregator.deltas import Policy, accumulate
-from aggregator.truth.writer import Owed
+from aggregator.truth.writer import Owed, span_row
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.records import SpanRecord, TraceSummary
 from trace_insights.stores.base import AggregateStore
@@ -146,7 +146,7 @@ def load(engine: sa.Engine, store: AggregateStore | None, experiment: str, trace
             insert_ignoring_conflicts(
                 connection,
                 Span.__table__,
-                [_span_row(span, partition, offset) for _, spans in made for span in spans],
+                [span_row(span, partition, offset, False) for _, spans in made for span in spans],
             )
             insert_ignoring_conflicts(
                 connection,
@@ -193,32 +193,6 @@ def _trace_row(s: TraceSummary, partition: int, offset: int) -> dict[str, Any]:
         span_count=s.span_count,
         tags=s.tags,
         assessments=[],
-    )
-
-
-def _span_row(s: SpanRecord, partition: int, offset: int) -> dict[str, Any]:
-    return dict(
-        trace_id=s.trace_id,
-        span_id=s.span_id,
-        parent_span_id=s.parent_span_id,
-        experiment_id=s.experiment_id,
-        name=s.name,
-        span_type=s.span_type,
-        status=s.status,
-        status_message="",
-        start_time_ns=s.start_time_ns,
-        end_time_ns=s.end_time_ns,
-        duration_ms=s.duration_ms,
-        tool_name=s.tool_name,
-        model=s.model,
-        input_tokens=s.input_tokens,
-        output_tokens=s.output_tokens,
-        attributes={},
-        trace_tags={},
-        content=s.name,
-        src_partition=partition,
-        src_offset=offset,
-        late=False,
     )
 
 

@@ -88,7 +88,9 @@ def write_batch(
     _upsert_open_traces(
         connection, partition, [d for d in first.values() if d.span.trace_id in open_ids]
     )
-    rows = [_span_row(d, partition, d.span.trace_id in finalized) for d in first.values()]
+    rows = [
+        span_row(d.span, partition, d.offset, d.span.trace_id in finalized) for d in first.values()
+    ]
     insert_ignoring_conflicts(connection, Span.__table__, rows)
     record_assessments(connection, partition, assessments, finalized)
     rooted = {
@@ -283,8 +285,8 @@ def trace_summary(row: Any) -> TraceSummary:
     )
 
 
-def _span_row(delivery: Delivery, partition: int, late: bool) -> dict[str, Any]:
-    span = delivery.span
+def span_row(span: SpanRecord, partition: int, offset: int, late: bool) -> dict[str, Any]:
+    """The ``spans`` row of a span first delivered at (partition, offset)."""
     return {
         "trace_id": span.trace_id,
         "span_id": span.span_id,
@@ -305,7 +307,7 @@ def _span_row(delivery: Delivery, partition: int, late: bool) -> dict[str, Any]:
         "trace_tags": span.trace_tags,
         "content": _content(span),
         "src_partition": partition,
-        "src_offset": delivery.offset,
+        "src_offset": offset,
         "late": late,
     }
 

@@ -28,10 +28,10 @@ def discovery(body: InsightsRequest, request: Request) -> ToolDiscoveryResponse:
     aggregates = context.aggregates(body, series=False)
     counts = total(aggregates.counters(keys.bucket))
     names = sorted({parsed[0] for f in counts if (parsed := fields.parse_tool(f)) is not None})
-    data = []
-    for name in names:
-        [digest] = aggregates.digests(lambda e, r, s, name=name: _digest_key(e, r, s, name))
-        data.append(_stats(name, counts, digest))
+    digests = aggregates.digests_by(
+        {name: lambda e, r, s, name=name: _digest_key(e, r, s, name) for name in names}
+    )
+    data = [_stats(name, counts, digests[name][0]) for name in names]
     data.sort(key=lambda tool: (-tool.invocation_count, tool.tool_name))
     return ToolDiscoveryResponse(data=data, meta=context.meta(aggregates))
 

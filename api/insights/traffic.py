@@ -89,11 +89,12 @@ def tokens(body: InsightsRequest, request: Request) -> TokensResponse:
     context = _context(request)
     aggregates = context.aggregates(body)
     per = aggregates.counters(keys.bucket, _TOKENS)
-    whole = context.aggregates(body, series=False).counters(keys.bucket)[0]
+    whole = Aggregates(context.store, body.experiment_ids, context.window(body, series=False))
+    [by_model] = whole.counters(keys.bucket)
     return TokensResponse(
         summary=token_counts(total(per)),
         time_series=_series(aggregates, TokenPoint, [token_counts(c) for c in per]),
-        models=_models(whole),
+        models=_models(by_model),
         meta=context.meta(aggregates),
     )
 

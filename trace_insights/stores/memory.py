@@ -1,5 +1,6 @@
 """The in-memory aggregate store of the embedded mode: the Redis store's semantics in dicts."""
 
+import bisect
 import fnmatch
 import threading
 import time
@@ -112,11 +113,12 @@ class MemoryStore:
         with self._lock:
             out = []
             for experiment_id, last in after.items():
-                position = _stream_id(last)
-                newer = [
-                    c for c in self._changes.get(experiment_id, []) if _stream_id(c.id) > position
-                ]
-                out.extend(newer[:limit])
+                stream = self._changes.get(experiment_id, [])
+                # ids grow along the stream: find the first newer entry by bisection
+                start = bisect.bisect_right(
+                    stream, _stream_id(last), key=lambda c: _stream_id(c.id)
+                )
+                out.extend(stream[start : start + limit])
             return out
 
     def _announce(self, update: Update) -> None:

@@ -129,7 +129,7 @@ class _Compiler:
 
     def typed(self, column: Any, path: str | None, node: Comparison) -> ColumnElement[bool]:
         """A JSON scalar (the column itself, or its member ``path``) against typed values."""
-        kind, text = self._json(column, path)
+        kind, text = json_scalar(column, path, self.dialect)
         values = node.value if isinstance(node.value, tuple) else (node.value,)
         operator = node.operator
         if operator in ("IN", "NOT IN"):
@@ -152,23 +152,6 @@ class _Compiler:
         if operator in ("<", "<=", ">", ">="):
             raise FilterError(f"{operator} compares numbers; {value!r} is text")
         return _compare(text, operator, value)
-
-    def _json(self, column: Any, path: str | None) -> tuple[Any, Any]:
-        """(JSON type name, text of the scalar) of a stored JSON value."""
-        if path is not None and '"' in path:
-            raise FilterError("attribute names cannot contain a double quote")
-        if self.dialect == "postgresql":
-            element = column if path is None else column.op("->")(path)
-            kind = sa.func.jsonb_typeof(element)
-            return kind, sa.func.jsonb_build_array(element).op("->>")(0)
-        where = "$" if path is None else f'$."{path}"'
-        kind = sa.func.json_type(column, where)
-        text = sa.case(
-            (kind == "true", "true"),
-            (kind == "false", "false"),
-            else_=sa.cast(sa.func.json_extract(column, where), sa.Text),
-        )
-        return kind, text
 
     def _numbers(self) -> tuple[str, ...]:
         return ("number",) if self.dialect == "postgresql" else ("integer", "real")
