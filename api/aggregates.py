@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from fastdigest import TDigest
 
+from api.digests import DigestCache, Location
 from api.window import Window
 from trace_insights.core import keys, sketch
 from trace_insights.core.buckets import Resolution
@@ -16,8 +17,15 @@ KeyOf = Callable[[str, Resolution, int], str]  # (experiment, resolution, start)
 
 
 class Aggregates:
-    def __init__(self, store: AggregateStore, experiment_ids: list[str], window: Window) -> None:
+    def __init__(
+        self,
+        store: AggregateStore,
+        digests: DigestCache,
+        experiment_ids: list[str],
+        window: Window,
+    ) -> None:
         self.store = store
+        self._digests = digests
         self.experiment_ids = experiment_ids
         self.window = window
 
@@ -43,17 +51,23 @@ class Aggregates:
     def digests_by(self, key_ofs: dict[str, KeyOf]) -> dict[str, list[TDigest | None]]:
         """``digests`` of several metrics (a tool each, say), read in one round trip."""
         owners: list[tuple[str, int]] = []
-        names: list[str] = []
+        locations: list[Location] = []
         for label, key_of in key_ofs.items():
-            periods, keys_ = self._keys(key_of)
-            owners += [(label, period) for period in periods]
-            names += keys_
-        blobs = {label: [[] for _ in self.window.tiles] for label in key_ofs}
-        for (label, period), copies in zip(owners, self.store.read_blob_hashes(names), strict=True):
-            blobs[label][period].extend(copies.values())
+            for period, tiles in enumerate(self.window.tiles):
+                for resolution, start in tiles:
+                    for experiment in self.experiment_ids:
+                        owners.append((label, period))
+                        key = key_of(experiment, resolution, start)
+                        locations.append(Location(experiment, resolution, start, key))
+        found: dict[str, list[list[TDigest]]] = {
+            label: [[] for _ in self.window.tiles] for label in key_ofs
+        }
+        for (label, period), digest in zip(owners, self._digests.read(locations), strict=True):
+            if digest is not None:
+                found[label][period].append(digest)
         return {
-            label: [sketch.merged(found) if found else None for found in per_period]
-            for label, per_period in blobs.items()
+            label: [_merged(digests) for digests in per_period]
+            for label, per_period in found.items()
         }
 
     def distinct(self, key_of: KeyOf) -> int:
@@ -93,6 +107,14 @@ def total(per_period: list[Counter[str]]) -> Counter[str]:
     for counts in per_period:
         add(out, counts)
     return out
+
+
+def _merged(digests: list[TDigest]) -> TDigest | None:
+    """One digest of a period; a period of one stored bucket shares the cached digest (read
+    only)."""
+    if len(digests) == 1:
+        return digests[0]
+    return sketch.combined(digests) if digests else None
 
 
 def combined(per_period: list[TDigest | None]) -> TDigest | None:

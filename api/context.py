@@ -9,6 +9,7 @@ from typing import Literal, Protocol
 import sqlalchemy as sa
 
 from api.aggregates import Aggregates
+from api.digests import DigestCache
 from api.errors import invalid, not_found
 from api.schemas import InsightsRequest, Meta, Overflow
 from api.window import TooManyPeriods, Window, resolve
@@ -40,6 +41,12 @@ class Context:
     engine: sa.Engine
     publisher: AssessmentPublisher
     closing: threading.Event = field(default_factory=threading.Event)  # the server is stopping
+    digests: DigestCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.digests = DigestCache(
+            self.store, self.retention_ms, self.settings.digest_cache_entries
+        )
 
     @property
     def retention_ms(self) -> dict[Resolution, int]:
@@ -58,7 +65,10 @@ class Context:
     ) -> Aggregates:
         """The request's experiments (404 if unknown) over its window."""
         self.require_experiments(request.experiment_ids)
-        return Aggregates(self.store, request.experiment_ids, self.window(request, series, finest))
+        return self.over(request.experiment_ids, self.window(request, series, finest))
+
+    def over(self, experiment_ids: list[str], window: Window) -> Aggregates:
+        return Aggregates(self.store, self.digests, experiment_ids, window)
 
     def window(
         self, request: InsightsRequest, series: bool = True, finest: Resolution = Resolution.MINUTE

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from api.aggregates import Aggregates, combined, total
+from api.aggregates import combined, total
 from api.context import Context
 from api.dimensions import count, joint, resolve
 from api.insights.correlation import Counts
@@ -59,7 +59,7 @@ def _measure(context: Context, rule: Any, end_ms: int) -> Measurement:
     finest = Resolution.HOUR if rule.metric == "npmi" else Resolution.MINUTE
     window = window_of(end_ms - rule.window_s * 1000, end_ms, None, _UTC,
                        context.retention_ms, finest)  # fmt: skip
-    aggregates = Aggregates(context.store, list(rule.experiment_ids), window)
+    aggregates = context.over(list(rule.experiment_ids), window)
     bucket = total(aggregates.counters(keys.bucket))
     traces = int(bucket[fields.TRACES])
     metric, parameters = rule.metric, rule.parameters

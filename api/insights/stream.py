@@ -84,6 +84,11 @@ async def stream(
         while not context.closing.is_set() and not await request.is_disconnected():
             changes = await asyncio.to_thread(context.store.changes, dict(cursor.done))
             for change in changes:
+                if change.lost:  # fell behind the stream: the subscriber re-reads everything
+                    data = json.dumps({"experiment_id": change.experiment_id})
+                    cursor.finished(change.experiment_id, change.id)
+                    yield f"id: {cursor.text()}\nevent: reset\ndata: {data}\n\n"
+                    continue
                 starts = [start for stored, start in change.buckets if stored == resolution.value]
                 for index, start in enumerate(starts):
                     if cursor.skips(change.experiment_id, change.id, index):

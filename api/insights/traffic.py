@@ -89,7 +89,7 @@ def tokens(body: InsightsRequest, request: Request) -> TokensResponse:
     context = _context(request)
     aggregates = context.aggregates(body)
     per = aggregates.counters(keys.bucket, _TOKENS)
-    whole = Aggregates(context.store, body.experiment_ids, context.window(body, series=False))
+    whole = context.over(body.experiment_ids, context.window(body, series=False))
     [by_model] = whole.counters(keys.bucket)
     return TokensResponse(
         summary=token_counts(total(per)),

@@ -128,3 +128,23 @@ def test_each_applied_update_is_announced_once_in_order(store):
     assert store.last_change(e) == changes[-1].id
     assert store.changes({e: changes[0].id})[0].id == changes[1].id
     assert store.changes({e: changes[1].id}) == []
+
+
+def test_dropping_announces_the_buckets_and_a_follower_behind_a_drop_is_told(store):
+    e = _experiment()
+    hour, day = _key(e, "b:h:3600000"), _key(e, "td:d:0:latency")
+    assert store.apply(Update(e, 0, -1, 1, counters=Counter({(hour, "traces"): 1}),
+                              blobs={(day, "0"): b"\x01"}, changed=[("h", 3_600_000)]))  # fmt: skip
+    cursor = store.last_change(e)
+    store.drop(e, 0, 7_200_000)
+    [dropped] = store.changes({e: cursor})
+    assert not dropped.lost
+    assert sorted(dropped.buckets) == [("d", 0), ("h", 3_600_000)]
+    assert store.read_hash(hour) == {}
+    store.drop(e, None, None)
+    assert store.apply(Update(e, 0, -1, 2, counters=Counter({(hour, "traces"): 1}),
+                              changed=[("h", 3_600_000)]))  # fmt: skip
+    lost, after = store.changes({e: dropped.id})
+    assert lost.lost and lost.id == dropped.id, "the entries it had not read are gone"
+    assert after.buckets == [("h", 3_600_000)] and not after.lost
+    assert store.changes({e: after.id}) == []

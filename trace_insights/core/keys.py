@@ -80,13 +80,14 @@ def digests(experiment_id: str, resolution: Resolution, start_ms: int, metric: s
     return f"{_prefix(experiment_id)}:td:{resolution}:{start_ms}:{metric}"
 
 
-_BUCKETED = re.compile(r"\}:(?:b|tag|hll|occ|co|td|av):[mhd]:(\d+)")
+_BUCKETED = re.compile(r"\}:(?:b|tag|hll|occ|co|td|av):([mhd]):(\d+)")
 
 
-def bucket_of(key: str) -> int | None:
-    """The bucket start a key belongs to; None for keys outside time (fences, registries)."""
+def bucket_of(key: str) -> tuple[str, int] | None:
+    """The bucket (resolution, start) a key belongs to; None for keys outside time (fences,
+    registries)."""
     match = _BUCKETED.search(key)
-    return int(match.group(1)) if match else None
+    return (match.group(1), int(match.group(2))) if match else None
 
 
 def experiment_pattern(experiment_id: str) -> str:

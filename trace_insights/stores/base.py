@@ -18,12 +18,15 @@ CHANGES_KEPT = 10_000  # entries per experiment's change stream (older ones are 
 
 @dataclass(frozen=True)
 class Change:
-    """An entry of an experiment's change stream: ``id`` orders entries (Redis stream ids)."""
+    """An entry of an experiment's change stream: ``id`` orders entries (Redis stream ids).
+    A ``lost`` entry stands for entries a follower can no longer read (trimmed, or the
+    experiment's aggregates dropped): anything may have changed."""
 
     experiment_id: str
     id: str
     buckets: list[tuple[str, int]]
     watermark_ms: int
+    lost: bool = False
 
 
 @dataclass
@@ -105,7 +108,8 @@ class AggregateStore(Protocol):
         ...
 
     def changes(self, after: dict[str, str], limit: int = 1000) -> list[Change]:
-        """Entries after each experiment's id, oldest first per experiment; never blocks."""
+        """Entries after each experiment's id, oldest first per experiment; never blocks. An
+        id that is no longer in its stream ("0-0" always is) starts with a ``lost`` entry."""
         ...
 
     def report_progress(self, partition: int, lag: int, at_ms: int) -> None:
@@ -117,9 +121,10 @@ class AggregateStore(Protocol):
         ...
 
     def drop(self, experiment_id: str, start_ms: int | None, end_ms: int | None) -> None:
-        """Delete the experiment's aggregates of buckets starting in [start_ms, end_ms); with no
-        range, every key of the experiment, fences included. Tag registries are kept, so a
-        rebuild admits the same capped tag values live ingestion did."""
+        """Delete the experiment's aggregates of buckets starting in [start_ms, end_ms), and
+        announce those buckets on the change stream; with no range, every key of the
+        experiment, fences and change stream included. Tag registries are kept, so a rebuild
+        admits the same capped tag values live ingestion did."""
         ...
 
     def close(self) -> None: ...

@@ -114,25 +114,32 @@ class MemoryStore:
             out = []
             for experiment_id, last in after.items():
                 stream = self._changes.get(experiment_id, [])
-                # ids grow along the stream: find the first newer entry by bisection
-                start = bisect.bisect_right(
-                    stream, _stream_id(last), key=lambda c: _stream_id(c.id)
-                )
-                out.extend(stream[start : start + limit])
+                # ids grow along the stream: find the last entry read by bisection
+                at = bisect.bisect_left(stream, _stream_id(last), key=lambda c: _stream_id(c.id))
+                if at < len(stream) and stream[at].id == last:
+                    at += 1
+                elif last != "0-0":
+                    out.append(Change(experiment_id, last, [], -1, lost=True))
+                out.extend(stream[at : at + limit])
             return out
 
     def _announce(self, update: Update) -> None:
+        watermark = int(
+            update.maximums.get((keys.meta(update.experiment_id), keys.fields.WATERMARK), -1)
+        )
+        self._append_change(update.experiment_id, list(update.changed), watermark)
+
+    def _append_change(
+        self, experiment_id: str, buckets: list[tuple[str, int]], watermark: int
+    ) -> None:
         """Stream ids as Redis makes them: milliseconds, then a sequence within the ms."""
         now = int(time.time() * 1000)
         self._last_id = (
             (now, 0) if now > self._last_id[0] else (self._last_id[0], self._last_id[1] + 1)
         )
-        watermark = int(
-            update.maximums.get((keys.meta(update.experiment_id), keys.fields.WATERMARK), -1)
-        )
-        stream = self._changes[update.experiment_id]
-        stream.append(Change(update.experiment_id, f"{self._last_id[0]}-{self._last_id[1]}",
-                             list(update.changed), watermark))  # fmt: skip
+        stream = self._changes[experiment_id]
+        stream.append(Change(experiment_id, f"{self._last_id[0]}-{self._last_id[1]}", buckets,
+                             watermark))  # fmt: skip
         del stream[:-CHANGES_KEPT]
 
     def report_progress(self, partition: int, lag: int, at_ms: int) -> None:
@@ -148,10 +155,17 @@ class MemoryStore:
         with self._lock:
             if start_ms is None or end_ms is None:
                 self._changes.pop(experiment_id, None)
+            dropped = set()
             for store in (self._hashes, self._blobs, self._sets, self._distinct):
                 for key in [k for k in store if fnmatch.fnmatchcase(k, pattern)]:
                     if _in_range(key, start_ms, end_ms):
                         del store[key]
+                        if (bucket := keys.bucket_of(key)) is not None:
+                            dropped.add(bucket)
+            if start_ms is not None and end_ms is not None and dropped:
+                meta = self._hashes.get(keys.meta(experiment_id), {})
+                watermark = int(meta.get(keys.fields.WATERMARK, -1))
+                self._append_change(experiment_id, sorted(dropped), watermark)
 
     def close(self) -> None:
         pass
@@ -178,4 +192,4 @@ def _in_range(key: str, start_ms: int | None, end_ms: int | None) -> bool:
     if start_ms is None or end_ms is None:
         return True
     bucket = keys.bucket_of(key)
-    return bucket is not None and start_ms <= bucket < end_ms
+    return bucket is not None and start_ms <= bucket[1] < end_ms

@@ -177,11 +177,16 @@ class RedisStore:
     def changes(self, after: dict[str, str], limit: int = 1000) -> list[Change]:
         pipe = self._client.pipeline(transaction=False)
         experiments = list(after)
-        for experiment_id in experiments:
-            pipe.xrange(keys.changes(experiment_id), min=f"({after[experiment_id]}", count=limit)
+        for experiment_id in experiments:  # from the last entry read, to see it still there
+            pipe.xrange(keys.changes(experiment_id), min=after[experiment_id], count=limit + 1)
         out = []
         for experiment_id, entries in zip(experiments, pipe.execute(), strict=True):
-            for entry_id, entry in entries:
+            last = after[experiment_id]
+            if entries and entries[0][0].decode() == last:
+                entries = entries[1:]
+            elif last != "0-0":
+                out.append(Change(experiment_id, last, [], -1, lost=True))
+            for entry_id, entry in entries[:limit]:
                 payload = json.loads(entry[b"c"])
                 buckets = [(resolution, int(start)) for resolution, start in payload["b"]]
                 out.append(Change(experiment_id, entry_id.decode(), buckets, payload["w"]))
@@ -201,20 +206,26 @@ class RedisStore:
         }
 
     def drop(self, experiment_id: str, start_ms: int | None, end_ms: int | None) -> None:
-        batch = []
+        batch, dropped = [], set()
         for key in self._client.scan_iter(match=keys.experiment_pattern(experiment_id), count=1000):
             if keys.is_tag_registry(key.decode()):
                 continue
             if start_ms is not None and end_ms is not None:
                 bucket = keys.bucket_of(key.decode())
-                if bucket is None or not start_ms <= bucket < end_ms:
+                if bucket is None or not start_ms <= bucket[1] < end_ms:
                     continue
+                dropped.add(bucket)
             batch.append(key)
             if len(batch) >= 500:
                 self._client.delete(*batch)
                 batch = []
         if batch:
             self._client.delete(*batch)
+        if dropped:
+            watermark = self._client.hget(keys.meta(experiment_id), fields.WATERMARK)
+            change = {"b": sorted(dropped), "w": int(float(watermark or -1))}
+            self._client.xadd(keys.changes(experiment_id), {"c": json.dumps(change)},
+                              maxlen=CHANGES_KEPT, approximate=True)  # fmt: skip
 
     def close(self) -> None:
         self._client.close()
