@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from aggregator.deltas import Policy, accumulate
-from aggregator.truth.writer import Owed, span_row
+from aggregator.truth.writer import Owed, span_row, trace_row
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.records import SpanRecord, TraceSummary
 from trace_insights.stores.base import AggregateStore
@@ -141,7 +141,9 @@ def load(engine: sa.Engine, store: AggregateStore | None, experiment: str, trace
         ]
         with engine.begin() as connection:
             insert_ignoring_conflicts(
-                connection, Trace.__table__, [_trace_row(s, partition, offset) for s, _ in made]
+                connection,
+                Trace.__table__,
+                [trace_row(s, _facts(spans), partition, offset, "root") for s, spans in made],
             )
             insert_ignoring_conflicts(
                 connection,
@@ -176,26 +178,6 @@ def load(engine: sa.Engine, store: AggregateStore | None, experiment: str, trace
         connection.execute(sa.text("CHECKPOINT"))
 
 
-def _trace_row(s: TraceSummary, partition: int, offset: int) -> dict[str, Any]:
-    return dict(
-        trace_id=s.trace_id,
-        experiment_id=s.experiment_id,
-        final_partition=partition,
-        final_offset=offset,
-        final_reason="root",
-        timestamp_ms=s.timestamp_ms,
-        execution_time_ms=s.execution_time_ms,
-        status=s.status,
-        root_name=s.root_name,
-        input_tokens=s.input_tokens,
-        output_tokens=s.output_tokens,
-        total_tokens=s.input_tokens + s.output_tokens,
-        span_count=s.span_count,
-        tags=s.tags,
-        assessments=[],
-    )
-
-
 def _progress(chunk_start: int, traces: int, started: float) -> None:
     done = min(traces, chunk_start + CHUNK)
     rate = done / (time.monotonic() - started)
@@ -208,3 +190,7 @@ def _assessment(s: TraceSummary, rnd: random.Random) -> dict[str, Any]:
                 experiment_id=s.experiment_id, name="quality", value=round(rnd.random(), 2),
                 source_type="LLM_JUDGE", source_id="judge", rationale=None,
                 created_ms=s.timestamp_ms, updated_ms=s.timestamp_ms)  # fmt: skip
+
+
+def _facts(spans: list[SpanRecord]) -> list[tuple[str, str, str | None, str | None]]:
+    return [(span.span_type, span.status, span.tool_name, span.model) for span in spans]

@@ -19,6 +19,7 @@ from aggregator.truth.assessments import AssessmentDelivery, Move, current_value
 from aggregator.truth.assessments import moves as assessment_moves
 from aggregator.truth.assessments import record as record_assessments
 from trace_insights.core.records import SpanRecord, TraceSummary, summarize
+from trace_insights.truth import span_stats
 from trace_insights.truth.bulk import insert_ignoring_conflicts, one_of
 from trace_insights.truth.models import (
     AssessmentEvent,
@@ -92,6 +93,7 @@ def write_batch(
         span_row(d.span, partition, d.offset, d.span.trace_id in finalized) for d in first.values()
     ]
     insert_ignoring_conflicts(connection, Span.__table__, rows)
+    _recount(connection, {d.span.trace_id for d in first.values()} & finalized)
     record_assessments(connection, partition, assessments, finalized)
     rooted = {
         trace_id for trace_id, spans in in_hand.items() if any(span.is_root for span in spans)
@@ -108,6 +110,23 @@ def write_batch(
     done = _finalize(connection, partition, end_offset, rooted, "root", in_hand)
     done.update(_finalize(connection, partition, end_offset, idle, "idle", in_hand))
     return done
+
+
+def _recount(connection: sa.Connection, trace_ids: set[str]) -> None:
+    """Span stats of finalized traces that spans reached again (late, or delivered twice),
+    counted from every stored span: idempotent, whatever was inserted."""
+    if not trace_ids:
+        return
+    facts: dict[str, list[span_stats.SpanFacts]] = {}
+    query = sa.select(Span.trace_id, Span.span_type, Span.status, Span.tool_name, Span.model)
+    for row in _rows(connection, query, Span.trace_id, trace_ids):
+        facts.setdefault(row.trace_id, []).append(tuple(row)[1:])  # type: ignore[arg-type]
+    update = (
+        sa.update(Trace.__table__)
+        .where(Trace.__table__.c.trace_id == sa.bindparam("id"))
+        .values(span_stats=sa.bindparam("stats"))
+    )
+    connection.execute(update, [{"id": t, "stats": span_stats.count(f)} for t, f in facts.items()])
 
 
 def _idle(connection: sa.Connection, partition: int, clock_ms: int, timeout_ms: int) -> set[str]:
@@ -210,25 +229,9 @@ def _finalize(
     assessed = current_values(connection, sorted(spans))
     for trace_id, trace_spans in spans.items():
         summary = summarize(trace_id, trace_spans[0].experiment_id, trace_spans)
-        rows.append(
-            {
-                "trace_id": trace_id,
-                "experiment_id": summary.experiment_id,
-                "final_partition": partition,
-                "final_offset": end_offset,
-                "final_reason": reason,
-                "timestamp_ms": summary.timestamp_ms,
-                "execution_time_ms": summary.execution_time_ms,
-                "status": summary.status,
-                "root_name": summary.root_name,
-                "input_tokens": summary.input_tokens,
-                "output_tokens": summary.output_tokens,
-                "total_tokens": summary.input_tokens + summary.output_tokens,
-                "span_count": summary.span_count,
-                "tags": summary.tags,
-                "assessments": assessed.get(trace_id, []),
-            }
-        )
+        facts = [(span.span_type, span.status, span.tool_name, span.model) for span in trace_spans]
+        rows.append(trace_row(summary, facts, partition, end_offset, reason))
+        rows[-1]["assessments"] = assessed.get(trace_id, [])
         tags.extend({"trace_id": trace_id, "key": k, "value": v} for k, v in summary.tags.items())
     insert_ignoring_conflicts(connection, Trace.__table__, rows)
     insert_ignoring_conflicts(connection, TraceTag.__table__, tags)
@@ -283,6 +286,35 @@ def trace_summary(row: Any) -> TraceSummary:
         tags=row.tags or {},
         assessments=tuple((name, value) for name, value in row.assessments or ()),
     )
+
+
+def trace_row(
+    summary: TraceSummary,
+    facts: Iterable[span_stats.SpanFacts],
+    partition: int,
+    offset: int,
+    reason: str,
+) -> dict[str, Any]:
+    """The ``traces`` row of a trace finalized at (partition, offset) with spans of ``facts``
+    (no assessments yet)."""
+    return {
+        "trace_id": summary.trace_id,
+        "experiment_id": summary.experiment_id,
+        "final_partition": partition,
+        "final_offset": offset,
+        "final_reason": reason,
+        "timestamp_ms": summary.timestamp_ms,
+        "execution_time_ms": summary.execution_time_ms,
+        "status": summary.status,
+        "root_name": summary.root_name,
+        "input_tokens": summary.input_tokens,
+        "output_tokens": summary.output_tokens,
+        "total_tokens": summary.input_tokens + summary.output_tokens,
+        "span_count": summary.span_count,
+        "tags": summary.tags,
+        "span_stats": span_stats.count(facts),
+        "assessments": [],
+    }
 
 
 def span_row(span: SpanRecord, partition: int, offset: int, late: bool) -> dict[str, Any]:

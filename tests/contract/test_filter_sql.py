@@ -7,6 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from trace_insights.core.filters import parse
+from trace_insights.truth import span_stats
 from trace_insights.truth.filter_sql import FilterError, compile_filter
 from trace_insights.truth.models import Assessment, Experiment, Span, Trace, TraceTag
 
@@ -19,7 +20,9 @@ def _trace(n: int, status: str, latency: int, spans: list[dict], tags: dict, ass
     trace = dict(trace_id=trace_id, experiment_id="f", final_partition=0, final_offset=n,
                  final_reason="root", timestamp_ms=start, execution_time_ms=latency,
                  status=status, root_name=spans[0]["name"], input_tokens=0, output_tokens=0,
-                 total_tokens=0, span_count=len(spans), tags=tags, assessments=[])  # fmt: skip
+                 total_tokens=0, span_count=len(spans), tags=tags, assessments=[],
+                 span_stats=span_stats.count((s["type"], s.get("status", "OK"), s.get("tool"),
+                                              s.get("model")) for s in spans))  # fmt: skip
     rows = []
     for index, span in enumerate(spans):
         rows.append(dict(
@@ -116,6 +119,12 @@ CASES = [
     ("""span.type = 'TOOL'
         AND span.status = 'ERROR'""", {2}),
     ("tags.environment = '; DROP TABLE traces; --'", set()),
+    ("span.tool_name = 'web_search'", {2}),
+    ("span.model IN ('gpt-4', 'gpt-5')", {1}),
+    ("count(span.tool_name = 'web_search' AND span.status = 'ERROR') > 0", {2}),
+    ("count(span.status = 'ERROR' AND span.tool_name IN ('web_search', 'x')) = 0", {1, 3, 4, 5}),
+    ("count(span.type IN ('LLM', 'LLM')) = 4", {1}),
+    ("count(span.type IN ('LLM', 'EMBEDDING')) >= 4", {1, 2, 5}),
 ]  # fmt: skip
 
 

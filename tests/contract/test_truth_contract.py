@@ -86,6 +86,27 @@ def test_spans_after_finalization_are_late(truth_engine):
     assert [s.span_id for s in spans] == [_span("c", "r").span_id]
 
 
+def _stats(engine) -> dict:
+    with engine.connect() as connection:
+        return dict(connection.execute(sa.select(Trace.trace_id, Trace.span_stats)).all())
+
+
+def test_span_stats_count_every_stored_span_late_ones_once(truth_engine):
+    root, tool = _span("s", "r"), _span("s", "c1", parent="r", status="ERROR")
+    _write(truth_engine, 3, [Delivery(1, 1000, tool), Delivery(1, 1000, root)], 1)
+    trace_id = root.trace_id
+    assert _stats(truth_engine)[trace_id] == {
+        "type:AGENT": 1, "type:TOOL": 1, "tool:search": 1, "tool_error:search": 1, "error": 1,
+    }  # fmt: skip
+    late = _span("s", "c2", parent="r", span_type="LLM", tool_name=None, model="gpt-4")
+    _write(truth_engine, 3, [Delivery(2, 1000, late), Delivery(3, 1000, tool)], 3)
+    _write(truth_engine, 3, [Delivery(4, 1000, late)], 4)  # delivered again
+    assert _stats(truth_engine)[trace_id] == {
+        "type:AGENT": 1, "type:TOOL": 1, "tool:search": 1, "tool_error:search": 1, "error": 1,
+        "type:LLM": 1, "model:gpt-4": 1,
+    }  # fmt: skip
+
+
 def test_traces_without_a_root_finalize_after_the_idle_timeout_in_stream_time(truth_engine):
     _write(truth_engine, 0, [Delivery(1, 1_000, _span("d", "c1", parent="gone"))], 1)
     _write(truth_engine, 0, [Delivery(2, 1_000 + IDLE_MS - 1, _span("e", "r"))], 2)

@@ -10,7 +10,9 @@ Semantics, as MLflow's search:
   a boolean true), ordering comparisons only with numbers;
 - ``span.type`` is the normalized type, so OpenInference and GenAI spans match.
 
-Each condition on spans, tags or assessments becomes one derived table of the matching trace
+Span conditions that per-trace span stats answer (``trace_insights.truth.span_stats``) and tag
+conditions read the trace row itself. Each other condition on spans, tags or assessments
+becomes one derived table of the matching trace
 ids (grouped, so it never multiplies rows) outer-joined to ``traces``: the database computes
 each set once with a hash join — which spills to disk gracefully at any size — even for the
 CASE expressions of a correlation count, instead of a subquery per trace. Values only ever travel as
@@ -24,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from trace_insights.core.filters import And, Comparison, Count, Node, Not, Or, Value
+from trace_insights.truth import span_stats
 from trace_insights.truth.models import Assessment, Span, Trace, TraceTag
 
 _SPAN_COLUMNS = {"type": Span.span_type, "name": Span.name, "status": Span.status,
@@ -88,8 +91,14 @@ class _Compiler:
             return self.count(node)
         key = node.key
         if key.scope == "span":
+            counted = self._counted(node)
+            if counted is not None:
+                return counted > 0
             return self._having(Span.trace_id, Span.experiment_id, self.span(node))
         if key.scope == "tags":
+            tag = self._member(Trace.tags, key.name)
+            if tag is not None:
+                return _compare(tag, node.operator, node.value)
             value = _compare(TraceTag.value, node.operator, node.value)
             return self._having(TraceTag.trace_id, None, TraceTag.key == key.name, value)
         if key.scope == "assessment":
@@ -103,6 +112,9 @@ class _Compiler:
 
     def count(self, node: Count) -> ColumnElement[bool]:
         """The number of matching spans per trace (zero for traces without one)."""
+        counted = self._counted(node.clause)
+        if counted is not None:
+            return _compare(counted, node.operator, node.value)
         query = (
             sa.select(Span.trace_id.label("trace_id"), sa.func.count().label("n"))
             .where(self.span(node.clause))
@@ -113,6 +125,27 @@ class _Compiler:
         table = query.subquery()
         self.tables.append(table)
         return _compare(sa.func.coalesce(table.c.n, 0), node.operator, node.value)
+
+    def _counted(self, condition: Node) -> Any:
+        """The trace's number of spans meeting ``condition``, from its span stats; None when
+        they cannot tell."""
+        names = span_stats.counted_by(condition)
+        if names is None:
+            return None
+        members = [self._member(Trace.span_stats, name) for name in names]
+        if any(member is None for member in members):
+            return None
+        counts = [sa.func.coalesce(sa.cast(member, sa.Integer), 0) for member in members]
+        return sum(counts[1:], counts[0])
+
+    def _member(self, column: Any, name: str) -> Any:
+        """The text of a JSON object's member; None where the dialect cannot name it (a double
+        quote in a SQLite JSON path)."""
+        if self.dialect == "postgresql":
+            return column.op("->>")(name)
+        if '"' in name:
+            return None
+        return sa.func.json_extract(column, f'$."{name}"')
 
     def span(self, node: Node) -> ColumnElement[bool]:
         """Conditions on one span row (inside count(), or one span clause)."""

@@ -62,6 +62,7 @@ class Trace(Base):
     total_tokens: Mapped[int] = mapped_column(sa.BigInteger)
     span_count: Mapped[int] = mapped_column(sa.Integer)
     tags: Mapped[dict[str, str]] = mapped_column(Json)
+    span_stats: Mapped[dict[str, int] | None] = mapped_column(Json)  # truth/span_stats.py
     assessments: Mapped[list[list[Any]]] = mapped_column(Json)  # [name, value] at finalization
 
     __table_args__ = (

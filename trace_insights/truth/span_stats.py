@@ -1,0 +1,75 @@
+"""Per-trace span counts kept on the trace row (``traces.span_stats``).
+
+The common span conditions — a span type, a tool, a tool's errors, a model, error spans — are
+answered from counts on the trace instead of joining millions of span rows: a filter over a
+million traces then reads one table once. The counts cover every stored span of the trace, late
+ones included (the writer recounts a trace when spans arrive after its finalization), so they
+answer exactly what the span rows do.
+"""
+
+from collections import Counter
+from collections.abc import Iterable
+
+from trace_insights.core.filters import And, Comparison, Node
+from trace_insights.core.records import ERROR
+
+SpanFacts = tuple[str, str, str | None, str | None]  # type, status, tool name, model
+
+_PER_VALUE = {"type": "type", "tool_name": "tool", "model": "model"}
+
+
+def count(spans: Iterable[SpanFacts]) -> dict[str, int]:
+    stats: Counter[str] = Counter()
+    for span_type, status, tool, model in spans:
+        stats[f"type:{span_type}"] += 1
+        if tool is not None:
+            stats[f"tool:{tool}"] += 1
+        if model is not None:
+            stats[f"model:{model}"] += 1
+        if status == ERROR:
+            stats["error"] += 1
+            if tool is not None:
+                stats[f"tool_error:{tool}"] += 1
+    return dict(stats)
+
+
+def counted_by(condition: Node) -> list[str] | None:
+    """The stats whose sum counts a trace's spans meeting ``condition`` (a condition on one
+    span); None when the stats cannot tell."""
+    if isinstance(condition, Comparison):
+        return _values(condition)
+    if isinstance(condition, And) and len(condition.operands) == 2:
+        first, second = condition.operands
+        for errors, tools in ((first, second), (second, first)):
+            if _is_error(errors) and isinstance(tools, Comparison):
+                names = _values(tools)
+                if names is not None and tools.key.name == "tool_name":
+                    return [f"tool_error:{name.removeprefix('tool:')}" for name in names]
+    return None
+
+
+def _values(condition: Comparison) -> list[str] | None:
+    if _is_error(condition):
+        return ["error"]
+    prefix = _PER_VALUE.get(condition.key.name)
+    if prefix is None or condition.key.attribute:
+        return None
+    if condition.operator == "=" and isinstance(condition.value, str):
+        values: tuple[object, ...] = (condition.value,)
+    elif condition.operator == "IN" and isinstance(condition.value, tuple):
+        values = tuple(dict.fromkeys(condition.value))  # a value listed twice counts once
+    else:
+        return None
+    if not all(isinstance(value, str) for value in values):
+        return None
+    return [f"{prefix}:{value}" for value in values]
+
+
+def _is_error(condition: Node) -> bool:
+    return (
+        isinstance(condition, Comparison)
+        and condition.key.name == "status"
+        and not condition.key.attribute
+        and condition.operator == "="
+        and condition.value == ERROR
+    )
