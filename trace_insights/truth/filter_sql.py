@@ -193,6 +193,9 @@ class _Compiler:
         return ("boolean",) if self.dialect == "postgresql" else ("true", "false")
 
 
+_NO_PATH = sa.literal_column("'{}'::text[]")  # ``jsonb #>> '{}'``: the text of a scalar
+
+
 def json_scalar(column: Any, path: str | None, dialect: str) -> tuple[Any, Any]:
     """(JSON type name, text of the scalar) of a stored JSON value or of its member ``path``;
     the text of true is 'true', of a string the string itself."""
@@ -200,7 +203,7 @@ def json_scalar(column: Any, path: str | None, dialect: str) -> tuple[Any, Any]:
         raise FilterError("attribute names cannot contain a double quote")
     if dialect == "postgresql":
         element = column if path is None else column.op("->")(path)
-        return sa.func.jsonb_typeof(element), sa.func.jsonb_build_array(element).op("->>")(0)
+        return sa.func.jsonb_typeof(element), element.op("#>>")(_NO_PATH)
     where = "$" if path is None else f'$."{path}"'
     kind = sa.func.json_type(column, where)
     text = sa.case(
