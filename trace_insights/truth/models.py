@@ -98,10 +98,7 @@ class Span(Base):
 
     __table_args__ = (
         sa.Index("ix_spans_source", "src_partition", "src_offset"),
-        sa.Index("ix_spans_experiment_type", "experiment_id", "span_type"),
         sa.Index("ix_spans_name", "name"),
-        sa.Index("ix_spans_tool", "tool_name"),
-        sa.Index("ix_spans_model", "model"),
         sa.Index(
             "ix_spans_content_trgm",
             "content",
@@ -131,7 +128,7 @@ class Assessment(Base):
     trace_id: Mapped[str] = mapped_column(sa.String(32))
     experiment_id: Mapped[str] = mapped_column(sa.String(64))
     name: Mapped[str] = mapped_column(sa.String(250))
-    value: Mapped[Any] = mapped_column(Json)
+    value: Mapped[Any] = mapped_column(Json, nullable=True)  # as migrated
     source_type: Mapped[str] = mapped_column(sa.String(16))
     source_id: Mapped[str | None] = mapped_column(sa.Text)
     rationale: Mapped[str | None] = mapped_column(sa.Text)
@@ -156,7 +153,7 @@ class AssessmentEvent(Base):
     trace_id: Mapped[str] = mapped_column(sa.String(32))
     experiment_id: Mapped[str] = mapped_column(sa.String(64))
     name: Mapped[str] = mapped_column(sa.String(250))
-    value: Mapped[Any] = mapped_column(Json)
+    value: Mapped[Any] = mapped_column(Json, nullable=True)  # as migrated
     previous: Mapped[list[Any] | None] = mapped_column(Json)  # [name, value] it replaced
     deferred: Mapped[bool] = mapped_column(sa.Boolean)
 

@@ -15,21 +15,22 @@ from trace_insights.core.records import ERROR
 
 SpanFacts = tuple[str, str, str | None, str | None]  # type, status, tool name, model
 
-_PER_VALUE = {"type": "type", "tool_name": "tool", "model": "model"}
+SPAN_TYPE, TOOL, TOOL_ERROR, MODEL, ERROR_SPANS = "type", "tool", "tool_error", "model", "error"
+_PER_VALUE = {"type": SPAN_TYPE, "tool_name": TOOL, "model": MODEL}
 
 
 def count(spans: Iterable[SpanFacts]) -> dict[str, int]:
     stats: Counter[str] = Counter()
     for span_type, status, tool, model in spans:
-        stats[f"type:{span_type}"] += 1
+        stats[f"{SPAN_TYPE}:{span_type}"] += 1
         if tool is not None:
-            stats[f"tool:{tool}"] += 1
+            stats[f"{TOOL}:{tool}"] += 1
         if model is not None:
-            stats[f"model:{model}"] += 1
+            stats[f"{MODEL}:{model}"] += 1
         if status == ERROR:
-            stats["error"] += 1
+            stats[ERROR_SPANS] += 1
             if tool is not None:
-                stats[f"tool_error:{tool}"] += 1
+                stats[f"{TOOL_ERROR}:{tool}"] += 1
     return dict(stats)
 
 
@@ -44,13 +45,14 @@ def counted_by(condition: Node) -> list[str] | None:
             if _is_error(errors) and isinstance(tools, Comparison):
                 names = _values(tools)
                 if names is not None and tools.key.name == "tool_name":
-                    return [f"tool_error:{name.removeprefix('tool:')}" for name in names]
+                    prefix = f"{TOOL}:"
+                    return [f"{TOOL_ERROR}:{name.removeprefix(prefix)}" for name in names]
     return None
 
 
 def _values(condition: Comparison) -> list[str] | None:
     if _is_error(condition):
-        return ["error"]
+        return [ERROR_SPANS]
     prefix = _PER_VALUE.get(condition.key.name)
     if prefix is None or condition.key.attribute:
         return None
