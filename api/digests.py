@@ -68,7 +68,7 @@ class DigestCache:
         missing = [i for i, hit in enumerate(found) if hit is _MISS]
         loaded: list[TDigest | None] | None = None
         try:
-            loaded = self._load([locations[i] for i in missing])
+            loaded = self._load([locations[i] for i in missing]) if missing else []
         finally:
             with self._lock:
                 for i, digest in zip(missing, loaded or [], strict=True):
