@@ -29,6 +29,7 @@ def create_app(context: Context) -> FastAPI:
         version="0.1.0",
     )
     app.state.context = context
+    app.state.snapshots = stream.Snapshots()
     errors.install(app)
     guarded = [Depends(_authorize)]
     insights = APIRouter(prefix=INSIGHTS_PREFIX, dependencies=guarded, tags=["insights"])

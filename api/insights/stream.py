@@ -13,7 +13,7 @@ import base64
 import binascii
 import json
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request
@@ -27,6 +27,7 @@ from api.schemas import ErrorStats, LatencyStats, TokenCounts, VolumeCounts
 from trace_insights.core import keys, sketch
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.keys import fields
+from trace_insights.stores.base import Change
 
 router = APIRouter()
 METRICS = ("volume", "errors", "latency", "tokens", "tools")
@@ -65,6 +66,7 @@ async def stream(
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     context: Context = request.app.state.context
+    snapshots: Snapshots = request.app.state.snapshots
     wanted = [m.strip() for m in metrics.split(",") if m.strip()]
     unknown = sorted(set(wanted) - set(METRICS))
     if unknown or not wanted:
@@ -93,9 +95,7 @@ async def stream(
                 for index, start in enumerate(starts):
                     if cursor.skips(change.experiment_id, change.id, index):
                         continue
-                    update = await asyncio.to_thread(_snapshot, context, change.experiment_id,
-                                                     resolution, start, change.watermark_ms,
-                                                     wanted)  # fmt: skip
+                    update = await snapshots.read(context, change, resolution, start, wanted)
                     cursor.sent(change.experiment_id, change.id, index + 1, len(starts))
                     data = update.model_dump_json(exclude_none=True)
                     yield f"id: {cursor.text()}\nevent: bucket\ndata: {data}\n\n"
@@ -111,6 +111,40 @@ async def stream(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+class Snapshots:
+    """Bucket values read once per change and shared by every subscriber that asks for the
+    same metrics: a hundred dashboards on one experiment cost one read per change, not a
+    hundred. Belongs to one event loop (the API server's)."""
+
+    def __init__(self, kept: int = 4096) -> None:
+        self._kept = kept
+        self._reads: OrderedDict[tuple[object, ...], asyncio.Task[BucketUpdate]] = OrderedDict()
+
+    async def read(
+        self,
+        context: Context,
+        change: Change,
+        resolution: Resolution,
+        start: int,
+        wanted: list[str],
+    ) -> BucketUpdate:
+        key = (change.experiment_id, change.id, resolution, start, tuple(sorted(wanted)))
+        task = self._reads.get(key)
+        if task is None:
+            task = asyncio.ensure_future(asyncio.to_thread(
+                _snapshot, context, change.experiment_id, resolution, start,
+                change.watermark_ms, wanted))  # fmt: skip
+            self._reads[key] = task
+            while len(self._reads) > self._kept:
+                self._reads.popitem(last=False)
+        try:
+            return await asyncio.shield(task)  # one subscriber leaving does not cancel it
+        except Exception:
+            if self._reads.get(key) is task:  # a failed read is tried again, not shared
+                del self._reads[key]
+            raise
 
 
 def _snapshot(

@@ -1,10 +1,13 @@
-"""A live-feed subscriber whose place in the change stream is gone (the aggregates were dropped
-for a rebuild, or it fell 10,000 updates behind) is told to re-read, then follows on."""
+"""Live-feed subscribers: one whose place in the change stream is gone (the aggregates were
+dropped for a rebuild, or it fell 10,000 updates behind) is told to re-read, then follows on;
+many following one experiment share each bucket read."""
 
+import asyncio
 import json
 import threading
 from collections import Counter
 
+from api.insights.stream import Snapshots
 from tests.unit.conftest import embedded
 from trace_insights.core import keys
 from trace_insights.core.buckets import Resolution
@@ -53,3 +56,23 @@ def test_a_subscriber_behind_a_drop_gets_a_reset_then_the_new_changes(tmp_path):
         assert [name for name, _ in events] == ["reset", "bucket"]
         assert events[0][1] == {"experiment_id": experiment}
         assert events[1][1]["time_bucket"] == 60_000 and events[1][1]["volume"]["count"] == 1
+
+
+def test_subscribers_asking_the_same_change_share_one_read(tmp_path):
+    with embedded(tmp_path) as running:
+        context = running.client.app.state.context
+        reads = []
+        original = context.store.read_hash
+        context.store.read_hash = lambda key: reads.append(key) or original(key)
+        _apply(context.store, "e", 1, 0)
+        [change] = context.store.changes({"e": "0-0"})
+
+        async def subscribers() -> list:  # type: ignore[type-arg]
+            shared = Snapshots()
+            ask = [shared.read(context, change, Resolution.MINUTE, 0, ["volume"])
+                   for _ in range(20)]  # fmt: skip
+            return await asyncio.gather(*ask)
+
+        answers = asyncio.run(subscribers())
+        assert len(reads) == 1
+        assert {answer.volume.count for answer in answers} == {1}
