@@ -86,8 +86,11 @@ def write_batch(
     for delivery in first.values():
         if delivery.span.trace_id in open_ids and delivery.span.trace_id not in seen_before:
             in_hand.setdefault(delivery.span.trace_id, []).append(delivery.span)
+    # whole traces (first seen here, root included) are finalized below: never open
+    whole = {trace_id for trace_id, spans in in_hand.items() if any(span.is_root for span in spans)}
+    still_open = open_ids - whole
     _upsert_open_traces(
-        connection, partition, [d for d in first.values() if d.span.trace_id in open_ids]
+        connection, partition, [d for d in first.values() if d.span.trace_id in still_open]
     )
     rows = [
         span_row(d.span, partition, d.offset, d.span.trace_id in finalized) for d in first.values()
@@ -95,9 +98,7 @@ def write_batch(
     insert_ignoring_conflicts(connection, Span.__table__, rows)
     _recount(connection, {d.span.trace_id for d in first.values()} & finalized)
     record_assessments(connection, partition, assessments, finalized)
-    rooted = {
-        trace_id for trace_id, spans in in_hand.items() if any(span.is_root for span in spans)
-    }
+    rooted = set(whole)
     rooted.update(
         _scalars(
             connection,
@@ -109,6 +110,10 @@ def write_batch(
     idle = _idle(connection, partition, clock_ms, idle_timeout_ms) - rooted
     done = _finalize(connection, partition, end_offset, rooted, "root", in_hand)
     done.update(_finalize(connection, partition, end_offset, idle, "idle", in_hand))
+    for chunk in _chunks(sorted(done.keys() - whole)):
+        connection.execute(
+            sa.delete(OpenTrace).where(one_of(connection, OpenTrace.trace_id, chunk))
+        )
     return done
 
 
@@ -235,10 +240,6 @@ def _finalize(
         tags.extend({"trace_id": trace_id, "key": k, "value": v} for k, v in summary.tags.items())
     insert_ignoring_conflicts(connection, Trace.__table__, rows)
     insert_ignoring_conflicts(connection, TraceTag.__table__, tags)
-    for chunk in _chunks(sorted(spans)):
-        connection.execute(
-            sa.delete(OpenTrace).where(one_of(connection, OpenTrace.trace_id, chunk))
-        )
     return spans
 
 
