@@ -1,11 +1,17 @@
-"""The migrations build exactly the schema the models describe, on PostgreSQL and SQLite."""
+"""The migrations build exactly the schema the models describe, and carry existing data
+forward, on PostgreSQL and SQLite."""
 
 from typing import Any
 
+import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 
-from trace_insights.truth.models import Base
+from trace_insights.truth import span_stats
+from trace_insights.truth.database import MIGRATIONS
+from trace_insights.truth.models import Base, Trace
 
 
 def test_migrations_match_the_models(truth_engine):
@@ -20,3 +26,44 @@ def test_migrations_match_the_models(truth_engine):
             connection, opts={"compare_type": False, "include_object": on_this_dialect}
         )
         assert compare_metadata(context, Base.metadata) == []
+
+
+def _to(engine, revision: str) -> None:  # type: ignore[no-untyped-def]
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        move = command.upgrade if revision == "head" else command.downgrade
+        move(config, revision)
+
+
+def test_upgrading_a_populated_database_counts_its_span_stats(truth_engine):
+    _to(truth_engine, "0003")
+    traces = sa.table("traces", *(sa.column(name) for name in (
+        "trace_id", "experiment_id", "final_partition", "final_offset", "final_reason",
+        "timestamp_ms", "execution_time_ms", "status", "root_name", "input_tokens",
+        "output_tokens", "total_tokens", "span_count", "tags", "assessments")))  # fmt: skip
+    spans = sa.table("spans", *(sa.column(name) for name in (
+        "trace_id", "span_id", "experiment_id", "name", "span_type", "status", "status_message",
+        "start_time_ns", "end_time_ns", "duration_ms", "tool_name", "model", "attributes",
+        "trace_tags", "content", "src_partition", "src_offset", "late")))  # fmt: skip
+    facts = {"a": [("AGENT", "OK", None, None), ("TOOL", "ERROR", "search", None)],
+             "b": [("LLM", "OK", None, "gpt-4o")]}  # fmt: skip
+    with truth_engine.begin() as connection:
+        for trace_id, trace_facts in facts.items():
+            connection.execute(sa.insert(traces).values(
+                trace_id=trace_id, experiment_id="1", final_partition=0, final_offset=0,
+                final_reason="root", timestamp_ms=0, execution_time_ms=0, status="OK",
+                root_name=None, input_tokens=0, output_tokens=0, total_tokens=0,
+                span_count=len(trace_facts), tags="{}", assessments="[]"))  # fmt: skip
+            for index, (kind, status, tool, model) in enumerate(trace_facts):
+                connection.execute(sa.insert(spans).values(
+                    trace_id=trace_id, span_id=str(index), experiment_id="1", name="s",
+                    span_type=kind, status=status, status_message="", start_time_ns=0,
+                    end_time_ns=0, duration_ms=0.0, tool_name=tool, model=model,
+                    attributes="{}", trace_tags="{}", content="s", src_partition=0,
+                    src_offset=0, late=False))  # fmt: skip
+    _to(truth_engine, "head")
+    with truth_engine.connect() as connection:
+        stored = dict(connection.execute(sa.select(Trace.trace_id, Trace.span_stats)).all())
+    assert stored == {trace_id: span_stats.count(f) for trace_id, f in facts.items()}
