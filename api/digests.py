@@ -100,11 +100,12 @@ class DigestCache:
             for change in changes:
                 seen[change.experiment_id] += 1
                 changed = True
-                if change.lost:
+                if change.lost:  # followed again from its next entry (if any yet)
                     self._forget_experiment(change.experiment_id)
-                else:
-                    for resolution, start in change.buckets:
-                        self._forget((change.experiment_id, resolution, start))
+                    del self._cursors[change.experiment_id]
+                    continue
+                for resolution, start in change.buckets:
+                    self._forget((change.experiment_id, resolution, start))
                 self._cursors[change.experiment_id] = change.id
             pending = {e: self._cursors[e] for e, n in seen.items() if n >= _FOLLOW_BATCH}
         if changed:

@@ -88,7 +88,8 @@ async def stream(
             for change in changes:
                 if change.lost:  # fell behind the stream: the subscriber re-reads everything
                     data = json.dumps({"experiment_id": change.experiment_id})
-                    cursor.finished(change.experiment_id, change.id)
+                    # what the stream holds now is all new: follow it from its start
+                    cursor.finished(change.experiment_id, "0-0")
                     yield f"id: {cursor.text()}\nevent: reset\ndata: {data}\n\n"
                     continue
                 starts = [start for stored, start in change.buckets if stored == resolution.value]

@@ -68,8 +68,13 @@ def test_the_cache_answers_as_the_store_does_through_changes_drops_and_eviction(
     _write(store, 2, 7_200_000, [5.0])
     assert same()[2] == (1, 5.0)
     store.drop(E, None, None)  # everything: the cache is told it lost track
+    assert same() == [None, None, None]
+    assert same() == [None, None, None], "an empty stream: read through until it has entries"
     _write(store, 0, 0, [4.0])
     assert same() == [(1, 4.0), None, None]
+    reads = store.blob_reads
+    assert same() == [(1, 4.0), None, None]
+    assert store.blob_reads == reads + len(wanted), "followed again, cached again"
 
     many = [_location(start * 3_600_000) for start in range(10)]
     cache.read(many)

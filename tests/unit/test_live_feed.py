@@ -5,6 +5,7 @@ many following one experiment share each bucket read."""
 import asyncio
 import json
 import threading
+import time
 from collections import Counter
 
 from api.insights.stream import Snapshots
@@ -49,6 +50,7 @@ def test_a_subscriber_behind_a_drop_gets_a_reset_then_the_new_changes(tmp_path):
         reader.start()
         assert subscribed.wait(10)
         context.store.drop(experiment, None, None)  # a full rebuild starts over
+        time.sleep(0.7)  # polls that find the stream still empty: one reset, not one each
         _apply(context.store, experiment, 2, 60_000)
         assert done.wait(10)
         context.closing.set()
