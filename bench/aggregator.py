@@ -7,7 +7,8 @@ Run by hand: ``.venv/bin/python bench/aggregator.py [--traces 10000]``. Starts t
    drained by one, then two aggregator processes into PostgreSQL and Redis — spans/s and the
    aggregators' CPU seconds per 100k spans (from /proc). Baseline in the same run: the same
    records only consumed and decoded into canonical spans (no stores), the floor of any Python
-   consumer.
+   consumer. The CPU the local PostgreSQL, Redis and Kafka broker spent during the one-process
+   drain (from /proc) shows where the two cores go.
 2. freshness: collector + aggregator under a fixed offered load of SDK traffic; probe traces
    are sent one at a time and timed from the OTLP request until Redis counts them.
 """
@@ -50,6 +51,24 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+_SERVICES = {"postgres": "PostgreSQL", "redis-server": "Redis", "java": "Kafka broker"}
+
+
+def _service_cpu() -> dict[str, float]:
+    """CPU seconds so far of every process of each local service, by its command name."""
+    out = dict.fromkeys(_SERVICES.values(), 0.0)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "comm").read_text().strip()
+            if command in _SERVICES:
+                out[_SERVICES[command]] += _cpu_seconds(int(entry.name))
+        except OSError:  # the process ended meanwhile
+            continue
+    return out
+
+
 def _fill(servers: str, topic: str, spans: list, experiment: str) -> int:
     ensure_topic([servers], topic, PARTITIONS, 1)
     producer = KafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=5)
@@ -86,6 +105,7 @@ def throughput(servers: str, redis_url: str, url: str, traces: int, processes: i
         spans_topic=topic, consumer_group=f"g-{topic}", max_poll_records=200,
     )  # fmt: skip
     members = [start_aggregator(**settings) for _ in range(processes)]
+    services_before = _service_cpu()
     started = time.monotonic()
     while _traces(store, experiment) < traces:
         time.sleep(0.2)
@@ -93,11 +113,12 @@ def throughput(servers: str, redis_url: str, url: str, traces: int, processes: i
             raise RuntimeError("the aggregators did not finish in 30 minutes")
     wall = time.monotonic() - started
     cpu = sum(_cpu_seconds(process.pid) for process in members)
+    services = {name: spent - services_before[name] for name, spent in _service_cpu().items()}
     for process in members:
         process.terminate()
         process.wait(30)
     store.close()
-    return {"spans": len(spans), "wall": wall, "cpu": cpu}
+    return {"spans": len(spans), "wall": wall, "cpu": cpu, "services": services}
 
 
 def decode_only(servers: str, traces: int) -> dict:
@@ -181,6 +202,11 @@ def main() -> None:
     ):
         print(f"| {name:<52} | {row['spans'] / row['wall']:>9,.0f} | "
               f"{row['cpu'] / row['spans'] * 100_000:>18.1f} |")  # fmt: skip
+    print("\nwhere the CPU went while one aggregator drained the topic (CPU s / 100k spans):")
+    spent = {"aggregator": one["cpu"], **one["services"]}
+    for name, seconds in spent.items():
+        print(f"| {name:<14} | {seconds / one['spans'] * 100_000:>6.1f} |")
+    print(f"| {'all':<14} | {sum(spent.values()) / one['spans'] * 100_000:>6.1f} |")
     p50, p99 = np.percentile(np.array(fresh) * 1000, [50, 99])
     print(f"\nfreshness (OTLP request → counted in Redis) at {args.rate:g} traces/s offered, "
           f"{len(fresh)} probes: p50 {p50:.0f} ms, p99 {p99:.0f} ms")  # fmt: skip
