@@ -53,12 +53,9 @@ class Aggregates:
         owners: list[tuple[str, int]] = []
         locations: list[Location] = []
         for label, key_of in key_ofs.items():
-            for period, tiles in enumerate(self.window.tiles):
-                for resolution, start in tiles:
-                    for experiment in self.experiment_ids:
-                        owners.append((label, period))
-                        key = key_of(experiment, resolution, start)
-                        locations.append(Location(experiment, resolution, start, key))
+            periods, found_at = self._locations(key_of)
+            owners += [(label, period) for period in periods]
+            locations += found_at
         found: dict[str, list[list[TDigest]]] = {
             label: [[] for _ in self.window.tiles] for label in key_ofs
         }
@@ -80,13 +77,19 @@ class Aggregates:
         return max(marks) if marks else None
 
     def _keys(self, key_of: KeyOf) -> tuple[list[int], list[str]]:
-        owners, names = [], []
+        periods, locations = self._locations(key_of)
+        return periods, [location.key for location in locations]
+
+    def _locations(self, key_of: KeyOf) -> tuple[list[int], list[Location]]:
+        """Every stored bucket of every experiment in the window, with its period."""
+        periods, locations = [], []
         for period, tiles in enumerate(self.window.tiles):
             for resolution, start in tiles:
                 for experiment in self.experiment_ids:
-                    owners.append(period)
-                    names.append(key_of(experiment, resolution, start))
-        return owners, names
+                    periods.append(period)
+                    key = key_of(experiment, resolution, start)
+                    locations.append(Location(experiment, resolution, start, key))
+        return periods, locations
 
 
 _EXTREMES = {fields.LATENCY_MIN: min, fields.LATENCY_MAX: max}
