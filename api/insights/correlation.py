@@ -32,7 +32,7 @@ from trace_insights.core.buckets import Resolution
 from trace_insights.core.keys import fields
 from trace_insights.core.npmi import npmi, strength
 from trace_insights.truth.dimension_rows import ALL as ALL_ROWS
-from trace_insights.truth.dimension_rows import dimension_rows
+from trace_insights.truth.dimension_rows import dimension_counts
 from trace_insights.truth.filter_sql import compile_filter
 from trace_insights.truth.models import Trace
 
@@ -212,7 +212,13 @@ def _correlations_from_truth(
     in_slice = condition(body.filter_string or "", "filter_string", dialect, body.experiment_ids)
     universe = (
         in_slice.joined(
-            sa.select(Trace.trace_id, sa.case((in_slice.predicate, 1), else_=0).label("in_slice"))
+            sa.select(
+                Trace.trace_id,
+                Trace.status,
+                Trace.execution_time_ms,
+                Trace.span_stats,
+                sa.case((in_slice.predicate, 1), else_=0).label("in_slice"),
+            )
         )
         .where(
             Trace.experiment_id.in_(body.experiment_ids),
@@ -221,15 +227,11 @@ def _correlations_from_truth(
         )
         .cte("universe")
     )
-    rows = dimension_rows(universe, dialect).subquery()
-    trace_id, dimension = rows.c
-    query = (
-        sa.select(dimension, sa.func.count(), sa.func.sum(universe.c.in_slice))
-        .join(universe, universe.c.trace_id == trace_id)
-        .group_by(dimension)
-    )
     with context.engine.connect() as connection:
-        partners = {row[0]: (int(row[1]), int(row[2] or 0)) for row in connection.execute(query)}
+        partners = {
+            row[0]: (int(row[1]), int(row[2] or 0))
+            for row in connection.execute(dimension_counts(universe, dialect))
+        }
     total_count, slice_count = partners.pop(ALL_ROWS, (0, 0))
     return CorrelationsResponse(
         dimension=DimensionCount(name="filter", value=body.filter_string or "", count=slice_count),

@@ -1,5 +1,5 @@
-"""The stream dimensions of traces (``trace_insights.core.dimensions``) as SQL rows, so one
-grouped query can count every dimension value of the traces a filter selects.
+"""The stream dimensions of traces (``trace_insights.core.dimensions``) counted in SQL, so one
+query can count every dimension value of the traces a filter selects, in and out of it.
 
 Tag values are exact here (no per-key cap), and string assessment values are shown bare and
 others as JSON text, as the stream names them.
@@ -13,62 +13,114 @@ from sqlalchemy.sql.elements import ColumnElement
 from trace_insights.core import dimensions
 from trace_insights.truth import span_stats
 from trace_insights.truth.filter_sql import json_scalar
-from trace_insights.truth.models import Assessment, Trace, TraceTag
+from trace_insights.truth.models import Assessment, TraceTag
 
-ALL = ""  # the row every trace has: its group counts the universe
+ALL = ""  # the row that counts the universe itself
 
 
-def dimension_rows(universe: Any, dialect: str) -> sa.CompoundSelect:
-    """(trace_id, dimension) for every trace id in ``universe`` (a subquery with ``trace_id``)
-    and each of its dimensions, plus one (trace_id, ALL) row per trace. Span dimensions come
-    from the traces' span stats (``span_stats``), not from the span rows."""
-    ids = universe.c.trace_id
+def dimension_counts(universe: Any, dialect: str) -> sa.CompoundSelect:
+    """(dimension, traces, traces in the slice) for every dimension value of the traces in
+    ``universe`` — a subquery with ``trace_id``, ``in_slice`` (1 or 0) and the traces'
+    ``status``, ``execution_time_ms`` and ``span_stats`` — plus one ALL row for the universe.
+
+    Each source is counted where it is read (the traces' own columns, their span stats, tags,
+    assessments) and only the counts are combined, so no row per trace and dimension is ever
+    joined back to the universe. Span dimensions come from the span stats, not the span rows.
+    """
+    u = universe.c
     thresholds = _numbers(dimensions.LATENCY_THRESHOLDS_MS)
     count_thresholds = _numbers(dimensions.SPAN_COUNT_THRESHOLDS)
+    each = sa.func.jsonb_each_text if dialect == "postgresql" else sa.func.json_each
+    pairs = each(u.span_stats).table_valued("key", "value")
+    stats = (
+        sa.select(pairs.c.key.label("key"), sa.cast(pairs.c.value, sa.Integer).label("spans"),
+                  u.in_slice)
+        .select_from(universe)
+        .join(pairs, sa.true())
+        .subquery()
+    )  # fmt: skip
+    # the traces' span stats, expanded once: how many traces hold each (key, count)
+    per_count = (
+        sa.select(stats.c.key, stats.c.spans, *_counted(stats.c.in_slice))
+        .group_by(stats.c.key, stats.c.spans)
+        .cte("per_count")
+    )
+    by_key = sa.select(per_count.c.key, *_summed(per_count)).group_by(per_count.c.key).subquery()
+    type_counts = (
+        sa.select(per_count.c.key, count_thresholds.c.t, *_summed(per_count))
+        .join(count_thresholds, per_count.c.spans > count_thresholds.c.t)
+        .where(_prefixed(per_count.c.key, f"{span_stats.SPAN_TYPE}:"))
+        .group_by(per_count.c.key, count_thresholds.c.t)
+        .subquery()
+    )
     kind, text = json_scalar(Assessment.value, None, dialect)
     shown = sa.case((kind == "string", text), else_=sa.cast(Assessment.value, sa.Text))
     if dialect != "postgresql":
         shown = sa.case((kind == "text", text), else_=sa.func.json(Assessment.value))
-    traces = sa.select(Trace).join(universe, Trace.trace_id == ids).subquery()
-    each = sa.func.jsonb_each_text if dialect == "postgresql" else sa.func.json_each
-    pairs = each(traces.c.span_stats).table_valued("key", "value")
-    stats = (
-        sa.select(traces.c.trace_id, pairs.c.key, sa.cast(pairs.c.value, sa.Integer).label("n"))
-        .select_from(traces)
-        .join(pairs, sa.true())
+    assessed = (
+        sa.select(Assessment.trace_id, (sa.literal("assessment.") + Assessment.name + "="
+                                        + shown).label("dimension"), u.in_slice)
+        .join(universe, Assessment.trace_id == u.trace_id)
+        .distinct()
+        .subquery()
+    )  # fmt: skip
+    tags = (
+        sa.select(TraceTag.key, TraceTag.value, *_counted(u.in_slice))
+        .join(universe, TraceTag.trace_id == u.trace_id)
+        .group_by(TraceTag.key, TraceTag.value)
+        .subquery()
+    )
+    # each trace counted once at the highest threshold it exceeds, then added up per threshold
+    exceeded = sa.case(
+        *((u.execution_time_ms > t, t) for t in sorted(dimensions.LATENCY_THRESHOLDS_MS,
+                                                       reverse=True)),
+        else_=-1,
+    ).label("level")  # fmt: skip
+    levels = sa.select(exceeded, *_counted(u.in_slice)).group_by(exceeded).subquery()
+    latency = (
+        sa.select(thresholds.c.t, *_summed(levels))
+        .join(thresholds, levels.c.level >= thresholds.c.t)
+        .group_by(thresholds.c.t)
         .subquery()
     )
 
-    def named(prefix: str) -> tuple[Any, ColumnElement[bool]]:
-        """The name after ``prefix`` in a stat key, and whether the key has that prefix."""
-        start = len(prefix)
-        return (sa.func.substr(stats.c.key, start + 1),
-                sa.func.substr(stats.c.key, 1, start) == prefix)  # fmt: skip
+    def stat(prefix: str, before: str, after: str = "") -> sa.Select:  # type: ignore[type-arg]
+        name = sa.func.substr(by_key.c.key, len(prefix) + 1)
+        return sa.select(sa.literal(before) + name + after, by_key.c.n, by_key.c.s).where(
+            _prefixed(by_key.c.key, prefix)
+        )
 
-    span_type, is_type = named(f"{span_stats.SPAN_TYPE}:")
-    tool, is_tool = named(f"{span_stats.TOOL}:")
-    failed, is_failed = named(f"{span_stats.TOOL_ERROR}:")
-    model, is_model = named(f"{span_stats.MODEL}:")
+    type_name = sa.func.substr(type_counts.c.key, len(span_stats.SPAN_TYPE) + 2)
     return sa.union_all(
-        sa.select(ids, sa.literal(ALL)),
-        sa.select(traces.c.trace_id, sa.literal("status=") + traces.c.status),
-        sa.select(stats.c.trace_id, sa.literal("span.type=") + span_type).where(is_type),
-        sa.select(stats.c.trace_id, sa.literal("tools.") + tool + "=used").where(is_tool),
-        sa.select(stats.c.trace_id, sa.literal("tools.") + failed + "=error").where(is_failed),
-        sa.select(stats.c.trace_id, sa.literal("model=") + model).where(is_model),
-        sa.select(TraceTag.trace_id, sa.literal("tags.") + TraceTag.key + "=" + TraceTag.value)
-        .join(universe, TraceTag.trace_id == ids),
-        sa.select(traces.c.trace_id, sa.literal("latency>") + sa.cast(thresholds.c.t, sa.Text))
-        .join(thresholds, traces.c.execution_time_ms > thresholds.c.t),
-        sa.select(stats.c.trace_id,
-                  sa.literal("count(span.type=") + span_type + ")>"
-                  + sa.cast(count_thresholds.c.t, sa.Text))
-        .where(is_type)
-        .join(count_thresholds, stats.c.n > count_thresholds.c.t),
-        sa.select(Assessment.trace_id, sa.literal("assessment.") + Assessment.name + "=" + shown)
-        .join(universe, Assessment.trace_id == ids)
-        .distinct(),
+        sa.select(sa.literal(ALL), *_counted(u.in_slice)).select_from(universe),
+        sa.select(sa.literal("status=") + u.status, *_counted(u.in_slice)).group_by(u.status),
+        stat(f"{span_stats.SPAN_TYPE}:", "span.type="),
+        stat(f"{span_stats.TOOL}:", "tools.", "=used"),
+        stat(f"{span_stats.TOOL_ERROR}:", "tools.", "=error"),
+        stat(f"{span_stats.MODEL}:", "model="),
+        sa.select(sa.literal("count(span.type=") + type_name + ")>"
+                  + sa.cast(type_counts.c.t, sa.Text), type_counts.c.n, type_counts.c.s),
+        sa.select(sa.literal("tags.") + tags.c.key + "=" + tags.c.value, tags.c.n, tags.c.s),
+        sa.select(sa.literal("latency>") + sa.cast(latency.c.t, sa.Text), latency.c.n,
+                  latency.c.s),
+        sa.select(assessed.c.dimension, *_counted(assessed.c.in_slice))
+        .group_by(assessed.c.dimension),
     )  # fmt: skip
+
+
+def _counted(in_slice: Any) -> tuple[Any, Any]:
+    """How many rows, and how many of them in the slice."""
+    return sa.func.count().label("n"), sa.func.sum(in_slice).label("s")
+
+
+def _summed(counted: Any) -> tuple[Any, Any]:
+    """``_counted`` columns of groups, added up."""
+    return sa.func.sum(counted.c.n).label("n"), sa.func.sum(counted.c.s).label("s")
+
+
+def _prefixed(key: Any, prefix: str) -> ColumnElement[bool]:
+    """``key`` starts with ``prefix`` (compared, not LIKE: a stat key may hold ``_``)."""
+    return sa.func.substr(key, 1, len(prefix)) == prefix
 
 
 def _numbers(values: tuple[int, ...]) -> Any:
