@@ -21,7 +21,6 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "bench")]
 
 import harness  # noqa: E402
 import httpx  # noqa: E402
-import numpy as np  # noqa: E402
 import services  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from synthetic import DAY, load  # noqa: E402
@@ -124,16 +123,6 @@ def sql_questions(experiment: str, start: int, end: int) -> dict[str, sa.Select]
     }
 
 
-def timed(run: Any, repeats: int) -> tuple[float, float]:
-    samples = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        samples.append((time.perf_counter() - started) * 1000)
-    p50, p99 = np.percentile(samples, [50, 99])
-    return float(p50), float(p99)
-
-
 def _timed_endpoint(client: httpx.Client, name: str, body: dict, requests: int):  # type: ignore[no-untyped-def]
     path = f"{INSIGHTS}/{name.split(' ')[0]}"
 
@@ -141,9 +130,7 @@ def _timed_endpoint(client: httpx.Client, name: str, body: dict, requests: int):
         response = client.post(path, json=body)
         assert response.status_code == 200, response.text
 
-    for _ in range(3):
-        call()
-    return timed(call, requests)
+    return harness.timed(call, requests, warmups=3)
 
 
 def main() -> None:
@@ -175,7 +162,9 @@ def main() -> None:
                 }
                 with engine.connect() as connection:
                     sql[traces] = {
-                        name: timed(lambda q=query: connection.execute(q).all(), args.sql_requests)
+                        name: harness.timed(
+                            lambda q=query: connection.execute(q).all(), args.sql_requests
+                        )
                         for name, query in sql_questions(experiment, start, end).items()
                     }
         finally:

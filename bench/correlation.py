@@ -11,7 +11,6 @@ experiment's traces in PostgreSQL, the floor of any one-pass answer.
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,7 +18,6 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "bench")]
 
 import harness  # noqa: E402
 import httpx  # noqa: E402
-import numpy as np  # noqa: E402
 import services  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from synthetic import load  # noqa: E402
@@ -41,30 +39,24 @@ PAIRS = {
 }  # fmt: skip
 
 
-def _floor(connection: sa.Connection, experiment: str, runs: int):  # type: ignore[no-untyped-def]
+def _floor(connection: sa.Connection, experiment: str, runs: int) -> tuple[float, float]:
     """(p50, p99) ms of counting the experiment's traces, after one warm-up run."""
     count = sa.select(sa.func.count()).select_from(Trace).where(Trace.experiment_id == experiment)
-    samples = []
-    for attempt in range(runs + 1):
-        started = time.perf_counter()
-        connection.execute(count).scalar()
-        if attempt:
-            samples.append((time.perf_counter() - started) * 1000)
-    return np.percentile(samples, [50, 99])
+    return harness.timed(lambda: connection.execute(count).scalar(), runs, warmups=1)
 
 
 def _timed(client: httpx.Client, experiment: str, first: str, second: str, requests: int):  # type: ignore[no-untyped-def]
-    """(p50, p99) in ms over ``requests`` calls after one warm-up, and the answer."""
+    """(p50, p99) in ms over ``requests`` calls after one warm-up (it warms PostgreSQL's
+    cache), and the answer."""
     body = {"experiment_ids": [experiment], "filter_string1": first, "filter_string2": second}
-    samples, answer = [], {}
-    for attempt in range(requests + 1):
-        started = time.perf_counter()
+    answers = []
+
+    def call() -> None:
         response = client.post("/api/2.0/mlflow/traces/calculate-filter-correlation", json=body)
         assert response.status_code == 200, response.text
-        if attempt:  # the first warms PostgreSQL's cache
-            samples.append((time.perf_counter() - started) * 1000)
-        answer = response.json()
-    return np.percentile(samples, [50, 99]), answer
+        answers.append(response.json())
+
+    return harness.timed(call, requests, warmups=1), answers[-1]
 
 
 def main() -> None:

@@ -1,16 +1,18 @@
 """What every benchmark starts with: Kafka, Redis and PostgreSQL on loopback ports in a
-temporary directory (scripts/services.py), and a migrated database schema."""
+temporary directory (scripts/services.py), and a migrated database schema; and how it times."""
 
 import contextlib
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
+import numpy as np  # noqa: E402
 import services  # noqa: E402
 
 from tests.support import schema_url, trace_insights  # noqa: E402
@@ -39,3 +41,16 @@ def started() -> Iterator[Servers]:
     finally:
         for service in running:
             service.stop()
+
+
+def timed(run: Callable[[], object], repeats: int, warmups: int = 0) -> tuple[float, float]:
+    """(p50, p99) in ms of ``repeats`` calls of ``run``, after ``warmups`` untimed ones."""
+    for _ in range(warmups):
+        run()
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        samples.append((time.perf_counter() - started) * 1000)
+    p50, p99 = np.percentile(samples, [50, 99])
+    return float(p50), float(p99)

@@ -143,7 +143,7 @@ def load(engine: sa.Engine, store: AggregateStore | None, experiment: str, trace
             insert_ignoring_conflicts(
                 connection,
                 Trace.__table__,
-                [trace_row(s, _facts(spans), partition, offset, "root") for s, spans in made],
+                [trace_row(s, spans, partition, offset, "root") for s, spans in made],
             )
             insert_ignoring_conflicts(
                 connection,
@@ -190,7 +190,3 @@ def _assessment(s: TraceSummary, rnd: random.Random) -> dict[str, Any]:
                 experiment_id=s.experiment_id, name="quality", value=round(rnd.random(), 2),
                 source_type="LLM_JUDGE", source_id="judge", rationale=None,
                 created_ms=s.timestamp_ms, updated_ms=s.timestamp_ms)  # fmt: skip
-
-
-def _facts(spans: list[SpanRecord]) -> list[tuple[str, str, str | None, str | None]]:
-    return [(span.span_type, span.status, span.tool_name, span.model) for span in spans]

@@ -96,7 +96,7 @@ def write_batch(
         span_row(d.span, partition, d.offset, d.span.trace_id in finalized) for d in first.values()
     ]
     insert_ignoring_conflicts(connection, Span.__table__, rows)
-    _recount(connection, {d.span.trace_id for d in first.values()} & finalized)
+    _recount(connection, trace_ids & finalized)
     record_assessments(connection, partition, assessments, finalized)
     rooted = set(whole)
     rooted.update(
@@ -234,8 +234,7 @@ def _finalize(
     assessed = current_values(connection, sorted(spans))
     for trace_id, trace_spans in spans.items():
         summary = summarize(trace_id, trace_spans[0].experiment_id, trace_spans)
-        facts = [(span.span_type, span.status, span.tool_name, span.model) for span in trace_spans]
-        rows.append(trace_row(summary, facts, partition, end_offset, reason))
+        rows.append(trace_row(summary, trace_spans, partition, end_offset, reason))
         rows[-1]["assessments"] = assessed.get(trace_id, [])
         tags.extend({"trace_id": trace_id, "key": k, "value": v} for k, v in summary.tags.items())
     insert_ignoring_conflicts(connection, Trace.__table__, rows)
@@ -291,13 +290,13 @@ def trace_summary(row: Any) -> TraceSummary:
 
 def trace_row(
     summary: TraceSummary,
-    facts: Iterable[span_stats.SpanFacts],
+    spans: list[SpanRecord],
     partition: int,
     offset: int,
     reason: str,
 ) -> dict[str, Any]:
-    """The ``traces`` row of a trace finalized at (partition, offset) with spans of ``facts``
-    (no assessments yet)."""
+    """The ``traces`` row of a trace finalized at (partition, offset) with ``spans`` (no
+    assessments yet)."""
     return {
         "trace_id": summary.trace_id,
         "experiment_id": summary.experiment_id,
@@ -313,7 +312,9 @@ def trace_row(
         "total_tokens": summary.input_tokens + summary.output_tokens,
         "span_count": summary.span_count,
         "tags": summary.tags,
-        "span_stats": span_stats.count(facts),
+        "span_stats": span_stats.count(
+            (span.span_type, span.status, span.tool_name, span.model) for span in spans
+        ),
         "assessments": [],
     }
 

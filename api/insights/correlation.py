@@ -31,8 +31,8 @@ from trace_insights.core import keys
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.keys import fields
 from trace_insights.core.npmi import npmi, strength
-from trace_insights.truth.dimension_rows import ALL as ALL_ROWS
-from trace_insights.truth.dimension_rows import dimension_counts
+from trace_insights.truth.dimension_counts import ALL as ALL_ROWS
+from trace_insights.truth.dimension_counts import dimension_counts
 from trace_insights.truth.filter_sql import compile_filter
 from trace_insights.truth.models import Trace
 

@@ -37,34 +37,36 @@ def count(spans: Iterable[SpanFacts]) -> dict[str, int]:
 def counted_by(condition: Node) -> list[str] | None:
     """The stats whose sum counts a trace's spans meeting ``condition`` (a condition on one
     span); None when the stats cannot tell."""
+    if _is_error(condition):
+        return [ERROR_SPANS]
     if isinstance(condition, Comparison):
-        return _values(condition)
+        prefix = _PER_VALUE.get(condition.key.name)
+        values = _values(condition)
+        return None if prefix is None or values is None else [f"{prefix}:{v}" for v in values]
     if isinstance(condition, And) and len(condition.operands) == 2:
         first, second = condition.operands
         for errors, tools in ((first, second), (second, first)):
-            if _is_error(errors) and isinstance(tools, Comparison):
-                names = _values(tools)
-                if names is not None and tools.key.name == "tool_name":
-                    prefix = f"{TOOL}:"
-                    return [f"{TOOL_ERROR}:{name.removeprefix(prefix)}" for name in names]
+            if (
+                _is_error(errors)
+                and isinstance(tools, Comparison)
+                and (tools.key.name == "tool_name" and (values := _values(tools)) is not None)
+            ):
+                return [f"{TOOL_ERROR}:{v}" for v in values]
     return None
 
 
 def _values(condition: Comparison) -> list[str] | None:
-    if _is_error(condition):
-        return [ERROR_SPANS]
-    prefix = _PER_VALUE.get(condition.key.name)
-    if prefix is None or condition.key.attribute:
+    """The values a span's own field must equal (``=`` or ``IN`` strings), once each."""
+    if condition.key.attribute:
         return None
-    if condition.operator == "=" and isinstance(condition.value, str):
+    if condition.operator == "=":
         values: tuple[object, ...] = (condition.value,)
     elif condition.operator == "IN" and isinstance(condition.value, tuple):
         values = tuple(dict.fromkeys(condition.value))  # a value listed twice counts once
     else:
         return None
-    if not all(isinstance(value, str) for value in values):
-        return None
-    return [f"{prefix}:{value}" for value in values]
+    strings = [value for value in values if isinstance(value, str)]
+    return strings if len(strings) == len(values) else None
 
 
 def _is_error(condition: Node) -> bool:
