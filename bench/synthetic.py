@@ -186,7 +186,8 @@ def _progress(chunk_start: int, traces: int, started: float) -> None:
 
 def _assessment(s: TraceSummary, rnd: random.Random) -> dict[str, Any]:
     """A ``quality`` score from an LLM judge."""
+    value = round(rnd.random(), 2)
     return dict(assessment_id=f"a-{s.trace_id}", trace_id=s.trace_id,
-                experiment_id=s.experiment_id, name="quality", value=round(rnd.random(), 2),
+                experiment_id=s.experiment_id, name="quality", value=value, number=value,
                 source_type="LLM_JUDGE", source_id="judge", rationale=None,
                 created_ms=s.timestamp_ms, updated_ms=s.timestamp_ms)  # fmt: skip

@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from trace_insights.core.assessments import Assessment
+from trace_insights.core.assessments import Assessment, number
 from trace_insights.truth.bulk import insert_ignoring_conflicts
 from trace_insights.truth.models import Assessment as AssessmentRow
 from trace_insights.truth.models import AssessmentEvent
@@ -95,6 +95,7 @@ def record(
             "experiment_id": a.experiment_id,
             "name": a.name,
             "value": a.value,
+            "number": number(a.value),
             "source_type": a.source_type,
             "source_id": a.source_id,
             "rationale": a.rationale,

@@ -6,6 +6,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
+from trace_insights.core.assessments import number
 from trace_insights.core.filters import parse
 from trace_insights.truth import span_stats
 from trace_insights.truth.filter_sql import FilterError, compile_filter
@@ -43,6 +44,7 @@ def _trace(n: int, status: str, latency: int, spans: list[dict], tags: dict, ass
             experiment_id="f",
             name=name,
             value=value,
+            number=number(value),
             source_type="HUMAN",
             source_id=None,
             rationale=None,
@@ -125,6 +127,12 @@ CASES = [
     ("count(span.status = 'ERROR' AND span.tool_name IN ('web_search', 'x')) = 0", {1, 3, 4, 5}),
     ("count(span.type IN ('LLM', 'LLM')) = 4", {1}),
     ("count(span.type IN ('LLM', 'EMBEDDING')) >= 4", {1, 2, 5}),
+    ("count(span.type = 'LLM') >= 1", {1, 5}),
+    ("count(span.tool_name = 'web_search') != 0", {2}),
+    ("count(span.type = 'LLM') <= 0", {2, 3, 4}),
+    ("feedback.quality < 1", {1}),  # trace 5's quality is the text 'n/a'
+    ("feedback.quality != 0.9", set()),
+    ("feedback.user_rating IN (3, 5)", {2, 5}),
 ]  # fmt: skip
 
 

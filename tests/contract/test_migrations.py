@@ -1,6 +1,7 @@
 """The migrations build exactly the schema the models describe, and carry existing data
 forward, on PostgreSQL and SQLite."""
 
+import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,7 +12,7 @@ from alembic.migration import MigrationContext
 
 from trace_insights.truth import span_stats
 from trace_insights.truth.database import MIGRATIONS
-from trace_insights.truth.models import Base, Trace
+from trace_insights.truth.models import Assessment, Base, Trace
 
 
 def test_migrations_match_the_models(truth_engine):
@@ -37,7 +38,7 @@ def _to(engine, revision: str) -> None:  # type: ignore[no-untyped-def]
         move(config, revision)
 
 
-def test_upgrading_a_populated_database_counts_its_span_stats(truth_engine):
+def test_upgrading_a_populated_database_fills_the_filter_columns(truth_engine):
     _to(truth_engine, "0003")
     traces = sa.table("traces", *(sa.column(name) for name in (
         "trace_id", "experiment_id", "final_partition", "final_offset", "final_reason",
@@ -48,7 +49,11 @@ def test_upgrading_a_populated_database_counts_its_span_stats(truth_engine):
         "start_time_ns", "end_time_ns", "duration_ms", "tool_name", "model", "attributes",
         "trace_tags", "content", "src_partition", "src_offset", "late")))  # fmt: skip
     facts = {"a": [("AGENT", "OK", None, None), ("TOOL", "ERROR", "search", None)],
-             "b": [("LLM", "OK", None, "gpt-4o")]}  # fmt: skip
+             "b": [("LLM", "OK", None, "gpt-4o")], "c": []}  # fmt: skip
+    assessments = sa.table("assessments", *(sa.column(name) for name in (
+        "assessment_id", "trace_id", "experiment_id", "name", "value", "source_type",
+        "source_id", "rationale", "created_ms", "updated_ms")))  # fmt: skip
+    values = {"x1": 0.5, "x2": 4, "x3": True, "x4": "0.5"}
     with truth_engine.begin() as connection:
         for trace_id, trace_facts in facts.items():
             connection.execute(sa.insert(traces).values(
@@ -63,7 +68,17 @@ def test_upgrading_a_populated_database_counts_its_span_stats(truth_engine):
                     end_time_ns=0, duration_ms=0.0, tool_name=tool, model=model,
                     attributes="{}", trace_tags="{}", content="s", src_partition=0,
                     src_offset=0, late=False))  # fmt: skip
+        for assessment_id, value in values.items():
+            connection.execute(sa.insert(assessments).values(
+                assessment_id=assessment_id, trace_id="a", experiment_id="1", name="q",
+                value=json.dumps(value), source_type="HUMAN", source_id=None, rationale=None,
+                created_ms=0, updated_ms=0))  # fmt: skip
     _to(truth_engine, "head")
     with truth_engine.connect() as connection:
         stored = dict(connection.execute(sa.select(Trace.trace_id, Trace.span_stats)).all())
+        numbers = dict(
+            connection.execute(sa.select(Assessment.assessment_id, Assessment.number)).all()
+        )
     assert stored == {trace_id: span_stats.count(f) for trace_id, f in facts.items()}
+    assert stored["c"] == {}  # a trace without span rows: no stats, not NULL
+    assert numbers == {"x1": 0.5, "x2": 4.0, "x3": None, "x4": None}

@@ -76,5 +76,13 @@ def value_type(values: list[Value]) -> str:
     return "string"
 
 
+def number(value: Value | None) -> float | None:
+    """The value as a number, for ordering filters (``feedback.quality >= 0.8``); booleans
+    and strings are not numbers."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
 def is_failure(value: Value) -> bool:
     return value is False or (isinstance(value, str) and value.lower() == "no")
