@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from aggregator.deltas import Policy, accumulate
 from aggregator.truth.writer import Owed, span_row, trace_row
+from trace_insights.core.assessments import by_name
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.records import SpanRecord, TraceSummary
 from trace_insights.stores.base import AggregateStore
@@ -139,12 +140,12 @@ def load(engine: sa.Engine, store: AggregateStore | None, experiment: str, trace
             synthetic(i, experiment, rnd, now)
             for i in range(chunk_start, min(traces, chunk_start + CHUNK))
         ]
+        assessments = [_assessment(s, rnd) for s, _ in made[::10]]
+        rows = [trace_row(s, spans, partition, offset, "root") for s, spans in made]
+        for row, assessment in zip(rows[::10], assessments, strict=True):
+            row["current_assessments"] = by_name([(assessment["name"], assessment["value"])])
         with engine.begin() as connection:
-            insert_ignoring_conflicts(
-                connection,
-                Trace.__table__,
-                [trace_row(s, spans, partition, offset, "root") for s, spans in made],
-            )
+            insert_ignoring_conflicts(connection, Trace.__table__, rows)
             insert_ignoring_conflicts(
                 connection,
                 Span.__table__,
@@ -159,9 +160,7 @@ def load(engine: sa.Engine, store: AggregateStore | None, experiment: str, trace
                     for k, v in s.tags.items()
                 ],
             )
-            insert_ignoring_conflicts(
-                connection, Assessment.__table__, [_assessment(s, rnd) for s, _ in made[::10]]
-            )
+            insert_ignoring_conflicts(connection, Assessment.__table__, assessments)
         if store is None:
             _progress(chunk_start, traces, started)
             continue
@@ -186,8 +185,7 @@ def _progress(chunk_start: int, traces: int, started: float) -> None:
 
 def _assessment(s: TraceSummary, rnd: random.Random) -> dict[str, Any]:
     """A ``quality`` score from an LLM judge."""
-    value = round(rnd.random(), 2)
     return dict(assessment_id=f"a-{s.trace_id}", trace_id=s.trace_id,
-                experiment_id=s.experiment_id, name="quality", value=value, number=value,
+                experiment_id=s.experiment_id, name="quality", value=round(rnd.random(), 2),
                 source_type="LLM_JUDGE", source_id="judge", rationale=None,
                 created_ms=s.timestamp_ms, updated_ms=s.timestamp_ms)  # fmt: skip

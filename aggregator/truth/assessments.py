@@ -12,10 +12,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from trace_insights.core.assessments import Assessment, number
+from trace_insights.core.assessments import Assessment, by_name
 from trace_insights.truth.bulk import insert_ignoring_conflicts
 from trace_insights.truth.models import Assessment as AssessmentRow
-from trace_insights.truth.models import AssessmentEvent
+from trace_insights.truth.models import AssessmentEvent, Trace
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,6 @@ def record(
             "experiment_id": a.experiment_id,
             "name": a.name,
             "value": a.value,
-            "number": number(a.value),
             "source_type": a.source_type,
             "source_id": a.source_id,
             "rationale": a.rationale,
@@ -105,6 +104,21 @@ def record(
     insert_ignoring_conflicts(connection, AssessmentEvent.__table__, events)
     connection.execute(sa.delete(AssessmentRow).where(AssessmentRow.assessment_id.in_(ids)))
     insert_ignoring_conflicts(connection, AssessmentRow.__table__, list(latest.values()))
+    _keep_current(connection, sorted({d.assessment.trace_id for d in fresh} & finalized))
+
+
+def _keep_current(connection: sa.Connection, trace_ids: list[str]) -> None:
+    """The finalized traces' ``current_assessments``, read back from their assessment rows
+    (idempotent); a trace still open gets them at its finalization."""
+    if not trace_ids:
+        return
+    now = current_values(connection, trace_ids)
+    update = (
+        sa.update(Trace.__table__)
+        .where(Trace.__table__.c.trace_id == sa.bindparam("id"))
+        .values(current_assessments=sa.bindparam("values"))
+    )
+    connection.execute(update, [{"id": t, "values": by_name(now.get(t, []))} for t in trace_ids])
 
 
 def current_values(connection: sa.Connection, trace_ids: list[str]) -> dict[str, list[list[Any]]]:

@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from aggregator.truth.assessments import AssessmentDelivery, Move, current_values
 from aggregator.truth.assessments import moves as assessment_moves
 from aggregator.truth.assessments import record as record_assessments
+from trace_insights.core.assessments import by_name
 from trace_insights.core.records import SpanRecord, TraceSummary, summarize
 from trace_insights.truth import span_stats
 from trace_insights.truth.bulk import insert_ignoring_conflicts, one_of
@@ -236,6 +237,7 @@ def _finalize(
         summary = summarize(trace_id, trace_spans[0].experiment_id, trace_spans)
         rows.append(trace_row(summary, trace_spans, partition, end_offset, reason))
         rows[-1]["assessments"] = assessed.get(trace_id, [])
+        rows[-1]["current_assessments"] = by_name(rows[-1]["assessments"])
         tags.extend({"trace_id": trace_id, "key": k, "value": v} for k, v in summary.tags.items())
     insert_ignoring_conflicts(connection, Trace.__table__, rows)
     insert_ignoring_conflicts(connection, TraceTag.__table__, tags)
@@ -316,6 +318,7 @@ def trace_row(
             (span.span_type, span.status, span.tool_name, span.model) for span in spans
         ),
         "assessments": [],
+        "current_assessments": {},
     }
 
 

@@ -35,6 +35,7 @@ from trace_insights.truth.dimension_counts import ALL as ALL_ROWS
 from trace_insights.truth.dimension_counts import dimension_counts
 from trace_insights.truth.filter_sql import compile_filter
 from trace_insights.truth.models import Trace
+from trace_insights.truth.pair_counts import pair_counts
 
 router = APIRouter(prefix="/dimensions")
 _OPERATOR = DimensionParameter(name="operator", type="enum", enum_values=[">", ">=", "<", "<="])
@@ -272,20 +273,13 @@ def _from_truth(
     dialect = context.engine.dialect.name
     first_filter = compile_filter(as_filter(first), dialect, experiment_ids)
     second_filter = compile_filter(as_filter(second), dialect, experiment_ids)
-    p1, p2 = first_filter.predicate, second_filter.predicate
-
-    def hits(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
-        return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
-
-    query = sa.select(sa.func.count(), hits(p1), hits(p2), hits(sa.and_(p1, p2)))
-    query = second_filter.joined(first_filter.joined(query.select_from(Trace))).where(
+    universe = [
         Trace.experiment_id.in_(experiment_ids),
         Trace.timestamp_ms >= aggregates.window.start_ms,
         Trace.timestamp_ms < aggregates.window.end_ms,
-    )
+    ]
     with context.engine.connect() as connection:
-        row = connection.execute(query).one()
-    return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+        return pair_counts(connection, first_filter, second_filter, universe)
 
 
 def _describe(family: str, values: list[str]) -> Dimension:

@@ -9,7 +9,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
-from sqlalchemy.sql.elements import ColumnElement
 
 from api.context import Context
 from api.errors import invalid
@@ -26,6 +25,7 @@ from trace_insights.core.filters import ParseError, parse
 from trace_insights.core.npmi import Npmi, npmi
 from trace_insights.truth.filter_sql import Compiled, FilterError, compile_filter
 from trace_insights.truth.models import Assessment, Trace
+from trace_insights.truth.pair_counts import pair_counts
 
 v2 = APIRouter(prefix="/api/2.0/mlflow/traces")
 v3 = APIRouter(prefix="/api/3.0/mlflow/traces")
@@ -58,59 +58,18 @@ def correlate(context: Context, body: FilterCorrelationRequest) -> Correlation:
     first = condition(body.filter_string1, "filter_string1", dialect, scope)
     second = condition(body.filter_string2, "filter_string2", dialect, scope)
     universe = [Trace.experiment_id.in_(scope)]
-    filters = [first, second]
+    joined: list[Compiled] = []
     if body.base_filter:
         base = condition(body.base_filter, "base_filter", dialect, scope)
-        filters.append(base)
+        joined.append(base)
         universe.append(base.predicate)
     if body.start_time is not None:
         universe.append(Trace.timestamp_ms >= body.start_time)
     if body.end_time is not None:
         universe.append(Trace.timestamp_ms < body.end_time)
-
-    query = sa.select(*_counted(first.predicate, second.predicate, dialect)).select_from(Trace)
-    for compiled in filters:
-        query = compiled.joined(query)
     with context.engine.connect() as connection:
-        row = connection.execute(query.where(*universe)).one()
-    total, c1, c2, joint = _unpacked(row, dialect)
+        total, c1, c2, joint = pair_counts(connection, first, second, universe, joined)
     return Correlation(c1, c2, joint, total)
-
-
-_BASE = 10**12  # a digit of the packed sum: each count stays below it
-
-
-def _counted(first: ColumnElement[bool], second: ColumnElement[bool], dialect: str) -> list[Any]:
-    """The universe's count, then the two filters' and their joint count. On PostgreSQL the
-    three are digits of one exact numeric sum, so each filter is evaluated once per trace
-    instead of twice: a quarter off a correlation over a million traces. SQLite's integer sum
-    would overflow, so it sums each count."""
-    if dialect == "postgresql":
-
-        def digits(c1: int, c2: int, joint: int) -> Any:
-            return sa.literal(c1 + c2 * _BASE + joint * _BASE**2, sa.Numeric)
-
-        code = sa.case(
-            (first, sa.case((second, digits(1, 1, 1)), else_=digits(1, 0, 0))),
-            (second, digits(0, 1, 0)),
-            else_=digits(0, 0, 0),
-        )
-        return [sa.func.count(), sa.func.coalesce(sa.func.sum(code), 0)]
-
-    def hits(predicate: ColumnElement[bool]) -> Any:
-        return sa.func.coalesce(sa.func.sum(sa.case((predicate, 1), else_=0)), 0)
-
-    return [sa.func.count(), hits(first), hits(second), hits(sa.and_(first, second))]
-
-
-def _unpacked(row: Any, dialect: str) -> tuple[int, int, int, int]:
-    if dialect != "postgresql":
-        total, c1, c2, joint = (int(v) for v in row)
-        return total, c1, c2, joint
-    total, packed = int(row[0]), int(row[1])
-    if total >= _BASE:
-        raise invalid("a correlation counts fewer than 10^12 traces; narrow the time range")
-    return total, packed % _BASE, packed // _BASE % _BASE, packed // _BASE**2
 
 
 def _finite(value: float) -> float | None:

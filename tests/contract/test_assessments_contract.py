@@ -5,6 +5,8 @@ import dataclasses
 import uuid
 from collections import Counter
 
+import sqlalchemy as sa
+
 from aggregator.loop import Aggregator
 from aggregator.rebuild import rebuild
 from tests.contract.test_pipeline_contract import POLICY, FlakyStore, _drain
@@ -13,6 +15,7 @@ from trace_insights.bus import LocalBus
 from trace_insights.core import keys
 from trace_insights.core.assessments import Assessment, value_key
 from trace_insights.core.buckets import Resolution
+from trace_insights.truth.models import Trace
 
 DAY = Resolution.DAY
 
@@ -67,3 +70,19 @@ def test_assessments_count_once_move_on_overwrite_and_leave_on_delete(truth_engi
     rebuild(truth_engine, store, POLICY, experiment_ids=[experiment])
     assert store.read_hash(keys.assessment_values(experiment, DAY, day, "correct")) == live
     assert store.read_hash(keys.occurrences(experiment, DAY, day)) == occurrences
+
+    # the trace rows carry each trace's current values, which filters read
+    with truth_engine.connect() as connection:
+        current = dict(
+            connection.execute(
+                sa.select(Trace.trace_id, Trace.current_assessments).where(
+                    Trace.experiment_id == experiment
+                )
+            ).all()
+        )
+    assert current[f"{flipped.context.trace_id:032x}"] == {"correct": [False]}
+    assert current[f"{early[1].context.trace_id:032x}"] == {"correct": [True]}
+    assert current[f"{late[0].context.trace_id:032x}"] == {"correct": ["no"]}
+    assert current[f"{late[1].context.trace_id:032x}"] == {}  # deleted
+    assert current[f"{roots[50].context.trace_id:032x}"] == {}  # never assessed
+    assert sum(1 for values in current.values() if values) == 39

@@ -6,11 +6,12 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from trace_insights.core.assessments import number
+from trace_insights.core.assessments import by_name
 from trace_insights.core.filters import parse
 from trace_insights.truth import span_stats
 from trace_insights.truth.filter_sql import FilterError, compile_filter
 from trace_insights.truth.models import Assessment, Experiment, Span, Trace, TraceTag
+from trace_insights.truth.pair_counts import pair_counts
 
 T0 = 1735689600000
 
@@ -22,6 +23,7 @@ def _trace(n: int, status: str, latency: int, spans: list[dict], tags: dict, ass
                  final_reason="root", timestamp_ms=start, execution_time_ms=latency,
                  status=status, root_name=spans[0]["name"], input_tokens=0, output_tokens=0,
                  total_tokens=0, span_count=len(spans), tags=tags, assessments=[],
+                 current_assessments=by_name(assessments.items()),
                  span_stats=span_stats.count((s["type"], s.get("status", "OK"), s.get("tool"),
                                               s.get("model")) for s in spans))  # fmt: skip
     rows = []
@@ -44,7 +46,6 @@ def _trace(n: int, status: str, latency: int, spans: list[dict], tags: dict, ass
             experiment_id="f",
             name=name,
             value=value,
-            number=number(value),
             source_type="HUMAN",
             source_id=None,
             rationale=None,
@@ -183,3 +184,25 @@ def test_a_fresh_experiment_id_matches_nothing(truth):
         query = compiled.joined(sa.select(sa.func.count()).select_from(Trace))
         query = query.where(compiled.predicate, Trace.experiment_id == uuid.uuid4().hex)
         assert connection.scalar(query) == 0
+
+
+PAIRS = [
+    ("span.type = 'LLM'", "trace.status = 'ERROR'"),  # joint 1
+    ("feedback.quality >= 0.8", "tags.query_type = 'complex'"),  # feedback on the trace row
+    ("trace.status = 'OK'", "trace.status = 'ERROR'"),  # joint 0
+    ("span.type NOT IN ('AGENT')", "trace.execution_time_ms > 0"),  # joint = total
+    ("tags.environment = 'none'", "count(span.type = 'LLM') > 3"),  # a count of 0
+]
+
+
+@pytest.mark.parametrize(("first", "second"), PAIRS)
+def test_pair_counts_are_the_sets_sizes(truth, first, second):
+    """The packed single-pass counts (PostgreSQL) and the plain sums (SQLite) both give the
+    sizes of the hand-checked sets, their intersection and the universe."""
+    dialect = truth.dialect.name
+    universe = [Trace.experiment_id == "f"]
+    with truth.connect() as connection:
+        counts = pair_counts(connection, compile_filter(parse(first), dialect),
+                             compile_filter(parse(second), dialect), universe)  # fmt: skip
+    a, b = _matching(truth, first), _matching(truth, second)
+    assert counts == (5, len(a), len(b), len(a & b))

@@ -12,7 +12,7 @@ from alembic.migration import MigrationContext
 
 from trace_insights.truth import span_stats
 from trace_insights.truth.database import MIGRATIONS
-from trace_insights.truth.models import Assessment, Base, Trace
+from trace_insights.truth.models import Base, Trace
 
 
 def test_migrations_match_the_models(truth_engine):
@@ -53,7 +53,7 @@ def test_upgrading_a_populated_database_fills_the_filter_columns(truth_engine):
     assessments = sa.table("assessments", *(sa.column(name) for name in (
         "assessment_id", "trace_id", "experiment_id", "name", "value", "source_type",
         "source_id", "rationale", "created_ms", "updated_ms")))  # fmt: skip
-    values = {"x1": 0.5, "x2": 4, "x3": True, "x4": "0.5"}
+    values = {"x1": 0.5, "x2": 4, "x3": True}
     with truth_engine.begin() as connection:
         for trace_id, trace_facts in facts.items():
             connection.execute(sa.insert(traces).values(
@@ -76,9 +76,9 @@ def test_upgrading_a_populated_database_fills_the_filter_columns(truth_engine):
     _to(truth_engine, "head")
     with truth_engine.connect() as connection:
         stored = dict(connection.execute(sa.select(Trace.trace_id, Trace.span_stats)).all())
-        numbers = dict(
-            connection.execute(sa.select(Assessment.assessment_id, Assessment.number)).all()
+        current = dict(
+            connection.execute(sa.select(Trace.trace_id, Trace.current_assessments)).all()
         )
     assert stored == {trace_id: span_stats.count(f) for trace_id, f in facts.items()}
     assert stored["c"] == {}  # a trace without span rows: no stats, not NULL
-    assert numbers == {"x1": 0.5, "x2": 4.0, "x3": None, "x4": None}
+    assert current == {"a": {"q": [0.5, 4, True]}, "b": {}, "c": {}}

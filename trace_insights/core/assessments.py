@@ -7,6 +7,7 @@ partition owner, and still valid OTLP for any other reader of the topic.
 """
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -76,12 +77,13 @@ def value_type(values: list[Value]) -> str:
     return "string"
 
 
-def number(value: Value | None) -> float | None:
-    """The value as a number, for ordering filters (``feedback.quality >= 0.8``); booleans
-    and strings are not numbers."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
+def by_name(pairs: Iterable[Sequence[Any]]) -> dict[str, list[Value]]:
+    """A trace's current assessments, [name, value] pairs, as name → values: the shape filters
+    read on the trace row (a name may be given by several sources)."""
+    values: dict[str, list[Value]] = {}
+    for name, value in pairs:
+        values.setdefault(name, []).append(value)
+    return values
 
 
 def is_failure(value: Value) -> bool:

@@ -10,19 +10,21 @@ Semantics, as MLflow's search:
   a boolean true), ordering comparisons only with numbers;
 - ``span.type`` is the normalized type, so OpenInference and GenAI spans match.
 
-Span conditions that per-trace span stats answer (``trace_insights.truth.span_stats``) and tag
-conditions read the trace row itself. Each other condition on spans, tags or assessments
-becomes one derived table of the matching trace
-ids (grouped, so it never multiplies rows) outer-joined to ``traces``: the database computes
-each set once with a hash join — which spills to disk gracefully at any size — even for the
-CASE expressions of a correlation count, instead of a subquery per trace. Values only ever travel as
-bound parameters; no SQL text is built from the filter.
+Span conditions that per-trace span stats answer (``trace_insights.truth.span_stats``), tag
+conditions, and on PostgreSQL number comparisons of assessments (``traces.current_assessments``)
+read the trace row itself. Each other condition on spans, tags or assessments becomes one
+derived table of the matching trace ids (grouped, so it never multiplies rows) outer-joined to
+``traces``: the database computes each set once with a hash join — which spills to disk
+gracefully at any size — even for the CASE expressions of a correlation count, instead of a
+subquery per trace. Values only ever travel as bound parameters (a JSON path is a constant
+with the value as its variable); no SQL text is built from the filter.
 """
 
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB, JSONPATH
 from sqlalchemy.sql.elements import ColumnElement
 
 from trace_insights.core.filters import And, Comparison, Count, Node, Not, Or, Value
@@ -40,6 +42,17 @@ _TRACE_COLUMNS = {"status": Trace.status, "name": Trace.root_name,
 
 _SOME = {(">", 0), (">=", 1), ("!=", 0)}  # count(...) comparisons meaning "at least one"
 _NONE = {("=", 0), ("<", 1), ("<=", 0)}
+
+
+# a number compared with any of a name's values; a string or boolean value never matches
+_NUMBER_PATHS = {
+    "=": "$[*] ? (@ == $v)",
+    "!=": "$[*] ? (@ != $v)",
+    "<": "$[*] ? (@ < $v)",
+    "<=": "$[*] ? (@ <= $v)",
+    ">": "$[*] ? (@ > $v)",
+    ">=": "$[*] ? (@ >= $v)",
+}
 
 
 class FilterError(ValueError):
@@ -106,7 +119,10 @@ class _Compiler:
             value = _compare(TraceTag.value, node.operator, node.value)
             return self._having(TraceTag.trace_id, None, TraceTag.key == key.name, value)
         if key.scope == "assessment":
-            value = self.typed(Assessment.value, None, node, Assessment.number)
+            current = self._current_number(node)
+            if current is not None:
+                return current
+            value = self.typed(Assessment.value, None, node)
             return self._having(Assessment.trace_id, Assessment.experiment_id,
                                 Assessment.name == key.name, value)  # fmt: skip
         if key.name == "text":
@@ -147,6 +163,23 @@ class _Compiler:
         counted = self._counted(condition)
         return None if counted is None else counted > 0
 
+    def _current_number(self, node: Comparison) -> ColumnElement[bool] | None:
+        """A comparison with a number, on the trace row's current assessment values (a JSON
+        path with the number as its variable, never in its text) instead of joining the
+        assessments; None where it does not apply (other values and operators, SQLite)."""
+        value = node.value
+        path = _NUMBER_PATHS.get(node.operator)
+        if (
+            self.dialect != "postgresql"
+            or path is None
+            or isinstance(value, bool)
+            or not isinstance(value, int | float)
+        ):
+            return None
+        values = Trace.current_assessments.op("->", return_type=JSONB)(node.key.name)
+        variables = sa.literal({"v": value}, JSONB)
+        return sa.func.jsonb_path_exists(values, sa.cast(path, JSONPATH), variables)
+
     def _counted(self, condition: Node) -> Any:
         """The trace's number of spans meeting ``condition``, from its span stats; None when
         they cannot tell."""
@@ -181,24 +214,17 @@ class _Compiler:
             return self.typed(Span.attributes, node.key.name, node)
         return _compare(_SPAN_COLUMNS[node.key.name], node.operator, node.value)
 
-    def typed(
-        self, column: Any, path: str | None, node: Comparison, number: Any = None
-    ) -> ColumnElement[bool]:
-        """A JSON scalar (the column itself, or its member ``path``) against typed values;
-        ``number``: a stored column holding the scalar when it is a number, if there is one."""
+    def typed(self, column: Any, path: str | None, node: Comparison) -> ColumnElement[bool]:
+        """A JSON scalar (the column itself, or its member ``path``) against typed values."""
         kind, text = json_scalar(column, path, self.dialect)
-        if number is None:
-            number = sa.case((kind.in_(self._numbers()), sa.cast(text, sa.Float)))
         values = node.value if isinstance(node.value, tuple) else (node.value,)
         operator = node.operator
         if operator in ("IN", "NOT IN"):
-            matched = sa.or_(*(self._typed_one(kind, text, number, "=", v) for v in values))
+            matched = sa.or_(*(self._typed_one(kind, text, "=", v) for v in values))
             return matched if operator == "IN" else sa.and_(kind.is_not(None), sa.not_(matched))
-        return self._typed_one(kind, text, number, operator, values[0])
+        return self._typed_one(kind, text, operator, values[0])
 
-    def _typed_one(
-        self, kind: Any, text: Any, number: Any, operator: str, value: Value
-    ) -> ColumnElement[bool]:
+    def _typed_one(self, kind: Any, text: Any, operator: str, value: Value) -> ColumnElement[bool]:
         if isinstance(value, bool):
             if operator not in ("=", "!="):
                 raise FilterError(f"true/false compare with = or !=, not {operator}")
@@ -208,6 +234,7 @@ class _Compiler:
         if isinstance(value, int | float):
             if "LIKE" in operator:
                 raise FilterError("LIKE needs a quoted pattern")
+            number = sa.case((kind.in_(self._numbers()), sa.cast(text, sa.Float)))
             return _compare(number, operator, value)
         if operator in ("<", "<=", ">", ">="):
             raise FilterError(f"{operator} compares numbers; {value!r} is text")

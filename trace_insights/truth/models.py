@@ -64,6 +64,8 @@ class Trace(Base):
     tags: Mapped[dict[str, str]] = mapped_column(Json)
     span_stats: Mapped[dict[str, int]] = mapped_column(Json)  # truth/span_stats.py
     assessments: Mapped[list[list[Any]]] = mapped_column(Json)  # [name, value] at finalization
+    # name → values of its assessments now, kept current by the writer: what filters read
+    current_assessments: Mapped[dict[str, list[Any]]] = mapped_column(Json)
 
     __table_args__ = (
         sa.Index("ix_traces_experiment_timestamp", "experiment_id", "timestamp_ms"),
@@ -120,9 +122,7 @@ class TraceTag(Base):
 
 class Assessment(Base):
     """Feedback on a trace, its current value; arrives on the span topic (see
-    ``trace_insights.core.assessments``). ``number`` holds the value when it is a number
-    (``assessments.number``), so numeric filters compare a float column instead of parsing
-    JSON per row."""
+    ``trace_insights.core.assessments``)."""
 
     __tablename__ = "assessments"
 
@@ -131,7 +131,6 @@ class Assessment(Base):
     experiment_id: Mapped[str] = mapped_column(sa.String(64))
     name: Mapped[str] = mapped_column(sa.String(250))
     value: Mapped[Any] = mapped_column(Json, nullable=True)  # as migrated
-    number: Mapped[float | None] = mapped_column(sa.Float)
     source_type: Mapped[str] = mapped_column(sa.String(16))
     source_id: Mapped[str | None] = mapped_column(sa.Text)
     rationale: Mapped[str | None] = mapped_column(sa.Text)
@@ -140,14 +139,7 @@ class Assessment(Base):
 
     __table_args__ = (
         sa.Index("ix_assessments_trace_name", "trace_id", "name"),
-        # feedback filters read only this index: the matching traces of a name and range
-        sa.Index(
-            "ix_assessments_experiment_name_number",
-            "experiment_id",
-            "name",
-            "number",
-            postgresql_include=["trace_id"],
-        ),
+        sa.Index("ix_assessments_experiment_name", "experiment_id", "name"),
     )
 
 

@@ -1,26 +1,34 @@
-"""Columns that let the common filters skip parsing JSON per row: every trace has span stats
-(an empty object for none, so a key test alone decides), and each assessment keeps its value
-as a float when it is a number, indexed with its name so a feedback filter reads the index alone.
+"""Trace-row columns the common filters read without a join: span stats on every trace (an
+empty object for none, so a key test alone decides), and each trace's current assessment
+values by name (``traces.current_assessments``).
 
 Revision ID: 0006
 Revises: 0005
 """
 
+from itertools import groupby
+
 import sqlalchemy as sa
 from alembic import op
 
-from trace_insights.core.assessments import number
+from trace_insights.core.assessments import by_name
 from trace_insights.truth.models import Json
 
 revision = "0006"
 down_revision = "0005"
 
-_TRACES = sa.table("traces", sa.column("span_stats", Json))
+_TRACES = sa.table(
+    "traces",
+    sa.column("trace_id", sa.String),
+    sa.column("span_stats", Json),
+    sa.column("current_assessments", Json),
+)
 _ASSESSMENTS = sa.table(
     "assessments",
     sa.column("assessment_id", sa.String),
+    sa.column("trace_id", sa.String),
+    sa.column("name", sa.String),
     sa.column("value", Json),
-    sa.column("number", sa.Float),
 )
 _CHUNK = 10_000
 
@@ -32,37 +40,30 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("traces") as batch:
         batch.alter_column("span_stats", existing_type=Json, nullable=False)
-    with op.batch_alter_table("assessments") as batch:
-        batch.add_column(sa.Column("number", sa.Float, nullable=True))
+        batch.add_column(
+            sa.Column("current_assessments", Json, nullable=False, server_default="{}")
+        )
     update = (
-        sa.update(_ASSESSMENTS)
-        .where(_ASSESSMENTS.c.assessment_id == sa.bindparam("id"))
-        .values(number=sa.bindparam("n"))
+        sa.update(_TRACES)
+        .where(_TRACES.c.trace_id == sa.bindparam("id"))
+        .values(current_assessments=sa.bindparam("values"))
     )
-    values = sa.select(_ASSESSMENTS.c.assessment_id, _ASSESSMENTS.c.value)
+    a = _ASSESSMENTS.c
+    values = sa.select(a.trace_id, a.name, a.value).order_by(a.trace_id, a.assessment_id)
     rows = connection.execute(values.execution_options(stream_results=True, yield_per=_CHUNK))
     pending: list[dict[str, object]] = []
-    for assessment_id, value in rows:
-        if number(value) is not None:
-            pending.append({"id": assessment_id, "n": number(value)})
+    for trace_id, group in groupby(rows, key=lambda row: row[0]):
+        pending.append({"id": trace_id, "values": by_name(row[1:] for row in group)})
         if len(pending) >= _CHUNK:
             connection.execute(update, pending)
             pending = []
     if pending:
         connection.execute(update, pending)
-    op.drop_index("ix_assessments_experiment_name", table_name="assessments")
-    op.create_index(
-        "ix_assessments_experiment_name_number",
-        "assessments",
-        ["experiment_id", "name", "number"],
-        postgresql_include=["trace_id"],
-    )
+    with op.batch_alter_table("traces") as batch:
+        batch.alter_column("current_assessments", existing_type=Json, server_default=None)
 
 
 def downgrade() -> None:
-    op.drop_index("ix_assessments_experiment_name_number", table_name="assessments")
-    op.create_index("ix_assessments_experiment_name", "assessments", ["experiment_id", "name"])
-    with op.batch_alter_table("assessments") as batch:
-        batch.drop_column("number")
     with op.batch_alter_table("traces") as batch:
+        batch.drop_column("current_assessments")
         batch.alter_column("span_stats", existing_type=Json, nullable=True)
