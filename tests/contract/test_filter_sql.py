@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from trace_insights.core.assessments import by_name
 from trace_insights.core.filters import parse
 from trace_insights.truth import span_stats
+from trace_insights.truth.dimension_counts import dimension_counts
 from trace_insights.truth.filter_sql import FilterError, compile_filter
 from trace_insights.truth.models import Assessment, Experiment, Span, Trace, TraceTag
 from trace_insights.truth.pair_counts import pair_counts
@@ -206,3 +207,30 @@ def test_pair_counts_are_the_sets_sizes(truth, first, second):
                              compile_filter(parse(second), dialect), universe)  # fmt: skip
     a, b = _matching(truth, first), _matching(truth, second)
     assert counts == (5, len(a), len(b), len(a & b))
+
+
+def test_dimension_counts_count_each_dimension_in_and_out_of_a_slice(truth):
+    """The filter-slice correlation's grouped counts (distinct span stats and tag sets expanded
+    once, weighted by their traces), hand-checked: (traces, traces in the slice)."""
+    dialect = truth.dialect.name
+    in_slice = compile_filter(parse("trace.status = 'ERROR'"), dialect)  # traces 2 and 5
+    universe = in_slice.joined(sa.select(
+        Trace.trace_id, Trace.status, Trace.execution_time_ms, Trace.span_stats, Trace.tags,
+        sa.case((in_slice.predicate, 1), else_=0).label("in_slice"),
+    )).where(Trace.experiment_id == "f").cte("universe")  # fmt: skip
+    with truth.connect() as connection:
+        rows = connection.execute(dimension_counts(universe, dialect))
+        counts = {row[0]: (int(row[1]), int(row[2] or 0)) for row in rows}
+    assert {dimension: counts.get(dimension) for dimension in EXPECTED_COUNTS} == EXPECTED_COUNTS
+
+
+EXPECTED_COUNTS = {
+    "": (5, 2), "status=ERROR": (2, 2), "status=OK": (3, 0),
+    "span.type=LLM": (2, 1), "span.type=EMBEDDING": (2, 2), "span.type=AGENT": (4, 2),
+    "count(span.type=LLM)>3": (1, 0), "count(span.type=EMBEDDING)>5": (1, 1),
+    "tools.web_search=used": (1, 1), "tools.web_search=error": (1, 1), "model=gpt-4": (1, 0),
+    "tags.environment=production": (2, 0), "tags.query_type=complex": (3, 2),
+    "tags.deployment.environment=dev": (1, 1), "latency>5000": (2, 2), "latency>1000": (3, 2),
+    "assessment.quality=0.9": (1, 0), "assessment.quality=n/a": (1, 1),
+    "assessment.is_helpful=true": (1, 0),
+}  # fmt: skip

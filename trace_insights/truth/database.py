@@ -25,6 +25,15 @@ def create_engine(url: str) -> sa.Engine:
     return sa.create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4)
 
 
+def without_jit(connection: sa.Connection) -> None:
+    """For the rest of the connection's transaction on PostgreSQL, no JIT compilation: it took
+    1.07 s of a 4.9 s filter-slice correlation at 1M traces and sped up none of the analytic
+    statements (JSON functions and hash aggregates). Transaction-scoped, so it is safe behind
+    a pooler."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.select(sa.func.set_config("jit", "off", True)))
+
+
 def migrate(engine: sa.Engine) -> None:
     """Bring the schema to the latest revision (idempotent)."""
     config = Config()

@@ -13,7 +13,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from trace_insights.core import dimensions
 from trace_insights.truth import span_stats
 from trace_insights.truth.filter_sql import json_scalar
-from trace_insights.truth.models import Assessment, TraceTag
+from trace_insights.truth.models import Assessment
 
 ALL = ""  # the row that counts the universe itself
 
@@ -21,27 +21,31 @@ ALL = ""  # the row that counts the universe itself
 def dimension_counts(universe: Any, dialect: str) -> sa.CompoundSelect:
     """(dimension, traces, traces in the slice) for every dimension value of the traces in
     ``universe`` — a subquery with ``trace_id``, ``in_slice`` (1 or 0) and the traces'
-    ``status``, ``execution_time_ms`` and ``span_stats`` — plus one ALL row for the universe.
+    ``status``, ``execution_time_ms``, ``span_stats`` and ``tags`` — plus one ALL row for the
+    universe.
 
-    Each source is counted where it is read (the traces' own columns, their span stats, tags,
+    Each source is counted where it is read (the traces' own columns, their span stats and tags,
     assessments) and only the counts are combined, so no row per trace and dimension is ever
     joined back to the universe. Span dimensions come from the span stats, not the span rows.
     """
     u = universe.c
     thresholds = _numbers(dimensions.LATENCY_THRESHOLDS_MS)
     count_thresholds = _numbers(dimensions.SPAN_COUNT_THRESHOLDS)
+    # traces share span stats and tag sets: each distinct object is expanded once, weighted by
+    # its traces
+    shared = sa.select(u.span_stats, *_counted(u.in_slice)).group_by(u.span_stats).subquery()
     each = sa.func.jsonb_each_text if dialect == "postgresql" else sa.func.json_each
-    pairs = each(u.span_stats).table_valued("key", "value")
+    pairs = each(shared.c.span_stats).table_valued("key", "value")
     stats = (
         sa.select(pairs.c.key.label("key"), sa.cast(pairs.c.value, sa.Integer).label("spans"),
-                  u.in_slice)
-        .select_from(universe)
+                  shared.c.n, shared.c.s)
+        .select_from(shared)
         .join(pairs, sa.true())
         .subquery()
     )  # fmt: skip
-    # the traces' span stats, expanded once: how many traces hold each (key, count)
+    # how many traces hold each (key, count)
     per_count = (
-        sa.select(stats.c.key, stats.c.spans, *_counted(stats.c.in_slice))
+        sa.select(stats.c.key, stats.c.spans, *_summed(stats))
         .group_by(stats.c.key, stats.c.spans)
         .cte("per_count")
     )
@@ -64,10 +68,13 @@ def dimension_counts(universe: Any, dialect: str) -> sa.CompoundSelect:
         .distinct()
         .subquery()
     )  # fmt: skip
+    tag_sets = sa.select(u.tags, *_counted(u.in_slice)).group_by(u.tags).subquery()
+    tag_pairs = each(tag_sets.c.tags).table_valued("key", "value")
     tags = (
-        sa.select(TraceTag.key, TraceTag.value, *_counted(u.in_slice))
-        .join(universe, TraceTag.trace_id == u.trace_id)
-        .group_by(TraceTag.key, TraceTag.value)
+        sa.select(tag_pairs.c.key, tag_pairs.c.value, *_summed(tag_sets))
+        .select_from(tag_sets)
+        .join(tag_pairs, sa.true())
+        .group_by(tag_pairs.c.key, tag_pairs.c.value)
         .subquery()
     )
     # each trace counted once at the highest threshold it exceeds, then added up per threshold
