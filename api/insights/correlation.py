@@ -31,7 +31,6 @@ from trace_insights.core import keys
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.keys import fields
 from trace_insights.core.npmi import npmi, strength
-from trace_insights.truth.database import without_jit
 from trace_insights.truth.dimension_counts import ALL as ALL_ROWS
 from trace_insights.truth.dimension_counts import dimension_counts
 from trace_insights.truth.filter_sql import compile_filter
@@ -231,7 +230,6 @@ def _correlations_from_truth(
         .cte("universe")
     )
     with context.engine.connect() as connection:
-        without_jit(connection)
         partners = {
             row[0]: (int(row[1]), int(row[2] or 0))
             for row in connection.execute(dimension_counts(universe, dialect))

@@ -7,7 +7,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from trace_insights.truth.database import without_jit
 from trace_insights.truth.filter_sql import Compiled
 from trace_insights.truth.models import Trace
 
@@ -27,7 +26,6 @@ def pair_counts(
     query = sa.select(*_counted(first.predicate, second.predicate, dialect)).select_from(Trace)
     for compiled in (first, second, *joined):
         query = compiled.joined(query)
-    without_jit(connection)
     row = connection.execute(query.where(*universe)).one()
     if dialect != "postgresql":
         total, c1, c2, joint = (int(v) for v in row)
