@@ -10,7 +10,6 @@ import sqlalchemy as sa
 
 from aggregator.deltas import Policy, accumulate
 from aggregator.truth.writer import Owed, span_row, trace_row
-from trace_insights.core.assessments import by_name
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.records import SpanRecord, TraceSummary
 from trace_insights.stores.base import AggregateStore
@@ -140,10 +139,12 @@ def load(engine: sa.Engine, store: AggregateStore | None, experiment: str, trace
             synthetic(i, experiment, rnd, now)
             for i in range(chunk_start, min(traces, chunk_start + CHUNK))
         ]
-        assessments = [_assessment(s, rnd) for s, _ in made[::10]]
-        rows = [trace_row(s, spans, partition, offset, "root") for s, spans in made]
-        for row, assessment in zip(rows[::10], assessments, strict=True):
-            row["current_assessments"] = by_name([(assessment["name"], assessment["value"])])
+        assessments = {s.trace_id: _assessment(s, rnd) for s, _ in made[::10]}
+        rows = [
+            trace_row(s, spans, partition, offset, "root",
+                      [(a["name"], a["value"])] if (a := assessments.get(s.trace_id)) else [])
+            for s, spans in made
+        ]  # fmt: skip
         with engine.begin() as connection:
             insert_ignoring_conflicts(connection, Trace.__table__, rows)
             insert_ignoring_conflicts(
@@ -160,7 +161,7 @@ def load(engine: sa.Engine, store: AggregateStore | None, experiment: str, trace
                     for k, v in s.tags.items()
                 ],
             )
-            insert_ignoring_conflicts(connection, Assessment.__table__, assessments)
+            insert_ignoring_conflicts(connection, Assessment.__table__, list(assessments.values()))
         if store is None:
             _progress(chunk_start, traces, started)
             continue

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from trace_insights.core.assessments import Assessment, by_name
-from trace_insights.truth.bulk import insert_ignoring_conflicts
+from trace_insights.truth.bulk import insert_ignoring_conflicts, set_each
 from trace_insights.truth.models import Assessment as AssessmentRow
 from trace_insights.truth.models import AssessmentEvent, Trace
 
@@ -113,12 +113,8 @@ def _keep_current(connection: sa.Connection, trace_ids: list[str]) -> None:
     if not trace_ids:
         return
     now = current_values(connection, trace_ids)
-    update = (
-        sa.update(Trace.__table__)
-        .where(Trace.__table__.c.trace_id == sa.bindparam("id"))
-        .values(current_assessments=sa.bindparam("values"))
-    )
-    connection.execute(update, [{"id": t, "values": by_name(now.get(t, []))} for t in trace_ids])
+    values = {trace_id: by_name(now.get(trace_id, [])) for trace_id in trace_ids}
+    set_each(connection, Trace.__table__, "current_assessments", values)
 
 
 def current_values(connection: sa.Connection, trace_ids: list[str]) -> dict[str, list[list[Any]]]:

@@ -21,7 +21,7 @@ from aggregator.truth.assessments import record as record_assessments
 from trace_insights.core.assessments import by_name
 from trace_insights.core.records import SpanRecord, TraceSummary, summarize
 from trace_insights.truth import span_stats
-from trace_insights.truth.bulk import insert_ignoring_conflicts, one_of
+from trace_insights.truth.bulk import insert_ignoring_conflicts, one_of, set_each
 from trace_insights.truth.models import (
     AssessmentEvent,
     Experiment,
@@ -127,12 +127,8 @@ def _recount(connection: sa.Connection, trace_ids: set[str]) -> None:
     query = sa.select(Span.trace_id, Span.span_type, Span.status, Span.tool_name, Span.model)
     for row in _rows(connection, query, Span.trace_id, trace_ids):
         facts.setdefault(row.trace_id, []).append(tuple(row)[1:])  # type: ignore[arg-type]
-    update = (
-        sa.update(Trace.__table__)
-        .where(Trace.__table__.c.trace_id == sa.bindparam("id"))
-        .values(span_stats=sa.bindparam("stats"))
-    )
-    connection.execute(update, [{"id": t, "stats": span_stats.count(f)} for t, f in facts.items()])
+    stats = {trace_id: span_stats.count(spans) for trace_id, spans in facts.items()}
+    set_each(connection, Trace.__table__, "span_stats", stats)
 
 
 def _idle(connection: sa.Connection, partition: int, clock_ms: int, timeout_ms: int) -> set[str]:
@@ -235,9 +231,8 @@ def _finalize(
     assessed = current_values(connection, sorted(spans))
     for trace_id, trace_spans in spans.items():
         summary = summarize(trace_id, trace_spans[0].experiment_id, trace_spans)
-        rows.append(trace_row(summary, trace_spans, partition, end_offset, reason))
-        rows[-1]["assessments"] = assessed.get(trace_id, [])
-        rows[-1]["current_assessments"] = by_name(rows[-1]["assessments"])
+        rows.append(trace_row(summary, trace_spans, partition, end_offset, reason,
+                              assessed.get(trace_id, [])))  # fmt: skip
         tags.extend({"trace_id": trace_id, "key": k, "value": v} for k, v in summary.tags.items())
     insert_ignoring_conflicts(connection, Trace.__table__, rows)
     insert_ignoring_conflicts(connection, TraceTag.__table__, tags)
@@ -296,9 +291,11 @@ def trace_row(
     partition: int,
     offset: int,
     reason: str,
+    assessments: Sequence[Sequence[Any]] = (),
 ) -> dict[str, Any]:
-    """The ``traces`` row of a trace finalized at (partition, offset) with ``spans`` (no
-    assessments yet)."""
+    """The ``traces`` row of a trace finalized at (partition, offset) with ``spans`` and
+    ``assessments`` ([name, value] pairs: counted with it, and its current values until one
+    changes)."""
     return {
         "trace_id": summary.trace_id,
         "experiment_id": summary.experiment_id,
@@ -317,8 +314,8 @@ def trace_row(
         "span_stats": span_stats.count(
             (span.span_type, span.status, span.tool_name, span.model) for span in spans
         ),
-        "assessments": [],
-        "current_assessments": {},
+        "assessments": [list(pair) for pair in assessments],
+        "current_assessments": by_name(assessments),
     }
 
 

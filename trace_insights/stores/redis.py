@@ -100,7 +100,7 @@ class RedisStore:
         }
         if update.changed:
             watermark = update.maximums.get((keys.meta(update.experiment_id), fields.WATERMARK), -1)
-            change = json.dumps({"b": update.changed, "w": int(watermark)})
+            change = _change_entry(update.changed, watermark)
             ops["x"].append([index(keys.changes(update.experiment_id)), CHANGES_KEPT, change])
         for (key, name), blob in update.blobs.items():
             blobs.append(blob)
@@ -223,8 +223,8 @@ class RedisStore:
             self._client.delete(*batch)
         if dropped:
             watermark = self._client.hget(keys.meta(experiment_id), fields.WATERMARK)
-            change = {"b": sorted(dropped), "w": int(float(watermark or -1))}
-            self._client.xadd(keys.changes(experiment_id), {"c": json.dumps(change)},
+            change = _change_entry(sorted(dropped), float(watermark or -1))
+            self._client.xadd(keys.changes(experiment_id), {"c": change},
                               maxlen=CHANGES_KEPT, approximate=True)  # fmt: skip
 
     def close(self) -> None:
@@ -246,3 +246,8 @@ def _number(raw: bytes) -> float:
         return int(text)
     except ValueError:
         return float(text)
+
+
+def _change_entry(buckets: list[tuple[str, int]], watermark: float) -> str:
+    """A change stream entry's payload, as ``changes`` reads it."""
+    return json.dumps({"b": buckets, "w": int(watermark)})

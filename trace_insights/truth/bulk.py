@@ -1,4 +1,4 @@
-"""Bulk ``INSERT ... ON CONFLICT DO NOTHING`` of many rows.
+"""Bulk writes of many rows: ``INSERT ... ON CONFLICT DO NOTHING``, and one column set per row.
 
 On PostgreSQL the rows are streamed with COPY into a session-local staging table, then moved
 with one INSERT ... SELECT (a SQLAlchemy expression): row formatting happens in psycopg's C
@@ -47,6 +47,19 @@ def insert_ignoring_conflicts(
     statement = postgresql.insert(table).from_select(columns, sa.select(staging))
     connection.execute(statement.on_conflict_do_nothing())
     connection.execute(sa.delete(staging))
+
+
+def set_each(
+    connection: sa.Connection, table: sa.Table, column: str, values: dict[str, Any]
+) -> None:
+    """``column`` of each row whose primary key (a single column) is a key of ``values``, set
+    to its value: one executemany."""
+    if not values:
+        return
+    [key] = table.primary_key.columns
+    update = sa.update(table).where(key == sa.bindparam("_key"))
+    update = update.values({column: sa.bindparam("_value")})
+    connection.execute(update, [{"_key": k, "_value": v} for k, v in values.items()])
 
 
 def one_of(connection: sa.Connection, column: Any, values: list[str]) -> sa.ColumnElement[bool]:
