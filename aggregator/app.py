@@ -4,10 +4,10 @@ import logging
 import signal
 import threading
 
-from aggregator.deltas import Policy
-from aggregator.loop import Aggregator
-from aggregator.metrics import Liveness, serve
-from aggregator.source import KafkaSource
+from trace_insights.aggregator.deltas import Policy
+from trace_insights.aggregator.loop import Aggregator
+from trace_insights.aggregator.metrics import Liveness, serve
+from trace_insights.aggregator.source import KafkaSource
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.settings import Settings
 from trace_insights.kafka_topic import ensure_topic

@@ -5,8 +5,8 @@ import logging
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from aggregator.truth.assessments import AssessmentDelivery
-from aggregator.truth.writer import Delivery
+from trace_insights.aggregator.truth.assessments import AssessmentDelivery
+from trace_insights.aggregator.truth.writer import Delivery
 from trace_insights.bus import Record
 from trace_insights.core.assessments import CARRIER_ATTRIBUTE
 from trace_insights.core.assessments import decode as decode_assessment

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from aggregator.truth.assessments import Move
-from aggregator.truth.writer import Owed
+from trace_insights.aggregator.truth.assessments import Move
+from trace_insights.aggregator.truth.writer import Owed
 from trace_insights.core import dimensions, keys, sketch
 from trace_insights.core.assessments import value_key
 from trace_insights.core.buckets import WIDTH_MS, Resolution, bucket_start

@@ -15,12 +15,12 @@ from kafka.errors import KafkaError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from aggregator import metrics
-from aggregator.decode import deliveries
-from aggregator.deltas import Policy, build_updates
-from aggregator.metrics import Liveness
-from aggregator.source import Source
-from aggregator.truth.writer import has_open_traces, owed, write_batch
+from trace_insights.aggregator import metrics
+from trace_insights.aggregator.decode import deliveries
+from trace_insights.aggregator.deltas import Policy, build_updates
+from trace_insights.aggregator.metrics import Liveness
+from trace_insights.aggregator.source import Source
+from trace_insights.aggregator.truth.writer import has_open_traces, owed, write_batch
 from trace_insights.bus import Record
 from trace_insights.stores.base import AggregateStore
 

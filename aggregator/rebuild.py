@@ -12,9 +12,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from aggregator.deltas import Policy, accumulate
-from aggregator.truth.assessments import move_of
-from aggregator.truth.writer import (
+from trace_insights.aggregator.deltas import Policy, accumulate
+from trace_insights.aggregator.truth.assessments import move_of
+from trace_insights.aggregator.truth.writer import (
     LIGHT_COLUMNS,
     Owed,
     final_spans,

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 from fastdigest import TDigest
 
-from api.digests import DigestCache, Location
-from api.window import Window
+from trace_insights.api.digests import DigestCache, Location
+from trace_insights.api.window import Window
 from trace_insights.core import keys, sketch
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.keys import fields

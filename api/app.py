@@ -10,12 +10,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from api import errors
-from api.alerts import routes as alerts
-from api.context import Context
-from api.errors import INVALID_PARAMETER_VALUE, UNAUTHENTICATED, ApiError
-from api.insights import correlation, quality, stream, tags, tools, traffic
-from api.mlflow import experiments, search, traces
+from trace_insights.api import errors
+from trace_insights.api.alerts import routes as alerts
+from trace_insights.api.context import Context
+from trace_insights.api.errors import INVALID_PARAMETER_VALUE, UNAUTHENTICATED, ApiError
+from trace_insights.api.insights import correlation, quality, stream, tags, tools, traffic
+from trace_insights.api.mlflow import experiments, search, traces
 
 INSIGHTS_PREFIX = "/api/3.0/mlflow/traces/insights"
 REQUESTS = Counter("trace_insights_api_requests", "API requests", ["route", "status"])

@@ -8,11 +8,11 @@ from typing import Literal, Protocol
 
 import sqlalchemy as sa
 
-from api.aggregates import Aggregates
-from api.digests import DigestCache
-from api.errors import invalid, not_found
-from api.schemas import InsightsRequest, Meta, Overflow
-from api.window import TooManyPeriods, Window, resolve
+from trace_insights.api.aggregates import Aggregates
+from trace_insights.api.digests import DigestCache
+from trace_insights.api.errors import invalid, not_found
+from trace_insights.api.schemas import InsightsRequest, Meta, Overflow
+from trace_insights.api.window import TooManyPeriods, Window, resolve
 from trace_insights.core.assessments import Assessment
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.periods import Unit, zone_of

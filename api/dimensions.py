@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from api.errors import invalid
+from trace_insights.api.errors import invalid
 from trace_insights.core import dimensions as stream
 from trace_insights.core.filters import And, Comparison, Count, Key, Node, Not
 

@@ -3,10 +3,10 @@
 import asyncio
 import logging
 
-from api.alerts.worker import AlertWorker
-from api.app import create_app
-from api.context import Context
-from api.publisher import KafkaPublisher
+from trace_insights.api.alerts.worker import AlertWorker
+from trace_insights.api.app import create_app
+from trace_insights.api.context import Context
+from trace_insights.api.publisher import KafkaPublisher
 from trace_insights.core.settings import Settings
 from trace_insights.serving import http_server, serve_until, stop_on_signals
 from trace_insights.stores.redis import RedisStore

@@ -29,14 +29,14 @@ import numpy as np  # noqa: E402
 from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans  # noqa: E402
 
-from aggregator.decode import deliveries  # noqa: E402
-from collector.regroup import assemble, regroup  # noqa: E402
 from tests.support import (  # noqa: E402
     sdk_spans,
     start_aggregator,
     start_collector,
 )
+from trace_insights.aggregator.decode import deliveries  # noqa: E402
 from trace_insights.bus import Record  # noqa: E402
+from trace_insights.collector.regroup import assemble, regroup  # noqa: E402
 from trace_insights.core import keys  # noqa: E402
 from trace_insights.core.buckets import Resolution  # noqa: E402
 from trace_insights.generate import Traffic, send  # noqa: E402

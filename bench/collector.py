@@ -30,8 +30,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E4
     InMemorySpanExporter,
 )
 
-from collector.regroup import assemble, regroup  # noqa: E402
 from tests.support import count_spans, start_collector  # noqa: E402
+from trace_insights.collector.regroup import assemble, regroup  # noqa: E402
 from trace_insights.generate import Traffic  # noqa: E402
 
 

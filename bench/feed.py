@@ -28,9 +28,6 @@ import numpy as np  # noqa: E402
 import services  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
-from api.alerts.worker import AlertWorker  # noqa: E402
-from api.context import Context  # noqa: E402
-from api.publisher import BusPublisher  # noqa: E402
 from tests.support import (  # noqa: E402
     export_spans,
     sdk_spans,
@@ -39,6 +36,9 @@ from tests.support import (  # noqa: E402
     start_collector,
     start_process,
 )
+from trace_insights.api.alerts.worker import AlertWorker  # noqa: E402
+from trace_insights.api.context import Context  # noqa: E402
+from trace_insights.api.publisher import BusPublisher  # noqa: E402
 from trace_insights.bus import LocalBus  # noqa: E402
 from trace_insights.core.settings import Settings  # noqa: E402
 from trace_insights.stores.redis import RedisStore  # noqa: E402

@@ -8,8 +8,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from aggregator.deltas import Policy, accumulate
-from aggregator.truth.writer import Owed, span_row, trace_row
+from trace_insights.aggregator.deltas import Policy, accumulate
+from trace_insights.aggregator.truth.writer import Owed, span_row, trace_row
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.records import SpanRecord, TraceSummary
 from trace_insights.stores.base import AggregateStore

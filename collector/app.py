@@ -6,11 +6,11 @@ import logging
 import grpc
 import uvicorn
 
-from collector.batcher import PartitionBatcher
-from collector.ingest import Ingestor
-from collector.otlp_grpc import start_server
-from collector.otlp_http import create_app
-from collector.producer import KafkaSpanProducer, SpanProducer
+from trace_insights.collector.batcher import PartitionBatcher
+from trace_insights.collector.ingest import Ingestor
+from trace_insights.collector.otlp_grpc import start_server
+from trace_insights.collector.otlp_http import create_app
+from trace_insights.collector.producer import KafkaSpanProducer, SpanProducer
 from trace_insights.core.settings import Settings
 from trace_insights.serving import http_server, serve_until, stop_on_signals
 

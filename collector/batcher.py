@@ -11,8 +11,8 @@ Contract: ``submit`` returns once every span it was given is acknowledged by Kaf
 import asyncio
 from dataclasses import dataclass, field
 
-from collector.producer import SpanProducer
-from collector.regroup import Run, assemble
+from trace_insights.collector.producer import SpanProducer
+from trace_insights.collector.regroup import Run, assemble
 
 
 @dataclass

@@ -7,10 +7,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from collector import metrics
-from collector.batcher import PartitionBatcher
-from collector.producer import SpanProducer, Unavailable
-from collector.regroup import regroup
+from trace_insights.collector import metrics
+from trace_insights.collector.batcher import PartitionBatcher
+from trace_insights.collector.producer import SpanProducer, Unavailable
+from trace_insights.collector.regroup import regroup
 from trace_insights.core.routing import check_experiment_id
 from trace_insights.core.settings import Settings
 

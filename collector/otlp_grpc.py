@@ -14,9 +14,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from collector import metrics
-from collector.ingest import Ingestor, InvalidExperiment
-from collector.producer import Unavailable
+from trace_insights.collector import metrics
+from trace_insights.collector.ingest import Ingestor, InvalidExperiment
+from trace_insights.collector.producer import Unavailable
 from trace_insights.core.routing import EXPERIMENT_HEADER
 
 log = logging.getLogger(__name__)

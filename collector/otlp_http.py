@@ -20,10 +20,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from collector import metrics
-from collector.ingest import Ingestor, InvalidExperiment
-from collector.otlp_json import OtlpJsonError, decode_request, encode_response
-from collector.producer import Unavailable
+from trace_insights.collector import metrics
+from trace_insights.collector.ingest import Ingestor, InvalidExperiment
+from trace_insights.collector.otlp_json import OtlpJsonError, decode_request, encode_response
+from trace_insights.collector.producer import Unavailable
 from trace_insights.core.routing import EXPERIMENT_HEADER
 
 log = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ from typing import Protocol
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from collector import metrics
-from collector.regroup import Batch
 from trace_insights.bus import LocalBus
+from trace_insights.collector import metrics
+from trace_insights.collector.regroup import Batch
 from trace_insights.core.settings import Settings
 from trace_insights.kafka_topic import ensure_topic
 

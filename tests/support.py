@@ -20,6 +20,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 ROOT = Path(__file__).resolve().parent.parent
+# The ``trace-insights`` command of this checkout; a test of an installed copy passes its own.
+PRODUCT = (sys.executable, "-m", "trace_insights")
 
 
 def make_request(
@@ -152,7 +154,13 @@ class Collector:
                 self.process.wait()
 
 
-def start_collector(servers: str, topic: str, **settings: Any) -> Collector:
+def start_collector(
+    servers: str,
+    topic: str,
+    command: tuple[str, ...] = PRODUCT,
+    cwd: Path = ROOT,
+    **settings: Any,
+) -> Collector:
     """The real ``trace-insights collector`` process, on free ports."""
     sys.path.insert(0, str(ROOT / "scripts"))
     from services import free_port, wait_for_port
@@ -166,9 +174,9 @@ def start_collector(servers: str, topic: str, **settings: Any) -> Collector:
     )
     env.update({f"TRACE_INSIGHTS_{key.upper()}": str(value) for key, value in settings.items()})
     process = subprocess.Popen(
-        [sys.executable, "-m", "trace_insights", "collector",
-         "--otlp-http-port", str(http_port), "--otlp-grpc-port", str(grpc_port)],
-        env=env, cwd=ROOT,
+        [*command, "collector", "--otlp-http-port", str(http_port),
+         "--otlp-grpc-port", str(grpc_port)],
+        env=env, cwd=cwd,
     )  # fmt: skip
     wait_for_port(http_port, 30, process)
     collector = Collector(process, f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", topic)
@@ -275,7 +283,7 @@ def publish_to_bus(bus: Any, spans: list, experiment_id: str, chunk: int = 40) -
     """What the collector would write: regrouped OTLP requests, a few traces per request."""
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-    from collector.regroup import assemble, regroup
+    from trace_insights.collector.regroup import assemble, regroup
 
     for start in range(0, len(spans), chunk):
         request = encode_spans(spans[start : start + chunk])
@@ -293,20 +301,21 @@ def service_env(**settings: Any) -> dict[str, str]:
     return env
 
 
-def trace_insights(*args: str, **settings: Any) -> subprocess.CompletedProcess:
+def trace_insights(
+    *args: str, command: tuple[str, ...] = PRODUCT, cwd: Path = ROOT, **settings: Any
+) -> subprocess.CompletedProcess:
     """Run a ``trace-insights`` command to completion."""
     return subprocess.run(
-        [sys.executable, "-m", "trace_insights", *args],
-        env=service_env(**settings), cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [*command, *args],
+        env=service_env(**settings), cwd=cwd, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
 
 
-def start_aggregator(**settings: Any) -> subprocess.Popen:
+def start_aggregator(
+    command: tuple[str, ...] = PRODUCT, cwd: Path = ROOT, **settings: Any
+) -> subprocess.Popen:
     settings.setdefault("aggregator_port", 0)  # several may run side by side
-    return subprocess.Popen(
-        [sys.executable, "-m", "trace_insights", "aggregator"],
-        env=service_env(**settings), cwd=ROOT,
-    )  # fmt: skip
+    return subprocess.Popen([*command, "aggregator"], env=service_env(**settings), cwd=cwd)
 
 
 def schema_url(database_url: str) -> tuple[str, str]:
@@ -380,12 +389,19 @@ class Running:
         return self.process.returncode
 
 
-def start_process(args: list[str], env: dict[str, str], api_port: int, otlp_port: int) -> Running:
+def start_process(
+    args: list[str],
+    env: dict[str, str],
+    api_port: int,
+    otlp_port: int,
+    command: tuple[str, ...] = PRODUCT,
+    cwd: Path = ROOT,
+) -> Running:
     """Start a ``trace-insights`` command and wait until its API answers /ready."""
     sys.path.insert(0, str(ROOT / "scripts"))
     from services import wait_for_port
 
-    process = subprocess.Popen([sys.executable, "-m", "trace_insights", *args], env=env, cwd=ROOT)
+    process = subprocess.Popen([*command, *args], env=env, cwd=cwd)
     running = Running(process, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{otlp_port}")
     deadline = time.monotonic() + 60
     try:

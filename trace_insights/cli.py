@@ -53,7 +53,7 @@ def collector(
     kafka_bootstrap_servers: KafkaServers = None,
 ) -> None:
     """Receive OTLP traces over HTTP and gRPC and write them durably to Kafka."""
-    from collector.app import run
+    from trace_insights.collector.app import run
 
     settings = load_settings(
         otlp_http_port=otlp_http_port,
@@ -94,7 +94,7 @@ def aggregator(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Consume the span topic into PostgreSQL and the Redis aggregates (one group member)."""
-    from aggregator.app import run
+    from trace_insights.aggregator.app import run
 
     settings = load_settings(
         aggregator_port=aggregator_port,
@@ -152,7 +152,7 @@ def api(
     kafka_bootstrap_servers: KafkaServers = None,
 ) -> None:
     """Serve the insights API over Redis and PostgreSQL (assessments go through Kafka)."""
-    from api.server import run
+    from trace_insights.api.server import run
 
     settings = load_settings(
         api_port=api_port,
@@ -205,9 +205,9 @@ def rebuild(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Recompute the Redis aggregates from the database. Stop the aggregators first."""
-    from aggregator.app import open_store, policy
-    from aggregator.rebuild import count_traces
-    from aggregator.rebuild import rebuild as replay
+    from trace_insights.aggregator.app import open_store, policy
+    from trace_insights.aggregator.rebuild import count_traces
+    from trace_insights.aggregator.rebuild import rebuild as replay
     from trace_insights.truth.database import create_engine
 
     if (start_ms is None) != (end_ms is None):

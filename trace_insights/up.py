@@ -18,19 +18,19 @@ import threading
 import time
 from dataclasses import dataclass
 
-from aggregator.app import policy
-from aggregator.loop import Aggregator
-from aggregator.metrics import Liveness
-from aggregator.rebuild import rebuild
-from aggregator.source import KafkaSource, Source
-from aggregator.truth.writer import last_offsets
-from api.alerts.worker import AlertWorker
-from api.app import create_app
-from api.context import AssessmentPublisher, Context
-from api.publisher import BusPublisher, KafkaPublisher
-from collector.app import Collector
-from collector.producer import BusSpanProducer, KafkaSpanProducer, SpanProducer
+from trace_insights.aggregator.app import policy
+from trace_insights.aggregator.loop import Aggregator
+from trace_insights.aggregator.metrics import Liveness
+from trace_insights.aggregator.rebuild import rebuild
+from trace_insights.aggregator.source import KafkaSource, Source
+from trace_insights.aggregator.truth.writer import last_offsets
+from trace_insights.api.alerts.worker import AlertWorker
+from trace_insights.api.app import create_app
+from trace_insights.api.context import AssessmentPublisher, Context
+from trace_insights.api.publisher import BusPublisher, KafkaPublisher
 from trace_insights.bus import LocalBus
+from trace_insights.collector.app import Collector
+from trace_insights.collector.producer import BusSpanProducer, KafkaSpanProducer, SpanProducer
 from trace_insights.core.settings import Settings
 from trace_insights.generate import Traffic, send
 from trace_insights.kafka_topic import ensure_topic

@@ -15,9 +15,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from aggregator.truth.assessments import AssessmentDelivery, Move, current_values
-from aggregator.truth.assessments import moves as assessment_moves
-from aggregator.truth.assessments import record as record_assessments
+from trace_insights.aggregator.truth.assessments import AssessmentDelivery, Move, current_values
+from trace_insights.aggregator.truth.assessments import moves as assessment_moves
+from trace_insights.aggregator.truth.assessments import record as record_assessments
 from trace_insights.core.assessments import by_name
 from trace_insights.core.records import SpanRecord, TraceSummary, summarize
 from trace_insights.truth import span_stats

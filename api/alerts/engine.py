@@ -12,11 +12,11 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from api.aggregates import combined, total
-from api.context import Context
-from api.dimensions import count, joint, resolve
-from api.insights.correlation import Counts
-from api.window import resolve as window_of
+from trace_insights.api.aggregates import combined, total
+from trace_insights.api.context import Context
+from trace_insights.api.dimensions import count, joint, resolve
+from trace_insights.api.insights.correlation import Counts
+from trace_insights.api.window import resolve as window_of
 from trace_insights.core import keys
 from trace_insights.core.assessments import is_failure
 from trace_insights.core.buckets import Resolution

@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
 
-from api.alerts.schemas import (
+from trace_insights.api.alerts.schemas import (
     CreatedRule,
     DeliveriesOut,
     DeliveryOut,
@@ -16,10 +16,10 @@ from api.alerts.schemas import (
     RuleOut,
     RulesOut,
 )
-from api.context import Context
-from api.dimensions import resolve
-from api.errors import invalid, not_found
-from api.mlflow.schemas import Deleted
+from trace_insights.api.context import Context
+from trace_insights.api.dimensions import resolve
+from trace_insights.api.errors import invalid, not_found
+from trace_insights.api.mlflow.schemas import Deleted
 from trace_insights.truth.models import AlertDelivery, AlertRule
 
 router = APIRouter(prefix="/alerts")

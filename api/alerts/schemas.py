@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from api.schemas import DimensionValue
+from trace_insights.api.schemas import DimensionValue
 
 Metric = Literal["error_rate", "trace_count", "latency_p50", "latency_p90", "latency_p99",
                  "tool_error_rate", "token_count", "assessment_failure_rate", "npmi"]  # fmt: skip

@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.alerts.delivery import deliver_due
-from api.alerts.engine import evaluate
-from api.context import Context
+from trace_insights.api.alerts.delivery import deliver_due
+from trace_insights.api.alerts.engine import evaluate
+from trace_insights.api.context import Context
 from trace_insights.truth.models import AlertRule
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,8 @@ class AlertWorker:
             cursors = {e: self._cursors[e] for e in experiments}
             for change in self.context.store.changes(cursors):
                 touched.add(change.experiment_id)
-                self._cursors[change.experiment_id] = change.id
+                # after a lost stretch, what the stream holds is all new: follow it from its start
+                self._cursors[change.experiment_id] = "0-0" if change.lost else change.id
         sweep = time.monotonic() - self._last_sweep >= SWEEP_S
         if sweep:
             self._last_sweep = time.monotonic()

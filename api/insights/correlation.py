@@ -7,12 +7,12 @@ from collections import Counter
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
 
-from api.aggregates import Aggregates, total
-from api.context import Context
-from api.dimensions import ALL, Requested, as_filter, count, joint, parse, resolve
-from api.errors import invalid
-from api.mlflow.search import condition
-from api.schemas import (
+from trace_insights.api.aggregates import Aggregates, total
+from trace_insights.api.context import Context
+from trace_insights.api.dimensions import ALL, Requested, as_filter, count, joint, parse, resolve
+from trace_insights.api.errors import invalid
+from trace_insights.api.mlflow.search import condition
+from trace_insights.api.schemas import (
     Correlation,
     CorrelationScore,
     CorrelationsRequest,

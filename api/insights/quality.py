@@ -8,10 +8,10 @@ import numpy as np
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
 
-from api.aggregates import Aggregates, total
-from api.context import Context
-from api.errors import not_found
-from api.schemas import (
+from trace_insights.api.aggregates import Aggregates, total
+from trace_insights.api.context import Context
+from trace_insights.api.errors import not_found
+from trace_insights.api.schemas import (
     AssessmentDiscoveryResponse,
     AssessmentInfo,
     AssessmentMetricsRequest,

@@ -20,10 +20,15 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from api.context import Context
-from api.errors import invalid
-from api.insights.traffic import error_stats, latency_stats, token_counts, volume_counts
-from api.schemas import ErrorStats, LatencyStats, TokenCounts, VolumeCounts
+from trace_insights.api.context import Context
+from trace_insights.api.errors import invalid
+from trace_insights.api.insights.traffic import (
+    error_stats,
+    latency_stats,
+    token_counts,
+    volume_counts,
+)
+from trace_insights.api.schemas import ErrorStats, LatencyStats, TokenCounts, VolumeCounts
 from trace_insights.core import keys, sketch
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.keys import fields

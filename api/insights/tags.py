@@ -3,10 +3,10 @@ the per-key cap are counted together as ``__other__`` and reported as overflow).
 
 from fastapi import APIRouter, Request
 
-from api.aggregates import total
-from api.context import Context
-from api.errors import not_found
-from api.schemas import (
+from trace_insights.api.aggregates import total
+from trace_insights.api.context import Context
+from trace_insights.api.errors import not_found
+from trace_insights.api.schemas import (
     InsightsRequest,
     Overflow,
     TagDiscoveryResponse,

@@ -5,10 +5,10 @@ from collections import Counter
 from fastapi import APIRouter, Request
 from fastdigest import TDigest
 
-from api.aggregates import combined, total
-from api.context import Context
-from api.errors import not_found
-from api.schemas import (
+from trace_insights.api.aggregates import combined, total
+from trace_insights.api.context import Context
+from trace_insights.api.errors import not_found
+from trace_insights.api.schemas import (
     InsightsRequest,
     ToolDiscoveryResponse,
     ToolMetricsRequest,

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Request
 from fastdigest import TDigest
 from pydantic import BaseModel
 
-from api.aggregates import Aggregates, combined, total
-from api.context import Context
-from api.schemas import (
+from trace_insights.api.aggregates import Aggregates, combined, total
+from trace_insights.api.context import Context
+from trace_insights.api.schemas import (
     ErrorPoint,
     ErrorsResponse,
     ErrorStats,

@@ -8,9 +8,9 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 from sqlalchemy.exc import IntegrityError
 
-from api.context import Context
-from api.errors import RESOURCE_ALREADY_EXISTS, ApiError, invalid, not_found
-from api.mlflow.schemas import (
+from trace_insights.api.context import Context
+from trace_insights.api.errors import RESOURCE_ALREADY_EXISTS, ApiError, invalid, not_found
+from trace_insights.api.mlflow.schemas import (
     CreateExperiment,
     CreateExperimentResponse,
     ExperimentInfo,

@@ -10,9 +10,9 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
 
-from api.context import Context
-from api.errors import invalid
-from api.mlflow.schemas import (
+from trace_insights.api.context import Context
+from trace_insights.api.errors import invalid
+from trace_insights.api.mlflow.schemas import (
     FilterCorrelationRequest,
     FilterCorrelationV2,
     FilterCorrelationV3,
@@ -20,7 +20,7 @@ from api.mlflow.schemas import (
     SearchTracesResponse,
     TraceInfo,
 )
-from api.mlflow.traces import assessment_out
+from trace_insights.api.mlflow.traces import assessment_out
 from trace_insights.core.filters import ParseError, parse
 from trace_insights.core.npmi import Npmi, npmi
 from trace_insights.truth.filter_sql import Compiled, FilterError, compile_filter

@@ -10,9 +10,9 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
 
-from api.context import Context
-from api.errors import TEMPORARILY_UNAVAILABLE, ApiError, invalid, not_found
-from api.mlflow.schemas import (
+from trace_insights.api.context import Context
+from trace_insights.api.errors import TEMPORARILY_UNAVAILABLE, ApiError, invalid, not_found
+from trace_insights.api.mlflow.schemas import (
     AssessmentOut,
     AssessmentResponse,
     CreateAssessment,
@@ -26,9 +26,9 @@ from api.mlflow.schemas import (
     TraceOut,
     UpdateAssessment,
 )
-from api.publisher import Unavailable
+from trace_insights.api.publisher import Unavailable
 from trace_insights.core.assessments import Assessment
-from trace_insights.core.records import IN_PROGRESS
+from trace_insights.core.records import IN_PROGRESS, trace_times
 from trace_insights.truth.models import Assessment as AssessmentRow
 from trace_insights.truth.models import OpenTrace, Span, Trace
 
@@ -73,11 +73,13 @@ def get_trace(trace_id: str, request: Request) -> GetTraceResponse:
             tags=trace.tags,
         )
     else:  # still being assembled
-        first = min(s.start_time_ns for s in spans)
+        request_time, execution_duration = trace_times(
+            min(s.start_time_ns for s in spans), max(s.end_time_ns for s in spans)
+        )
         info = dict(
             experiment_id=spans[0].experiment_id,
-            request_time=first // 1_000_000,
-            execution_duration=(max(s.end_time_ns for s in spans) - first) // 1_000_000,
+            request_time=request_time,
+            execution_duration=execution_duration,
             state=IN_PROGRESS,
             tags=spans[0].trace_tags,
         )

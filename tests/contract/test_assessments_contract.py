@@ -7,10 +7,10 @@ from collections import Counter
 
 import sqlalchemy as sa
 
-from aggregator.loop import Aggregator
-from aggregator.rebuild import rebuild
 from tests.contract.test_pipeline_contract import POLICY, FlakyStore, _drain
 from tests.support import publish_assessment, publish_to_bus, sdk_spans
+from trace_insights.aggregator.loop import Aggregator
+from trace_insights.aggregator.rebuild import rebuild
 from trace_insights.bus import LocalBus
 from trace_insights.core import keys
 from trace_insights.core.assessments import Assessment, value_key

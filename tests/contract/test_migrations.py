@@ -38,7 +38,7 @@ def _to(engine, revision: str) -> None:  # type: ignore[no-untyped-def]
         move(config, revision)
 
 
-def test_upgrading_a_populated_database_fills_the_filter_columns(truth_engine):
+def test_upgrading_a_populated_database_fills_the_filter_columns_and_execution_times(truth_engine):
     _to(truth_engine, "0003")
     traces = sa.table("traces", *(sa.column(name) for name in (
         "trace_id", "experiment_id", "final_partition", "final_offset", "final_reason",
@@ -50,6 +50,8 @@ def test_upgrading_a_populated_database_fills_the_filter_columns(truth_engine):
         "trace_tags", "content", "src_partition", "src_offset", "late")))  # fmt: skip
     facts = {"a": [("AGENT", "OK", None, None), ("TOOL", "ERROR", "search", None)],
              "b": [("LLM", "OK", None, "gpt-4o")], "c": []}  # fmt: skip
+    # a's spans are 1999.2 ms apart, stored as 1999 before 0007; MLflow's arithmetic says 2000
+    times = {"a": [(900_000, 5_000_000), (1_000_000, 2_000_100_000)], "b": [(0, 0)]}
     assessments = sa.table("assessments", *(sa.column(name) for name in (
         "assessment_id", "trace_id", "experiment_id", "name", "value", "source_type",
         "source_id", "rationale", "created_ms", "updated_ms")))  # fmt: skip
@@ -58,14 +60,16 @@ def test_upgrading_a_populated_database_fills_the_filter_columns(truth_engine):
         for trace_id, trace_facts in facts.items():
             connection.execute(sa.insert(traces).values(
                 trace_id=trace_id, experiment_id="1", final_partition=0, final_offset=0,
-                final_reason="root", timestamp_ms=0, execution_time_ms=0, status="OK",
+                final_reason="root", timestamp_ms=0, status="OK",
+                execution_time_ms=1999 if trace_id == "a" else 0,
                 root_name=None, input_tokens=0, output_tokens=0, total_tokens=0,
                 span_count=len(trace_facts), tags="{}", assessments="[]"))  # fmt: skip
             for index, (kind, status, tool, model) in enumerate(trace_facts):
+                start, end = times[trace_id][index]
                 connection.execute(sa.insert(spans).values(
                     trace_id=trace_id, span_id=str(index), experiment_id="1", name="s",
-                    span_type=kind, status=status, status_message="", start_time_ns=0,
-                    end_time_ns=0, duration_ms=0.0, tool_name=tool, model=model,
+                    span_type=kind, status=status, status_message="", start_time_ns=start,
+                    end_time_ns=end, duration_ms=0.0, tool_name=tool, model=model,
                     attributes="{}", trace_tags="{}", content="s", src_partition=0,
                     src_offset=0, late=False))  # fmt: skip
         for assessment_id, value in values.items():
@@ -79,6 +83,10 @@ def test_upgrading_a_populated_database_fills_the_filter_columns(truth_engine):
         current = dict(
             connection.execute(sa.select(Trace.trace_id, Trace.current_assessments)).all()
         )
+        durations = dict(
+            connection.execute(sa.select(Trace.trace_id, Trace.execution_time_ms)).all()
+        )
     assert stored == {trace_id: span_stats.count(f) for trace_id, f in facts.items()}
     assert stored["c"] == {}  # a trace without span rows: no stats, not NULL
     assert current == {"a": {"q": [0.5, 4, True]}, "b": {}, "c": {}}
+    assert durations == {"a": 2000, "b": 0, "c": 0}

@@ -6,10 +6,10 @@ import uuid
 import numpy as np
 import pytest
 
-from aggregator.deltas import Policy
-from aggregator.loop import Aggregator
-from aggregator.rebuild import rebuild
 from tests.support import assert_quantiles_close, ground_truth, publish_to_bus, sdk_spans
+from trace_insights.aggregator.deltas import Policy
+from trace_insights.aggregator.loop import Aggregator
+from trace_insights.aggregator.rebuild import rebuild
 from trace_insights.bus import LocalBus
 from trace_insights.core import keys, sketch
 from trace_insights.core.buckets import Resolution

@@ -3,8 +3,14 @@
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterator
 
+import pytest
+import redis
+
+from trace_insights.core import keys
 from trace_insights.stores.base import Update
+from trace_insights.stores.memory import MemoryStore
 
 
 def _experiment() -> str:
@@ -130,8 +136,33 @@ def test_each_applied_update_is_announced_once_in_order(store):
     assert store.changes({e: changes[1].id}) == []
 
 
-def test_dropping_announces_the_buckets_and_a_follower_behind_a_drop_is_told(store):
+@pytest.fixture
+def one_millisecond(
+    request: pytest.FixtureRequest, store: object
+) -> Iterator[Callable[[str], object]]:
+    """A store in which an experiment's change ids all fall in one millisecond, as a burst of
+    updates (or a clock that stands still, or a failover to a server whose clock is behind)
+    makes them: where ids taken from the clock alone would repeat or go back. The memory
+    store's clock stands still; the Redis stream's last id is set an hour ahead of its server."""
+    if isinstance(store, MemoryStore):
+        frozen = MemoryStore(clock=lambda: 1_893_456_000.0)
+        yield lambda experiment_id: frozen
+        return
+    raw = redis.Redis.from_url(request.getfixturevalue("redis_url"))
+
+    def ahead(experiment_id: str) -> object:
+        stream = keys.changes(experiment_id)
+        raw.xadd(stream, {"c": "{}"}, id=f"{int(time.time() * 1000) + 3_600_000}-0")
+        raw.xtrim(stream, maxlen=0)
+        return store
+
+    yield ahead
+    raw.close()
+
+
+def test_dropping_announces_the_buckets_and_a_follower_behind_a_drop_is_told(one_millisecond):
     e = _experiment()
+    store = one_millisecond(e)
     hour, day = _key(e, "b:h:3600000"), _key(e, "td:d:0:latency")
     assert store.apply(Update(e, 0, -1, 1, counters=Counter({(hour, "traces"): 1}),
                               blobs={(day, "0"): b"\x01"}, changed=[("h", 3_600_000)]))  # fmt: skip
@@ -147,4 +178,12 @@ def test_dropping_announces_the_buckets_and_a_follower_behind_a_drop_is_told(sto
     lost, after = store.changes({e: dropped.id})
     assert lost.lost and lost.id == dropped.id, "the entries it had not read are gone"
     assert after.buckets == [("h", 3_600_000)] and not after.lost
+    assert _ordered(dropped.id) < _ordered(after.id), "ids go on past the drop"
+    assert store.last_change(e) == after.id
     assert store.changes({e: after.id}) == []
+    assert store.changes({e: "0-0"}) == [after], "a new follower reads what came after the drop"
+
+
+def _ordered(stream_id: str) -> tuple[int, int]:
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq)

@@ -2,7 +2,7 @@
 
 import sqlalchemy as sa
 
-from aggregator.truth.writer import Delivery, owed, write_batch
+from trace_insights.aggregator.truth.writer import Delivery, owed, write_batch
 from trace_insights.core.records import SpanRecord
 from trace_insights.truth.models import Span, Trace, TraceTag
 

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from kafka import KafkaProducer
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-from collector.regroup import assemble, regroup
 from tests.support import ground_truth, schema_url, sdk_spans, start_aggregator, trace_insights
+from trace_insights.collector.regroup import assemble, regroup
 from trace_insights.core import keys
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.keys import fields

@@ -122,10 +122,10 @@ def test_sdk_traffic_through_two_aggregators_equals_the_ground_truth(
 def test_ticks_finalize_rootless_traces_on_a_silent_kafka_partition(
     kafka_servers, redis_url, database_url
 ):
-    from aggregator.deltas import Policy
-    from aggregator.loop import Aggregator
-    from aggregator.source import KafkaSource
     from tests.support import publish_to_bus
+    from trace_insights.aggregator.deltas import Policy
+    from trace_insights.aggregator.loop import Aggregator
+    from trace_insights.aggregator.source import KafkaSource
     from trace_insights.truth.database import create_engine
 
     experiment, topic = f"tick-{uuid.uuid4().hex[:8]}", f"spans-{uuid.uuid4().hex[:8]}"

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from aggregator.app import policy
-from aggregator.loop import Aggregator
-from api.app import create_app
-from api.context import Context
-from api.publisher import BusPublisher
+from trace_insights.aggregator.app import policy
+from trace_insights.aggregator.loop import Aggregator
+from trace_insights.api.app import create_app
+from trace_insights.api.context import Context
+from trace_insights.api.publisher import BusPublisher
 from trace_insights.bus import LocalBus
 from trace_insights.core.settings import Settings
 from trace_insights.stores.memory import MemoryStore

@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import sqlalchemy as sa
 
-from api.alerts.engine import evaluate, measure
 from tests.support import publish_to_bus, sdk_spans
 from tests.unit.conftest import embedded
+from trace_insights.api.alerts.engine import evaluate, measure
 from trace_insights.truth.models import AlertDelivery, AlertRule
 
 DAY_NS = 86_400 * 10**9

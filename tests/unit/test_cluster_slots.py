@@ -2,9 +2,9 @@
 
 from redis.crc import key_slot
 
-from aggregator.deltas import Policy, accumulate
-from aggregator.truth.writer import Owed
 from tests.unit.test_domain import _span
+from trace_insights.aggregator.deltas import Policy, accumulate
+from trace_insights.aggregator.truth.writer import Owed
 from trace_insights.core import keys
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.records import summarize

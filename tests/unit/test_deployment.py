@@ -166,8 +166,13 @@ def test_values_follow_the_operators_intent():
     migrate = next(d for d in _render(EXTERNAL) if d["kind"] == "Job")
     assert migrate["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
     dev = _render(VALUE_SETS["dev trial"])
-    statefulsets = {d["metadata"]["name"] for d in dev if d["kind"] == "StatefulSet"}
-    assert statefulsets == {f"ti-trace-insights-{name}" for name in ("kafka", "redis", "postgres")}
+    statefulsets = {d["metadata"]["name"]: d for d in dev if d["kind"] == "StatefulSet"}
+    assert set(statefulsets) == {f"ti-trace-insights-{n}" for n in ("kafka", "redis", "postgres")}
+    ready = {"kafka": "kafka-broker-api-versions.sh", "redis": "ping", "postgres": "pg_isready"}
+    for name, statefulset in statefulsets.items():
+        [container] = statefulset["spec"]["template"]["spec"]["containers"]
+        assert ready[container["name"]] in " ".join(container["readinessProbe"]["exec"]["command"])
+        assert container["livenessProbe"]["tcpSocket"]["port"] == "tcp", name
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 import threading
 from collections import Counter
 
-from api.digests import DigestCache, Location
+from trace_insights.api.digests import DigestCache, Location
 from trace_insights.core import keys, sketch
 from trace_insights.core.buckets import Resolution
 from trace_insights.stores.base import Update

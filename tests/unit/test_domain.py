@@ -5,7 +5,7 @@ import pytest
 from trace_insights.core import dimensions, sketch
 from trace_insights.core.buckets import Resolution, bucket_start, bucket_starts
 from trace_insights.core.npmi import npmi, strength
-from trace_insights.core.records import SpanRecord, summarize
+from trace_insights.core.records import SpanRecord, summarize, trace_times
 
 
 @pytest.mark.parametrize(
@@ -78,6 +78,24 @@ def test_summary_follows_mlflow_rules_and_dimensions():
     assert summarize("t", "1", spans[1:]).status == "IN_PROGRESS"
     capped = dimensions.of_trace(summary, spans, lambda key, value: dimensions.OTHER)
     assert "tags.env=__other__" in capped
+
+
+@pytest.mark.parametrize(
+    ("start_ns", "end_ns", "times"),
+    [
+        # 1999.2 ms apart, but the end falls 2000 whole ms after the start's: MLflow says 2000
+        (1_700_000_000_000_900_000, 1_700_000_002_000_100_000, (1_700_000_000_000, 2000)),
+        (1_700_000_000_000_000_000, 1_700_000_001_999_999_999, (1_700_000_000_000, 1999)),
+        (5_000_001, 5_000_001, (5, 0)),
+    ],
+)
+def test_trace_times_floor_each_end_to_whole_ms_as_mlflow_does(start_ns, end_ns, times):
+    assert trace_times(start_ns, end_ns) == times
+    spans = [_span("root"), _span("x", "root")]  # the earliest start and the latest end
+    spans[0].start_time_ns, spans[0].end_time_ns = start_ns, start_ns
+    spans[1].start_time_ns, spans[1].end_time_ns = start_ns, end_ns
+    summary = summarize("t", "1", spans)
+    assert (summary.timestamp_ms, summary.execution_time_ms) == times
 
 
 def test_sketch_blobs_are_versioned():

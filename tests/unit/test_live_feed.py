@@ -8,8 +8,8 @@ import threading
 import time
 from collections import Counter
 
-from api.insights.stream import Snapshots
 from tests.unit.conftest import embedded
+from trace_insights.api.insights.stream import Snapshots
 from trace_insights.core import keys
 from trace_insights.core.buckets import Resolution
 from trace_insights.stores.base import Update

@@ -4,8 +4,8 @@ import math
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from collector.otlp_json import OtlpJsonError, decode_request, encode_response
 from tests.support import make_request, to_otlp_json
+from trace_insights.collector.otlp_json import OtlpJsonError, decode_request, encode_response
 
 
 def test_round_trip_equals_the_protobuf():

@@ -1,7 +1,7 @@
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from collector.regroup import assemble, regroup
 from tests.support import attribute, make_request
+from trace_insights.collector.regroup import assemble, regroup
 from trace_insights.core.routing import partition_for
 
 

@@ -3,9 +3,9 @@ ticks stream time into the partition, and the tick's offset owns the finalizatio
 
 import time
 
-from aggregator.deltas import Policy
-from aggregator.loop import Aggregator
 from tests.support import publish_to_bus, sdk_spans
+from trace_insights.aggregator.deltas import Policy
+from trace_insights.aggregator.loop import Aggregator
 from trace_insights.bus import LocalBus
 from trace_insights.core import keys
 from trace_insights.core.buckets import Resolution

@@ -49,7 +49,7 @@ class TraceSummary:
     trace_id: str
     experiment_id: str
     timestamp_ms: int  # earliest span start
-    execution_time_ms: int  # latest end - earliest start
+    execution_time_ms: int  # latest end - earliest start, in whole ms (trace_times)
     status: str  # root span's: ERROR, else OK; IN_PROGRESS without a root
     root_name: str | None
     input_tokens: int
@@ -65,8 +65,9 @@ IN_PROGRESS = "IN_PROGRESS"
 def summarize(trace_id: str, experiment_id: str, spans: list[SpanRecord]) -> TraceSummary:
     """MLflow's rules: timestamp = first start, duration = last end - first start, status from
     the root span (ERROR → ERROR, OK/UNSET → OK; no root → IN_PROGRESS)."""
-    start = min(span.start_time_ns for span in spans)
-    end = max(span.end_time_ns for span in spans)
+    timestamp_ms, execution_time_ms = trace_times(
+        min(span.start_time_ns for span in spans), max(span.end_time_ns for span in spans)
+    )
     root = next((span for span in spans if span.is_root), None)
     status = IN_PROGRESS if root is None else ERROR if root.status == ERROR else OK
     tags: dict[str, str] = {}
@@ -76,8 +77,8 @@ def summarize(trace_id: str, experiment_id: str, spans: list[SpanRecord]) -> Tra
     return TraceSummary(
         trace_id=trace_id,
         experiment_id=experiment_id,
-        timestamp_ms=start // 1_000_000,
-        execution_time_ms=(end - start) // 1_000_000,
+        timestamp_ms=timestamp_ms,
+        execution_time_ms=execution_time_ms,
         status=status,
         root_name=root.name if root is not None else None,
         input_tokens=sum(span.input_tokens or 0 for span in spans),
@@ -85,3 +86,11 @@ def summarize(trace_id: str, experiment_id: str, spans: list[SpanRecord]) -> Tra
         span_count=len(spans),
         tags=tags,
     )
+
+
+def trace_times(start_ns: int, end_ns: int) -> tuple[int, int]:
+    """(timestamp, execution time) in ms by MLflow's arithmetic, so that a filter such as
+    ``trace.execution_time_ms > 2000`` matches the traces MLflow matches: the earliest start
+    and the latest end are each floored to whole ms, then subtracted."""
+    start_ms = start_ns // 1_000_000
+    return start_ms, end_ns // 1_000_000 - start_ms

@@ -123,8 +123,10 @@ class AggregateStore(Protocol):
     def drop(self, experiment_id: str, start_ms: int | None, end_ms: int | None) -> None:
         """Delete the experiment's aggregates of buckets starting in [start_ms, end_ms), and
         announce those buckets on the change stream; with no range, every key of the
-        experiment, fences and change stream included. Tag registries are kept, so a rebuild
-        admits the same capped tag values live ingestion did."""
+        experiment, fences included, and every entry of the change stream. Tag registries are
+        kept, so a rebuild admits the same capped tag values live ingestion did. Change ids
+        never go back: after a drop, entries get ids above every id given before it, so a
+        follower behind the drop is told ``lost`` and then reads each later entry."""
         ...
 
     def close(self) -> None: ...

@@ -5,13 +5,16 @@ import fnmatch
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 
 from trace_insights.core import keys
 from trace_insights.stores.base import CHANGES_KEPT, NO_FENCE, Change, Update
 
 
 class MemoryStore:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        """``clock``: epoch seconds, for expiry and change ids (as the Redis server's clock)."""
+        self._clock = clock
         self._hashes: dict[str, dict[str, float]] = defaultdict(dict)
         self._blobs: dict[str, dict[str, bytes]] = defaultdict(dict)
         self._sets: dict[str, set[str]] = defaultdict(set)
@@ -133,7 +136,7 @@ class MemoryStore:
         self, experiment_id: str, buckets: list[tuple[str, int]], watermark: int
     ) -> None:
         """Stream ids as Redis makes them: milliseconds, then a sequence within the ms."""
-        now = int(time.time() * 1000)
+        now = int(self._clock() * 1000)
         self._last_id = (
             (now, 0) if now > self._last_id[0] else (self._last_id[0], self._last_id[1] + 1)
         )
@@ -154,7 +157,7 @@ class MemoryStore:
         pattern = keys.experiment_pattern(experiment_id)
         with self._lock:
             if start_ms is None or end_ms is None:
-                self._changes.pop(experiment_id, None)
+                self._changes[experiment_id].clear()  # ids go on from the last one
             dropped = set()
             for store in (self._hashes, self._blobs, self._sets, self._distinct):
                 for key in [k for k in store if fnmatch.fnmatchcase(k, pattern)]:
@@ -173,7 +176,7 @@ class MemoryStore:
     def _live(self, key: str) -> bool:
         """Drop ``key`` if its time has come (as Redis does, lazily, when a key is touched)."""
         at = self._expiry.get(key)
-        if at is None or at > time.time() * 1000:
+        if at is None or at > self._clock() * 1000:
             return True
         for store in (self._hashes, self._blobs, self._distinct):
             store.pop(key, None)

@@ -207,8 +207,9 @@ class RedisStore:
 
     def drop(self, experiment_id: str, start_ms: int | None, end_ms: int | None) -> None:
         batch, dropped = [], set()
+        stream = keys.changes(experiment_id)
         for key in self._client.scan_iter(match=keys.experiment_pattern(experiment_id), count=1000):
-            if keys.is_tag_registry(key.decode()):
+            if keys.is_tag_registry(key.decode()) or key.decode() == stream:
                 continue
             if start_ms is not None and end_ms is not None:
                 bucket = keys.bucket_of(key.decode())
@@ -221,6 +222,10 @@ class RedisStore:
                 batch = []
         if batch:
             self._client.delete(*batch)
+        if start_ms is None or end_ms is None:
+            # emptied, not deleted: a stream keeps its last id, so later ids stay above every
+            # cursor a follower holds (a new stream would restart from the clock)
+            self._client.xtrim(stream, maxlen=0)
         if dropped:
             watermark = self._client.hget(keys.meta(experiment_id), fields.WATERMARK)
             change = _change_entry(sorted(dropped), float(watermark or -1))
