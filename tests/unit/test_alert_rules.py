@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from tests.support import publish_to_bus, sdk_spans
 from tests.unit.conftest import embedded
 from trace_insights.api.alerts.engine import evaluate, measure
+from trace_insights.api.alerts.worker import AlertWorker
 from trace_insights.truth.models import AlertDelivery, AlertRule
 
 DAY_NS = 86_400 * 10**9
@@ -74,3 +75,31 @@ def test_transitions_notify_once_and_honour_min_traces_and_cooldown(tmp_path):
             connection.execute(sa.update(AlertRule).values(threshold=100.0))
         assert evaluate(context, row("r-2")) == "resolved"
         assert evaluate(context, row("r-3")) is None, "its firing was never announced"
+
+
+def test_the_worker_evaluates_a_rule_once_per_change_of_its_experiment_drops_included(tmp_path):
+    with embedded(tmp_path) as api:
+        context = api.client.app.state.context
+        with context.engine.begin() as connection:
+            connection.execute(sa.insert(AlertRule), [_rule()])
+
+        def evaluations() -> int:
+            with context.engine.connect() as connection:
+                return connection.scalar(sa.select(AlertRule.version))
+
+        worker = AlertWorker(context)  # stepped here, not started
+        worker.evaluate_once()
+        assert evaluations() == 1, "a new rule is evaluated at once"
+        publish_to_bus(api.bus, sdk_spans(3, seed=4), "a")
+        api.drain()
+        worker.evaluate_once()
+        worker.evaluate_once()
+        assert evaluations() == 2, "once for the update, not again without one"
+        context.store.drop("a", None, None)
+        worker.evaluate_once()
+        worker.evaluate_once()
+        assert evaluations() == 3, "once for the lost stretch, not at every step after it"
+        publish_to_bus(api.bus, sdk_spans(2, seed=5), "a")
+        api.drain()
+        worker.evaluate_once()
+        assert evaluations() == 4, "the update after the drop is followed"
