@@ -11,15 +11,21 @@ from trace_insights.bus import Record
 from trace_insights.core.assessments import CARRIER_ATTRIBUTE
 from trace_insights.core.assessments import decode as decode_assessment
 from trace_insights.core.conventions import attributes_of, normalize, value_of
-from trace_insights.core.routing import DEFAULT_EXPERIMENT, EXPERIMENT_ATTRIBUTE
+from trace_insights.core.routing import (
+    DEFAULT_EXPERIMENT,
+    EXPERIMENT_ATTRIBUTE,
+    check_experiment_id,
+)
+from trace_insights.core.storable import span_problem
 
 log = logging.getLogger(__name__)
 
 
 def deliveries(records: list[Record]) -> tuple[list[Delivery], list[AssessmentDelivery]]:
-    """Spans and assessments of the records. Undecodable records, invalid spans and malformed
-    assessments (a foreign producer's) are logged and skipped: they can never become valid,
-    and must not stop the partition."""
+    """Spans and assessments of the records. Undecodable records, spans no store can hold
+    (``core.storable``), invalid experiment stamps and malformed assessments (a foreign
+    producer's) are logged and skipped: they can never become valid, and must not stop the
+    partition."""
     out: list[Delivery] = []
     assessments: list[AssessmentDelivery] = []
     for record in records:
@@ -44,9 +50,22 @@ def deliveries(records: list[Record]) -> tuple[list[Delivery], list[AssessmentDe
                 assessments.append(AssessmentDelivery(record.offset, assessment))
                 continue
             experiment = _experiment(resource_spans.resource.attributes)
+            try:
+                check_experiment_id(experiment)
+            except ValueError as exc:
+                log.error(
+                    "skipping spans of an invalid experiment stamp",
+                    extra={"fields": {"offset": record.offset, "error": str(exc)}},
+                )
+                continue
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
-                    if len(span.trace_id) != 16 or len(span.span_id) != 8:
+                    problem = span_problem(span)
+                    if problem is not None:
+                        log.error(
+                            "skipping a span no store can hold",
+                            extra={"fields": {"offset": record.offset, "error": problem}},
+                        )
                         continue
                     out.append(
                         Delivery(

@@ -21,6 +21,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
+from trace_insights.core import storable
+
 Json = Any
 
 
@@ -98,9 +100,10 @@ def _list(value: Json, path: str) -> list[Json]:
 
 
 def _string(value: Json, path: str) -> str:
+    """Storable text (a lone surrogate, which JSON can escape, could not even be encoded)."""
     if not isinstance(value, str):
         raise OtlpJsonError(f"{path}: expected a string, got {type(value).__name__}")
-    return value
+    return storable.text(value)
 
 
 def _int(value: Json, path: str, bits: int = 64, signed: bool = False) -> int:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 
 from trace_insights.core.routing import (
     DEFAULT_EXPERIMENT,
@@ -19,9 +19,8 @@ from trace_insights.core.routing import (
     check_experiment_id,
     partition_for,
 )
+from trace_insights.core.storable import span_problem
 
-_ZERO_TRACE_ID = bytes(16)
-_ZERO_SPAN_ID = bytes(8)
 # Room for the tags and length prefixes of the ResourceSpans and ScopeSpans around the spans.
 _FRAMING_BYTES = 12
 
@@ -96,7 +95,7 @@ def regroup(
             room = max_message_bytes - resource_frame.size - scope_frame.size - 2 * _FRAMING_BYTES
             runs: dict[int, Run] = {}
             for span in scope_spans.spans:
-                reason = problem or _span_problem(span)
+                reason = problem or span_problem(span)
                 if reason is None:
                     body = span.SerializeToString()
                     encoded = _SPAN_TAG + _varint(len(body)) + body
@@ -158,21 +157,6 @@ def _resource_frame(
     stamped.value.Clear()
     stamped.value.string_value = experiment_id
     return _Frame(resource.SerializeToString(), resource_spans.schema_url), problem
-
-
-def _span_problem(span: Span) -> str | None:
-    trace_id = span.trace_id
-    if len(trace_id) != 16 or trace_id == _ZERO_TRACE_ID:
-        return "invalid trace_id (must be 16 bytes, not all zero)"
-    span_id = span.span_id
-    if len(span_id) != 8 or span_id == _ZERO_SPAN_ID:
-        return "invalid span_id (must be 8 bytes, not all zero)"
-    parent = span.parent_span_id
-    if parent and len(parent) != 8:
-        return "invalid parent_span_id (must be empty or 8 bytes)"
-    if span.end_time_unix_nano < span.start_time_unix_nano:
-        return "end_time_unix_nano is before start_time_unix_nano"
-    return None
 
 
 def assemble(partition: int, runs: list[Run], limit: int) -> list[Batch]:

@@ -1,16 +1,18 @@
 """Requests and responses of the MLflow-compatible endpoints (MLflow's field names)."""
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 
+from trace_insights.core import storable
 from trace_insights.core.assessments import SOURCE_TYPES
 
 FeedbackValue = bool | int | float | str
+Text = Annotated[str, AfterValidator(storable.text)]  # NUL and lone surrogates → U+FFFD
 
 
 class CreateExperiment(BaseModel):
-    name: str = Field(min_length=1, max_length=256)
+    name: Text = Field(min_length=1, max_length=256)
 
 
 class CreateExperimentResponse(BaseModel):
@@ -40,7 +42,7 @@ class SearchExperimentsResponse(BaseModel):
 
 class Source(BaseModel):
     source_type: str = "HUMAN"
-    source_id: str | None = Field(None, max_length=256)
+    source_id: Text | None = Field(None, max_length=256)
 
     @field_validator("source_type")
     @classmethod
@@ -60,14 +62,14 @@ class Feedback(BaseModel):
             raise ValueError("must be a boolean, a number or a string")
         if (isinstance(value, float) and value != value) or value in (float("inf"), float("-inf")):
             raise ValueError("must be a finite number")
-        return value
+        return storable.text(value) if isinstance(value, str) else value
 
 
 class NewAssessment(BaseModel):
-    assessment_name: str = Field(min_length=1, max_length=250)
+    assessment_name: Text = Field(min_length=1, max_length=250)
     source: Source = Field(default_factory=Source)
     feedback: Feedback
-    rationale: str | None = Field(None, max_length=10_000)
+    rationale: Text | None = Field(None, max_length=10_000)
 
     @field_validator("assessment_name")
     @classmethod
@@ -83,7 +85,7 @@ class CreateAssessment(BaseModel):
 
 class AssessmentChange(BaseModel):
     feedback: Feedback
-    rationale: str | None = Field(None, max_length=10_000)
+    rationale: Text | None = Field(None, max_length=10_000)
 
 
 class UpdateAssessment(BaseModel):

@@ -8,17 +8,20 @@ partition owner, and still valid OTLP for any other reader of the topic.
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from trace_insights.core.routing import EXPERIMENT_ATTRIBUTE
+from trace_insights.core import storable
+from trace_insights.core.routing import EXPERIMENT_ATTRIBUTE, check_experiment_id
 
 CARRIER_ATTRIBUTE = "trace_insights.assessment"
 SOURCE_TYPES = ("HUMAN", "LLM_JUDGE", "CODE")
 
 Value = bool | int | float | str
+_LIMITS = {"assessment_id": 64, "trace_id": 32, "name": storable.KEY_CHARS}
+_TEXTS = ("name", "value", "source_id", "rationale")  # made storable on the way in
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,19 @@ def decode(document: str) -> Assessment:
             raise ValueError("a deletion carries no value")
     elif not isinstance(assessment.value, bool | int | float | str):
         raise ValueError("an assessment value is a boolean, a number or a string")
-    return assessment
+    _check_columns(assessment)
+    return replace(assessment, **{f: storable.deep(getattr(assessment, f)) for f in _TEXTS})
+
+
+def _check_columns(assessment: Assessment) -> None:
+    """What the columns of another producer's assessment could not hold."""
+    for name, limit in _LIMITS.items():
+        value = getattr(assessment, name)
+        if not isinstance(value, str) or not 0 < len(value) <= limit:
+            raise ValueError(f"{name} must be a string of 1-{limit} characters")
+    check_experiment_id(assessment.experiment_id)
+    if assessment.source_type not in SOURCE_TYPES:
+        raise ValueError(f"source_type must be one of {', '.join(SOURCE_TYPES)}")
 
 
 def value_key(value: Value) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from trace_insights.core import storable
 from trace_insights.core.records import ERROR, OK, SPAN_TYPES, UNSET, SpanRecord
 
 GENAI_OPERATIONS = {
@@ -52,9 +53,12 @@ _STATUS = {0: UNSET, 1: OK, 2: ERROR}
 
 
 def value_of(value: AnyValue) -> Any:
+    """The plain value, storable (``core.storable``)."""
     kind = value.WhichOneof("value")
     if kind is None:
         return None
+    if kind == "string_value":
+        return storable.text(value.string_value)
     if kind == "array_value":
         return [value_of(item) for item in value.array_value.values]
     if kind == "kvlist_value":
@@ -73,8 +77,8 @@ def attributes_of(items: Iterable[KeyValue]) -> dict[str, Any]:
         value = value_of(item.value)
         if item.key.startswith("mlflow.") and isinstance(value, str):
             with contextlib.suppress(ValueError):
-                value = json.loads(value)
-        out[item.key] = value
+                value = storable.deep(json.loads(value))  # "\u0000" decodes to NUL
+        out[storable.text(item.key)] = value
     return out
 
 
@@ -110,9 +114,9 @@ def _token_count(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value if value >= 0 else None
+        return storable.tokens(value)
     if isinstance(value, float) and value.is_integer():
-        return int(value) if value >= 0 else None
+        return storable.tokens(int(value))
     if isinstance(value, str):
         try:
             return _token_count(float(value))
@@ -145,42 +149,41 @@ def trace_tags(attributes: Mapping[str, Any], resource: Mapping[str, Any]) -> di
     metadata = attributes.get("metadata")
     if isinstance(metadata, str):
         try:
-            metadata = json.loads(metadata)
+            metadata = storable.deep(json.loads(metadata))
         except ValueError:
             metadata = None
     if isinstance(metadata, Mapping):
         for key, value in metadata.items():
-            tags[str(key)] = _tag_value(value)
+            tags[storable.key(str(key))] = _tag_value(value)
     for key, name in TAG_ATTRIBUTES.items():
         if key in attributes:
             tags[name] = _tag_value(attributes[key])
     for key, value in attributes.items():
         if key.startswith(TAG_PREFIX) and len(key) > len(TAG_PREFIX):
-            tags[key[len(TAG_PREFIX) :]] = _tag_value(value)
+            tags[storable.key(key[len(TAG_PREFIX) :])] = _tag_value(value)
     return tags
 
 
 def normalize(span: Span, resource: Mapping[str, Any], experiment_id: str) -> SpanRecord:
     attributes = attributes_of(span.attributes)
     kind = span_type(attributes)
+    name = storable.text(span.name)
     return SpanRecord(
         trace_id=span.trace_id.hex(),
         span_id=span.span_id.hex(),
         parent_span_id=span.parent_span_id.hex() or None,
         experiment_id=experiment_id,
-        name=span.name,
+        name=name,
         span_type=kind,
         status=_STATUS.get(span.status.code, UNSET),
-        status_message=span.status.message,
+        status_message=storable.text(span.status.message),
         start_time_ns=span.start_time_unix_nano,
         end_time_ns=span.end_time_unix_nano,
-        tool_name=(_first_string(attributes, TOOL_NAME_KEYS) or span.name)
-        if kind == "TOOL"
-        else None,
+        tool_name=(_first_string(attributes, TOOL_NAME_KEYS) or name) if kind == "TOOL" else None,
         model=_first_string(attributes, MODEL_KEYS),
         input_tokens=_tokens(attributes, INPUT_TOKEN_KEYS, "input_tokens"),
         output_tokens=_tokens(attributes, OUTPUT_TOKEN_KEYS, "output_tokens"),
         attributes=attributes,
         trace_tags=trace_tags(attributes, resource),
-        events=[event.name for event in span.events],
+        events=[storable.text(event.name) for event in span.events],
     )
