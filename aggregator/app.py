@@ -6,7 +6,7 @@ import threading
 
 from trace_insights.aggregator.deltas import Policy
 from trace_insights.aggregator.loop import Aggregator
-from trace_insights.aggregator.metrics import Liveness, serve
+from trace_insights.aggregator.metrics import serve
 from trace_insights.aggregator.source import KafkaSource
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.settings import Settings
@@ -59,14 +59,13 @@ def run(settings: Settings) -> None:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    liveness = Liveness()
-    server = serve(liveness, settings.host, settings.aggregator_port)
+    server = serve(aggregator.liveness, settings.host, settings.aggregator_port)
     log.info(
         "aggregator running",
         extra={"fields": {"group": settings.consumer_group, "port": server.server_address[1]}},
     )
     try:
-        aggregator.run(stop, liveness)
+        aggregator.run(stop)
     finally:
         server.shutdown()
         source.close()

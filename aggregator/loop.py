@@ -13,7 +13,6 @@ import time
 import sqlalchemy as sa
 from kafka.errors import KafkaError
 from redis.exceptions import RedisError
-from sqlalchemy.exc import SQLAlchemyError
 
 from trace_insights.aggregator import metrics
 from trace_insights.aggregator.decode import deliveries
@@ -44,14 +43,15 @@ class Aggregator:
         self.store = store
         self.policy = policy
         self.idle_timeout_ms = idle_timeout_ms
+        self.liveness = Liveness()
         self._last_record_ms: dict[int, int] = {}
 
-    def run(self, stop: threading.Event, liveness: Liveness, poll_timeout_ms: int = 500) -> None:
+    def run(self, stop: threading.Event, poll_timeout_ms: int = 500) -> None:
         next_tick = time.monotonic()
         while not stop.is_set():
             self.run_once(poll_timeout_ms, stop)
-            liveness.beat()
-            liveness.ready = True
+            self.liveness.beat()
+            self.liveness.ready = True
             if time.monotonic() >= next_tick:
                 self.tick_silent_partitions(int(time.time() * 1000))
                 next_tick = time.monotonic() + self.idle_timeout_ms / 4000
@@ -82,14 +82,17 @@ class Aggregator:
         for partition, records in self.source.poll(poll_timeout_ms).items():
             try:
                 processed += self.process(partition, records)
-            except (SQLAlchemyError, RedisError, OSError) as exc:
+            except Exception as exc:  # whatever it is, the loop must go on: retried, and told
                 metrics.FAILED_BATCHES.inc()
+                self.liveness.failed(f"partition {partition}: {exc.__class__.__name__}")
                 log.error(
                     "batch failed, will retry",
                     extra={"fields": {"partition": partition, "error": str(exc)}},
                 )
                 self.source.rewind(partition, records[0].offset)
                 (stop or threading.Event()).wait(_BACKOFF_S)
+            else:
+                self.liveness.applied()
         return processed
 
     def process(self, partition: int, records: list[Record]) -> int:

@@ -1,5 +1,6 @@
 """Prometheus metrics of the aggregator, and its /health, /ready and /metrics endpoints."""
 
+import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,19 +28,44 @@ WATERMARK = Gauge(
 
 
 class Liveness:
-    """The loop reports each turn; /health fails when it has not turned for ``stale_s``."""
+    """What /health and /ready say of the loop. /health fails when the loop has not turned for
+    ``stale_s``; /ready also before its first turn, and while batches have kept failing for
+    ``stalled_s`` (alive, but not consuming: a store outage, or a record it cannot apply)."""
 
-    def __init__(self, stale_s: float = 120.0) -> None:
+    def __init__(self, stale_s: float = 120.0, stalled_s: float = 15.0) -> None:
         self._stale_s = stale_s
+        self._stalled_s = stalled_s
         self._last = time.monotonic()
+        self._failing: tuple[float, str] | None = None  # since, why
         self.ready = False
 
     def beat(self) -> None:
         self._last = time.monotonic()
 
+    def failed(self, reason: str) -> None:
+        if self._failing is None:
+            self._failing = (time.monotonic(), reason)
+
+    def applied(self) -> None:
+        self._failing = None
+
     @property
     def alive(self) -> bool:
         return time.monotonic() - self._last < self._stale_s
+
+    def problems(self) -> list[str]:
+        """Why it is not ready, in words; empty when it is."""
+        out = []
+        if not self.alive:
+            out.append(f"the aggregator loop has not turned for {self._stale_s:.0f} s")
+        elif not self.ready:
+            out.append("the aggregator is starting")
+        failing = self._failing
+        if failing is not None and time.monotonic() - failing[0] >= self._stalled_s:
+            since = time.monotonic() - failing[0]
+            out.append(f"the aggregator is not consuming: batches failing for {since:.0f} s "
+                       f"({failing[1]})")  # fmt: skip
+        return out
 
 
 def serve(liveness: Liveness, host: str, port: int) -> ThreadingHTTPServer:
@@ -50,11 +76,9 @@ def serve(liveness: Liveness, host: str, port: int) -> ThreadingHTTPServer:
             if self.path == "/health":
                 self._reply(200 if liveness.alive else 503, b'{"status": "ok"}')
             elif self.path == "/ready":
-                ready = liveness.alive and liveness.ready
-                self._reply(
-                    200 if ready else 503,
-                    b'{"status": "%s"}' % (b"ready" if ready else b"starting"),
-                )
+                problems = liveness.problems()
+                body = {"status": "not ready" if problems else "ready", "problems": problems}
+                self._reply(503 if problems else 200, json.dumps(body).encode())
             elif self.path == "/metrics":
                 self._reply(200, generate_latest(), CONTENT_TYPE_LATEST)
             else:

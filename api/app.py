@@ -104,4 +104,6 @@ def _problems(context: Context) -> list[str]:
         problems.append(f"aggregate store: {exc.__class__.__name__}")
     if not context.publisher.ready():
         problems.append("assessment publisher: Kafka not reachable")
+    for check in context.checks:
+        problems.extend(check())
     return problems

@@ -3,6 +3,7 @@ over the aggregates of known experiments, answered with its ``meta``."""
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -41,6 +42,8 @@ class Context:
     engine: sa.Engine
     publisher: AssessmentPublisher
     closing: threading.Event = field(default_factory=threading.Event)  # the server is stopping
+    # what else of this process /ready answers for (in ``up``: the aggregator), in words
+    checks: list[Callable[[], list[str]]] = field(default_factory=list)
     digests: DigestCache = field(init=False)
 
     def __post_init__(self) -> None:

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 from trace_insights.aggregator.app import policy
 from trace_insights.aggregator.loop import Aggregator
-from trace_insights.aggregator.metrics import Liveness
 from trace_insights.aggregator.rebuild import rebuild
 from trace_insights.aggregator.source import KafkaSource, Source
 from trace_insights.aggregator.truth.writer import last_offsets
@@ -74,12 +73,20 @@ async def _serve(settings: Settings, demo: bool) -> None:
     )
     halt = threading.Event()
     worker = threading.Thread(
-        target=aggregator.run, args=(halt, Liveness()), kwargs={"poll_timeout_ms": 100},
+        target=aggregator.run, args=(halt,), kwargs={"poll_timeout_ms": 100},
         name="aggregator", daemon=True,
     )  # fmt: skip
     worker.start()
+
+    def aggregating() -> list[str]:
+        """The aggregator thread's readiness, reported by the API's /ready."""
+        if not worker.is_alive() and not halt.is_set():
+            return ["the aggregator thread has stopped"]
+        return aggregator.liveness.problems()
+
     collector = Collector(settings, pipeline.producer)
-    context = Context(settings=settings, store=store, engine=engine, publisher=pipeline.publisher)
+    context = Context(settings=settings, store=store, engine=engine, publisher=pipeline.publisher,
+                      checks=[aggregating])  # fmt: skip
     api = http_server(create_app(context), settings.host, settings.api_port)
     alerts = AlertWorker(context)
     alerts.start()

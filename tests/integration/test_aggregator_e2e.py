@@ -70,7 +70,7 @@ def test_sdk_traffic_through_two_aggregators_equals_the_ground_truth(
         wait_for(lambda: _traces_in(store, experiment, truth) >= 600, 120, "600 traces")
         base = f"http://127.0.0.1:{port}"
         assert httpx.get(f"{base}/health").status_code == 200
-        assert httpx.get(f"{base}/ready").json() == {"status": "ready"}
+        assert httpx.get(f"{base}/ready").json() == {"status": "ready", "problems": []}
         text = httpx.get(f"{base}/metrics").text
         assert "trace_insights_aggregator_spans_total" in text
         assert "trace_insights_aggregator_batch_seconds_count" in text
