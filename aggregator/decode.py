@@ -1,6 +1,7 @@
 """Topic records (OTLP ``ExportTraceServiceRequest`` bytes) → canonical spans and assessments."""
 
 import logging
+from dataclasses import dataclass, field
 
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -21,19 +22,26 @@ from trace_insights.core.storable import span_problem
 log = logging.getLogger(__name__)
 
 
-def deliveries(records: list[Record]) -> tuple[list[Delivery], list[AssessmentDelivery]]:
-    """Spans and assessments of the records. Undecodable records, spans no store can hold
-    (``core.storable``), invalid experiment stamps and malformed assessments (a foreign
-    producer's) are logged and skipped: they can never become valid, and must not stop the
-    partition."""
-    out: list[Delivery] = []
-    assessments: list[AssessmentDelivery] = []
+@dataclass
+class Decoded:
+    spans: list[Delivery] = field(default_factory=list)
+    assessments: list[AssessmentDelivery] = field(default_factory=list)
+    undecodable: list[tuple[Record, str]] = field(default_factory=list)  # and why
+
+
+def deliveries(records: list[Record]) -> Decoded:
+    """Spans and assessments of the records. A record that does not parse is returned whole,
+    to be kept as a dead letter. Spans no store can hold (``core.storable``), invalid
+    experiment stamps and malformed assessments (another producer's) are logged and skipped:
+    they can never become valid, and must not stop the partition."""
+    decoded = Decoded()
+    out, assessments = decoded.spans, decoded.assessments
     for record in records:
         request = ExportTraceServiceRequest()
         try:
             request.ParseFromString(record.value)
-        except DecodeError:
-            log.error("skipping an undecodable record", extra={"fields": {"offset": record.offset}})
+        except DecodeError as exc:
+            decoded.undecodable.append((record, str(exc) or "not an OTLP request"))
             continue
         for resource_spans in request.resource_spans:
             resource = attributes_of(resource_spans.resource.attributes)
@@ -74,7 +82,7 @@ def deliveries(records: list[Record]) -> tuple[list[Delivery], list[AssessmentDe
                             normalize(span, resource, experiment),
                         )
                     )
-    return out, assessments
+    return decoded
 
 
 def _experiment(attributes) -> str:  # type: ignore[no-untyped-def]

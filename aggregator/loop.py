@@ -19,14 +19,18 @@ from trace_insights.aggregator.decode import deliveries
 from trace_insights.aggregator.deltas import Policy, build_updates
 from trace_insights.aggregator.metrics import Liveness
 from trace_insights.aggregator.source import Source
+from trace_insights.aggregator.truth import dead_letters
+from trace_insights.aggregator.truth.dead_letters import AGGREGATES, DECODE, TRUTH, Letter
 from trace_insights.aggregator.truth.writer import has_open_traces, owed, write_batch
 from trace_insights.bus import Record
+from trace_insights.outages import is_outage
 from trace_insights.stores.base import AggregateStore
 
 log = logging.getLogger(__name__)
 
 _CAS_ATTEMPTS = 5
 _BACKOFF_S = 1.0
+_REPLAY_EVERY_S = 5.0
 
 
 class Aggregator:
@@ -45,9 +49,10 @@ class Aggregator:
         self.idle_timeout_ms = idle_timeout_ms
         self.liveness = Liveness()
         self._last_record_ms: dict[int, int] = {}
+        self._stage = TRUTH  # of the record being processed: where a failure happened
 
     def run(self, stop: threading.Event, poll_timeout_ms: int = 500) -> None:
-        next_tick = time.monotonic()
+        next_tick = next_replay = time.monotonic()
         while not stop.is_set():
             self.run_once(poll_timeout_ms, stop)
             self.liveness.beat()
@@ -55,6 +60,12 @@ class Aggregator:
             if time.monotonic() >= next_tick:
                 self.tick_silent_partitions(int(time.time() * 1000))
                 next_tick = time.monotonic() + self.idle_timeout_ms / 4000
+            if time.monotonic() >= next_replay:
+                try:
+                    self.replay_due(int(time.time() * 1000))
+                except Exception as exc:  # an outage: the letters stay marked, tried again
+                    log.warning("replay failed", extra={"fields": {"error": str(exc)}})
+                next_replay = time.monotonic() + _REPLAY_EVERY_S
 
     def tick_silent_partitions(self, now_ms: int) -> list[int]:
         """Send stream time to assigned partitions that have open traces but no record for an
@@ -82,23 +93,81 @@ class Aggregator:
         for partition, records in self.source.poll(poll_timeout_ms).items():
             try:
                 processed += self.process(partition, records)
-            except Exception as exc:  # whatever it is, the loop must go on: retried, and told
-                metrics.FAILED_BATCHES.inc()
-                self.liveness.failed(f"partition {partition}: {exc.__class__.__name__}")
-                log.error(
-                    "batch failed, will retry",
-                    extra={"fields": {"partition": partition, "error": str(exc)}},
-                )
-                self.source.rewind(partition, records[0].offset)
-                (stop or threading.Event()).wait(_BACKOFF_S)
+            except Exception as exc:  # whatever it is, the loop goes on
+                if is_outage(exc):
+                    self._retry_later(partition, records[0].offset, exc, stop)
+                    continue
+                processed += self._isolate(partition, records, stop)
             else:
                 self.liveness.applied()
         return processed
 
+    def _retry_later(
+        self, partition: int, offset: int, exc: Exception, stop: threading.Event | None
+    ) -> None:
+        metrics.FAILED_BATCHES.inc()
+        self.liveness.failed(f"partition {partition}: {exc.__class__.__name__}")
+        log.error(
+            "batch failed, will retry",
+            extra={"fields": {"partition": partition, "error": str(exc)}},
+        )
+        self.source.rewind(partition, offset)
+        (stop or threading.Event()).wait(_BACKOFF_S)
+
+    def _isolate(self, partition: int, records: list[Record], stop: threading.Event | None) -> int:
+        """A batch failed for what it holds: apply its records one by one, and keep each one
+        that fails alone (for its content) as a dead letter, so the partition goes on."""
+        processed = 0
+        for record in records:
+            try:
+                processed += self.process(partition, [record])
+            except Exception as exc:
+                if is_outage(exc):
+                    self._retry_later(partition, record.offset, exc, stop)
+                    return processed
+                letter = Letter(partition, record.offset, self._stage, repr(exc), record.value)
+                try:
+                    with self.engine.begin() as connection:
+                        dead_letters.keep(connection, [letter])
+                except Exception as kept:
+                    self._retry_later(partition, record.offset, kept, stop)
+                    return processed
+                self.source.commit({partition: record.offset + 1})
+                self._counted_dead(letter)
+        self.liveness.applied()
+        return processed
+
+    def _counted_dead(self, letter: Letter) -> None:
+        metrics.DEAD_LETTERS.labels(letter.stage).inc()
+        log.error(
+            "record kept as a dead letter",
+            extra={"fields": {"partition": letter.partition, "offset": letter.offset,
+                              "stage": letter.stage, "error": letter.error}},
+        )  # fmt: skip
+
+    def replay_due(self, now_ms: int) -> int:
+        """Re-append the dead letters marked for replay of the partitions read here; returns
+        how many. Each is read again as a new record (a duplicate delivery at worst)."""
+        partitions = self.source.assigned()
+        if not partitions:
+            return 0
+        with self.engine.connect() as connection:
+            letters = dead_letters.due(connection, partitions)
+        for letter in letters:
+            self.source.append(letter.src_partition, letter.payload, now_ms)
+        if letters:
+            with self.engine.begin() as connection:
+                dead_letters.replayed(connection, letters)
+        return len(letters)
+
     def process(self, partition: int, records: list[Record]) -> int:
         started = time.perf_counter()
         start, end = records[0].offset, records[-1].offset
-        batch, assessments = deliveries(records)
+        self._stage = TRUTH
+        decoded = deliveries(records)
+        batch, assessments = decoded.spans, decoded.assessments
+        undecodable = [Letter(partition, record.offset, DECODE, error, record.value)
+                       for record, error in decoded.undecodable]  # fmt: skip
         self._last_record_ms[partition] = max(
             self._last_record_ms.get(partition, 0), records[-1].timestamp_ms
         )
@@ -107,6 +176,10 @@ class Aggregator:
             finalized = write_batch(
                 connection, partition, batch, assessments, end, clock, self.idle_timeout_ms
             )
+            dead_letters.keep(connection, undecodable)
+        for letter in undecodable:
+            self._counted_dead(letter)
+        self._stage = AGGREGATES
         with self.engine.connect() as connection:
             items = owed(connection, partition, start - 1, end, known=finalized)
         for _ in range(_CAS_ATTEMPTS):

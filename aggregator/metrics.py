@@ -21,6 +21,11 @@ FENCE_CONFLICTS = Counter(
     "trace_insights_aggregator_fence_conflicts", "Updates recomputed because a fence moved"
 )
 FAILED_BATCHES = Counter("trace_insights_aggregator_failed_batches", "Batches retried after errors")
+DEAD_LETTERS = Counter(
+    "trace_insights_aggregator_dead_letters",
+    "Records kept as dead letters, by where they failed",
+    ["stage"],
+)
 LAG = Gauge("trace_insights_aggregator_lag", "Records behind the partition's end", ["partition"])
 WATERMARK = Gauge(
     "trace_insights_aggregator_watermark_ms", "Latest record timestamp applied", ["partition"]

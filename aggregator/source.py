@@ -38,6 +38,10 @@ class Source(Protocol):
         so idle traces there finalize (owned by the tick's offset, exactly once like spans)."""
         ...
 
+    def append(self, partition: int, value: bytes, timestamp_ms: int) -> object:
+        """Append a record to a partition, durably (a replayed dead letter)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -105,10 +109,15 @@ class KafkaSource:
         return sorted(tp.partition for tp in self._consumer.assignment())
 
     def tick(self, partition: int, timestamp_ms: int) -> None:
+        self.append(partition, b"", timestamp_ms)
+
+    def append(self, partition: int, value: bytes, timestamp_ms: int) -> None:
         if self._ticker is None:
-            self._ticker = KafkaProducer(bootstrap_servers=self._servers, acks="all")
+            self._ticker = KafkaProducer(
+                bootstrap_servers=self._servers, acks="all", max_request_size=8 * 1024 * 1024
+            )
         self._ticker.send(
-            self._topic, value=b"", partition=partition, timestamp_ms=timestamp_ms
+            self._topic, value=value, partition=partition, timestamp_ms=timestamp_ms
         ).get(timeout=10)
 
     def close(self) -> None:

@@ -131,7 +131,7 @@ def decode_only(servers: str, traces: int) -> dict:
     cpu_before = time.process_time()
     started = time.monotonic()
     for message in consumer:
-        spans_, _ = deliveries([Record(message.offset, message.timestamp, message.value)])
+        spans_ = deliveries([Record(message.offset, message.timestamp, message.value)]).spans
         decoded += len(spans_)
         if decoded >= len(spans):
             break

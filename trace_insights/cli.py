@@ -1,5 +1,6 @@
 """``trace-insights``: one subcommand per process, plus the load generator."""
 
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -228,6 +229,56 @@ def rebuild(
     store.close()
     engine.dispose()
     typer.echo(f"rebuilt the aggregates of {replayed} traces")
+
+
+@app.command("dead-letters")
+def dead_letters(
+    replay: Annotated[
+        list[str] | None,
+        typer.Option(help="Replay this one, as PARTITION:OFFSET (repeat for more)"),
+    ] = None,
+    replay_all: Annotated[bool, typer.Option(help="Replay every one not replayed yet")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """List the records the aggregators kept as dead letters, or replay them after a fix (the
+    aggregator reading each one's partition re-appends it there within seconds)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from trace_insights.aggregator.truth import dead_letters as letters
+    from trace_insights.truth.database import create_engine
+
+    keys = None
+    if replay:
+        try:
+            keys = [(int(p), int(o)) for p, _, o in (item.partition(":") for item in replay)]
+        except ValueError:
+            raise typer.BadParameter("--replay takes PARTITION:OFFSET, e.g. 3:1204") from None
+    settings = load_settings(data_dir=data_dir, database_url=database_url)
+    engine = create_engine(settings.database())
+    try:
+        if keys is not None or replay_all:
+            with engine.begin() as connection:
+                marked = letters.request_replay(connection, keys)
+            typer.echo(f"marked {marked} dead letters for replay")
+            return
+        with engine.connect() as connection:
+            kept = letters.listed(connection)
+    except SQLAlchemyError as exc:
+        problem = f"{exc.__class__.__name__}: {exc.orig or exc}"
+        typer.echo(f"error: {problem} (is the schema current? trace-insights migrate)", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    if not kept:
+        typer.echo("no dead letters")
+    for letter in kept:
+        state = ("replayed" if letter.replayed_ms else
+                 "replay requested" if letter.replay_requested_ms else "kept")  # fmt: skip
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(letter.recorded_ms / 1000))
+        error = (letter.error.splitlines() or [""])[0][:200]
+        typer.echo(f"{letter.src_partition}:{letter.src_offset}\t{when}\t{letter.stage}\t"
+                   f"{state}\t{len(letter.payload)} bytes\t{error}")  # fmt: skip
 
 
 @app.command()

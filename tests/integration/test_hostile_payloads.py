@@ -105,7 +105,8 @@ def test_another_producers_unstorable_records_are_skipped_and_the_partition_goes
     collector_factory, kafka_servers, redis_url, database_url
 ):
     """What the collector would refuse, written to the topic by another producer (the OTel
-    Collector's Kafka exporter, say): skipped with a log line; later records are applied."""
+    Collector's Kafka exporter, say): skipped with a log line, or kept as a dead letter when
+    it does not even parse; later records are applied."""
     topic = f"spans-{uuid.uuid4().hex[:12]}"
     _, database = schema_url(database_url)
     assert trace_insights("migrate", database_url=database).returncode == 0
@@ -134,13 +135,26 @@ def test_another_producers_unstorable_records_are_skipped_and_the_partition_goes
         assert stored() == {"before", "after"}
         assert aggregator.poll() is None, "the aggregator is still running"
         engine.dispose()
+
+        def letters() -> list[list[str]]:
+            listing = trace_insights("dead-letters", database_url=database)
+            assert listing.returncode == 0, listing.stderr
+            return [line.split("\t") for line in listing.stdout.splitlines() if "\t" in line]
+
+        [kept] = letters()
+        assert (kept[2], kept[3]) == ("decode", "kept"), "the undecodable record is kept whole"
+        marked = trace_insights("dead-letters", "--replay", kept[0], database_url=database)
+        assert "marked 1 dead letters" in marked.stdout
+        # re-appended by the partition's owner, it fails to decode again: a second letter
+        wait_for(lambda: [row[3] for row in letters()] == ["replayed", "kept"], 60, "a replay")
     finally:
         aggregator.terminate()
         aggregator.wait(30)
 
 
 def _foreign_records(trace_id: str) -> list[bytes]:
-    """A 100-character experiment stamp; a span past int64 time; a malformed assessment."""
+    """A 100-character experiment stamp; a span past int64 time; a malformed assessment; bytes
+    that are not protobuf."""
     records = []
     for stamp, end in (("x" * 100, 2), ("ok", 2**64 - 1)):
         request = ExportTraceServiceRequest()
@@ -153,4 +167,5 @@ def _foreign_records(trace_id: str) -> list[bytes]:
         records.append(request.SerializeToString())
     bad = Assessment("a-" + "z" * 80, trace_id, "ok", "n", "v", "HUMAN", None, None, 0)
     records.append(encode(bad).SerializeToString())
+    records.append(b"\x0a\xff\xff\xff\xff\x0f not protobuf")
     return records

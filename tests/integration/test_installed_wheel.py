@@ -38,8 +38,10 @@ VOLUME = "/api/3.0/mlflow/traces/insights/traffic-cost/volume"
 def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, ...]:
     """The ``trace-insights`` command of a fresh virtualenv holding the wheel of this checkout."""
     root = tmp_path_factory.mktemp("wheel")
-    source = root / "source"  # what a clone holds: no build/ or egg-info of earlier builds
-    for name in _run("git", "ls-files", "-z").stdout.split("\0"):
+    source = root / "source"  # the files git would commit: no build/ or egg-info of old builds
+    for name in _run(
+        "git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"
+    ).stdout.split("\0"):
         if name and (ROOT / name).is_file():
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, source / name)
@@ -159,10 +161,12 @@ def test_the_cluster_processes_run_from_the_wheel(
 
 
 def _source_modules() -> set[str]:
-    """Every module the checkout tracks, by the name it is installed under."""
+    """Every module git would commit, by the name it is installed under."""
     packages = {"trace_insights": "trace_insights", **{f: f"trace_insights.{f}" for f in SERVICES}}
     names = set()
-    for tracked in _run("git", "ls-files", "*.py").stdout.split():
+    for tracked in _run(
+        "git", "ls-files", "--cached", "--others", "--exclude-standard", "*.py"
+    ).stdout.split():
         folder, *parts = Path(tracked).with_suffix("").parts
         if folder in packages and "migrations" not in parts and parts[-1] != "__main__":
             names.add(".".join((packages[folder], *parts)).removesuffix(".__init__"))

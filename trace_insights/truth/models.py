@@ -211,3 +211,20 @@ class AlertDelivery(Base):
         sa.Index("ix_alert_deliveries_rule", "rule_id", "created_ms"),
         sa.Index("ix_alert_deliveries_due", "status", "next_attempt_ms"),
     )
+
+
+class DeadLetter(Base):
+    """A topic record the aggregator could not apply because of what it holds (not an
+    outage): kept whole with the reason, so the partition goes on and nothing is lost; listed
+    and replayed by ``trace-insights dead-letters``."""
+
+    __tablename__ = "dead_letters"
+
+    src_partition: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    src_offset: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    stage: Mapped[str] = mapped_column(sa.String(16))  # decode | truth | aggregates
+    error: Mapped[str] = mapped_column(sa.Text)
+    payload: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    recorded_ms: Mapped[int] = mapped_column(sa.BigInteger)
+    replay_requested_ms: Mapped[int | None] = mapped_column(sa.BigInteger)
+    replayed_ms: Mapped[int | None] = mapped_column(sa.BigInteger)
