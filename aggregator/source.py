@@ -7,6 +7,7 @@ replay harmless); ``rewind`` makes the next poll of a partition start at ``offse
 """
 
 import logging
+import time
 from typing import Protocol
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
@@ -71,7 +72,20 @@ class KafkaSource:
             max_poll_records=max_poll_records,
             max_partition_fetch_bytes=8 * 1024 * 1024,
         )
+        self._await_partitions()
         self._consumer.subscribe([topic], listener=_LogRebalance())
+
+    def _await_partitions(self, timeout_s: float = 60.0) -> None:
+        """Join the group only once the topic's partitions are known here. The group's leader
+        assigns from the metadata it holds: one that joins first assigns nothing, and would
+        rejoin when its metadata catches up — but if it dies before that, the empty assignment
+        stays stored, and a static member restarted under its instance id rejoins as a
+        follower and is handed it again, for good (its partitions are never read)."""
+        deadline = time.monotonic() + timeout_s
+        while not self._consumer.partitions_for_topic(self._topic):
+            if time.monotonic() > deadline:
+                raise KafkaError(f"topic {self._topic!r} shows no partitions after {timeout_s} s")
+            time.sleep(0.2)
 
     def poll(self, timeout_ms: int) -> dict[int, list[Record]]:
         batches = self._consumer.poll(timeout_ms=timeout_ms)
