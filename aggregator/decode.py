@@ -1,10 +1,12 @@
 """Topic records (OTLP ``ExportTraceServiceRequest`` bytes) → canonical spans and assessments."""
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 
 from trace_insights.aggregator.truth.assessments import AssessmentDelivery
 from trace_insights.aggregator.truth.writer import Delivery
@@ -41,8 +43,9 @@ def deliveries(records: list[Record]) -> Decoded:
         try:
             request.ParseFromString(record.value)
         except DecodeError as exc:
+            # kept whole as a dead letter; what of it can be read is still applied
             decoded.undecodable.append((record, str(exc) or "not an OTLP request"))
-            continue
+            request = readable_part(record.value)
         for resource_spans in request.resource_spans:
             resource = attributes_of(resource_spans.resource.attributes)
             carried = resource.get(CARRIER_ATTRIBUTE)
@@ -93,3 +96,38 @@ def _experiment(attributes) -> str:  # type: ignore[no-untyped-def]
             if value not in (None, ""):
                 return str(value)
     return DEFAULT_EXPERIMENT
+
+
+def readable_part(payload: bytes) -> ExportTraceServiceRequest:
+    """The resource groups of a request that parse one by one. The collector coalesces several
+    senders' requests into one record, a group or more each: one that cannot be read (another
+    producer's, too deeply nested, say) must not take the others with it."""
+    readable = ExportTraceServiceRequest()
+    position = 0
+    try:
+        while position < len(payload):
+            tag, position = _varint(payload, position)
+            if tag != _RESOURCE_SPANS_TAG:  # the request's only field: anything else is garbage
+                break
+            size, position = _varint(payload, position)
+            chunk = payload[position : position + size]
+            position += size
+            with contextlib.suppress(DecodeError):
+                readable.resource_spans.append(ResourceSpans.FromString(chunk))
+    except IndexError:  # cut short
+        pass
+    return readable
+
+
+_RESOURCE_SPANS_TAG = (1 << 3) | 2  # field 1, length-delimited
+
+
+def _varint(data: bytes, position: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, position
+        shift += 7

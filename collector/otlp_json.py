@@ -30,11 +30,18 @@ class OtlpJsonError(ValueError):
     """The body is not valid OTLP/JSON; the message names the offending field path."""
 
 
+# Protobuf parses messages nested at most 100 deep (the request is level 1): JSON can nest an
+# attribute's value deeper, and the spans of such a request could not be read back from Kafka.
+MAX_MESSAGE_DEPTH = 100
+
+
 def decode_request(body: bytes) -> ExportTraceServiceRequest:
     try:
         document = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise OtlpJsonError(f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise OtlpJsonError("body is JSON nested too deeply to read") from None
     request = ExportTraceServiceRequest()
     resource_spans = _fields(document, "$", _REQUEST).get("resourceSpans", [])
     for i, item in enumerate(_list(resource_spans, "$.resourceSpans")):
@@ -159,7 +166,7 @@ def _resource_spans(obj: Json, path: str, out: ResourceSpans) -> None:
 
 def _resource(obj: Json, path: str, out: Resource) -> None:
     fields = _fields(obj, path, _RESOURCE)
-    _attributes(fields, path, out)
+    _attributes(fields, path, out, depth=3)
 
 
 def _scope_spans(obj: Json, path: str, out: ScopeSpans) -> None:
@@ -179,7 +186,7 @@ def _scope(obj: Json, path: str, out: InstrumentationScope) -> None:
         out.name = _string(fields["name"], f"{path}.name")
     if "version" in fields:
         out.version = _string(fields["version"], f"{path}.version")
-    _attributes(fields, path, out)
+    _attributes(fields, path, out, depth=4)
 
 
 def _span(obj: Json, path: str, out: Span) -> None:
@@ -187,7 +194,7 @@ def _span(obj: Json, path: str, out: Span) -> None:
     for name, setter in _SPAN_SETTERS.items():
         if name in fields:
             setter(out, fields[name], f"{path}.{name}")
-    _attributes(fields, path, out)
+    _attributes(fields, path, out, depth=4)
     for i, item in enumerate(_list(fields.get("events", []), f"{path}.events")):
         _event(item, f"{path}.events[{i}]", out.events.add())
     for i, item in enumerate(_list(fields.get("links", []), f"{path}.links")):
@@ -229,7 +236,7 @@ def _event(obj: Json, path: str, out: Span.Event) -> None:
         out.time_unix_nano = _int(fields["timeUnixNano"], f"{path}.timeUnixNano")
     if "name" in fields:
         out.name = _string(fields["name"], f"{path}.name")
-    _attributes(fields, path, out)
+    _attributes(fields, path, out, depth=5)
 
 
 def _link(obj: Json, path: str, out: Span.Link) -> None:
@@ -242,26 +249,37 @@ def _link(obj: Json, path: str, out: Span.Link) -> None:
         out.trace_state = _string(fields["traceState"], f"{path}.traceState")
     if "flags" in fields:
         out.flags = _int(fields["flags"], f"{path}.flags", 32)
-    _attributes(fields, path, out)
+    _attributes(fields, path, out, depth=5)
 
 
-def _attributes(fields: dict[str, Json], path: str, out: Any) -> None:
-    """``attributes`` and ``droppedAttributesCount``, which every attributed message has."""
+def _attributes(fields: dict[str, Json], path: str, out: Any, depth: int) -> None:
+    """``attributes`` and ``droppedAttributesCount``, which every attributed message has;
+    ``depth`` is the message's own, in the request."""
     for i, item in enumerate(_list(fields.get("attributes", []), f"{path}.attributes")):
-        _key_value(item, f"{path}.attributes[{i}]", out.attributes.add())
+        _key_value(item, f"{path}.attributes[{i}]", out.attributes.add(), depth + 1)
     if "droppedAttributesCount" in fields:
         count = fields["droppedAttributesCount"]
         out.dropped_attributes_count = _int(count, f"{path}.droppedAttributesCount", 32)
 
 
-def _key_value(obj: Json, path: str, out: KeyValue) -> None:
+def _key_value(obj: Json, path: str, out: KeyValue, depth: int) -> None:
+    _within_depth(path, depth)
     fields = _fields(obj, path, _KEY_VALUE)
     out.key = _string(fields.get("key", ""), f"{path}.key")
     if "value" in fields:
-        _any_value(fields["value"], f"{path}.value", out.value)
+        _any_value(fields["value"], f"{path}.value", out.value, depth + 1)
 
 
-def _any_value(obj: Json, path: str, out: AnyValue) -> None:
+def _within_depth(path: str, depth: int) -> None:
+    if depth > MAX_MESSAGE_DEPTH:
+        raise OtlpJsonError(
+            f"{path}: nested deeper than the {MAX_MESSAGE_DEPTH} message levels protobuf reads "
+            "(about 47 levels of arrayValue in a span attribute)"
+        )
+
+
+def _any_value(obj: Json, path: str, out: AnyValue, depth: int) -> None:
+    _within_depth(path, depth)
     fields = _fields(obj, path, _ANY_VALUE)
     if len(fields) > 1:
         raise OtlpJsonError(f"{path}: an AnyValue holds one of {sorted(fields)}, not several")
@@ -283,15 +301,19 @@ def _any_value(obj: Json, path: str, out: AnyValue) -> None:
             except binascii.Error:
                 raise OtlpJsonError(f"{field_path}: not valid base64") from None
         elif name == "arrayValue":
+            _within_depth(field_path, depth + 1)
             out.array_value.SetInParent()
             values = _fields(value, field_path, _VALUES).get("values", [])
             for i, item in enumerate(_list(values, f"{field_path}.values")):
-                _any_value(item, f"{field_path}.values[{i}]", out.array_value.values.add())
+                _any_value(item, f"{field_path}.values[{i}]", out.array_value.values.add(),
+                           depth + 2)  # fmt: skip
         else:
+            _within_depth(field_path, depth + 1)
             out.kvlist_value.SetInParent()
             values = _fields(value, field_path, _VALUES).get("values", [])
             for i, item in enumerate(_list(values, f"{field_path}.values")):
-                _key_value(item, f"{field_path}.values[{i}]", out.kvlist_value.values.add())
+                _key_value(item, f"{field_path}.values[{i}]", out.kvlist_value.values.add(),
+                           depth + 2)  # fmt: skip
 
 
 _SPECIAL_DOUBLES = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}

@@ -4,6 +4,7 @@ stored and counted — over the cluster deployment (PostgreSQL) and ``up`` (SQLi
 payload once crashed the aggregator on every restart (issue 14)."""
 
 import os
+import threading
 import time
 import uuid
 
@@ -169,3 +170,39 @@ def _foreign_records(trace_id: str) -> list[bytes]:
     records.append(encode(bad).SerializeToString())
     records.append(b"\x0a\xff\xff\xff\xff\x0f not protobuf")
     return records
+
+
+def test_a_request_nested_too_deep_is_refused_and_takes_no_one_elses_spans(deployment: Running):
+    """Sent in the same moment as other clients' spans (which the collector coalesces into the
+    same Kafka messages): refused with a 400 naming the limit; every other span is counted."""
+    experiment = f"nested-{uuid.uuid4().hex[:8]}"
+    value: dict = {"stringValue": "x"}
+    for _ in range(50):
+        value = {"arrayValue": {"values": [value]}}
+    nested = _span(uuid.uuid4().hex, "nested", [{"key": "deep", "value": value}])
+    body = {"resourceSpans": [{"scopeSpans": [{"spans": [nested]}]}]}
+    good = [uuid.uuid4().hex for _ in range(10)]
+    replies: list[httpx.Response] = []
+
+    def nested_request() -> None:
+        replies.append(httpx.post(f"{deployment.otlp_url}/v1/traces", json=body, timeout=30,
+                                  headers={"x-mlflow-experiment-id": experiment}))  # fmt: skip
+
+    senders = [threading.Thread(target=nested_request)] + [
+        threading.Thread(target=_send, args=(deployment.otlp_url, experiment, _span(t)))
+        for t in good
+    ]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join()
+    [refused] = replies
+    assert refused.status_code == 400 and "nested deeper" in refused.text, refused.text
+
+    def count() -> int:
+        reply = httpx.post(f"{deployment.api_url}{VOLUME}", json={"experiment_ids": [experiment]})
+        return int(reply.json()["summary"]["count"])
+
+    wait_for(lambda: count() == len(good), 60, "every other client's trace")
+    for trace_id in good:
+        _trace(deployment, trace_id)

@@ -2,6 +2,8 @@ import json
 import math
 
 import pytest
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from tests.support import make_request, to_otlp_json
@@ -130,3 +132,59 @@ def test_response_encoding():
     assert json.loads(encode_response(partial)) == {
         "partialSuccess": {"rejectedSpans": "3", "errorMessage": "why"}
     }
+
+
+def _nested(kind: str, levels: int) -> dict:
+    """A value ``levels`` containers deep: arrays, or key-value lists."""
+    value: dict = {"stringValue": "x"}
+    for _ in range(levels):
+        if kind == "array":
+            value = {"arrayValue": {"values": [value]}}
+        else:
+            value = {"kvlistValue": {"values": [{"key": "k", "value": value}]}}
+    return value
+
+
+_PLACES = {
+    "resource": lambda a: {"resource": {"attributes": a}, "scopeSpans": []},
+    "scope": lambda a: {"scopeSpans": [{"scope": {"name": "s", "attributes": a}}]},
+    "span": lambda a: {"scopeSpans": [{"spans": [{"traceId": "01" * 16, "spanId": "02" * 8,
+                                                  "attributes": a}]}]},
+    "event": lambda a: {"scopeSpans": [{"spans": [{"traceId": "01" * 16, "spanId": "02" * 8,
+                                                   "events": [{"name": "e", "attributes": a}]}]}]},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["array", "kvlist"])
+@pytest.mark.parametrize("place", _PLACES)
+def test_whatever_is_accepted_parses_back_from_protobuf(place, kind):
+    """The collector refuses exactly the nesting protobuf could not read back from Kafka."""
+    outcomes = []
+    for levels in range(1, 60):
+        attributes = [{"key": "deep", "value": _nested(kind, levels)}]
+        body = json.dumps({"resourceSpans": [_PLACES[place](attributes)]}).encode()
+        try:
+            request = decode_request(body)
+        except OtlpJsonError as exc:
+            assert "nested deeper" in str(exc)
+            outcomes.append(False)
+            continue
+        ExportTraceServiceRequest.FromString(request.SerializeToString())
+        outcomes.append(True)
+    assert True in outcomes and False in outcomes
+    assert outcomes == sorted(outcomes, reverse=True), "accepted up to a depth, refused beyond"
+    if (place, kind) == ("span", "array"):
+        assert outcomes.count(True) == 47
+        request = ExportTraceServiceRequest()
+        span = request.resource_spans.add().scope_spans.add().spans.add()
+        value = span.attributes.add(key="deep").value
+        for _ in range(48):
+            value = value.array_value.values.add()
+        value.string_value = "x"
+        with pytest.raises(DecodeError):  # the first level refused could not be read back
+            ExportTraceServiceRequest.FromString(request.SerializeToString())
+
+
+def test_json_too_deep_to_read_is_a_bad_request():
+    with pytest.raises(OtlpJsonError, match="nested too deeply"):
+        decode_request(b"[" * 200_000 + b"]" * 200_000)
