@@ -6,7 +6,9 @@ import redis.exceptions as redis_errors
 import sqlalchemy.exc as sql_errors
 from kafka.errors import KafkaError
 
-_SQL = (
+_LOST = (
+    OSError,
+    KafkaError,
     sql_errors.OperationalError,  # connection lost or refused, server shutting down, disk full
     sql_errors.InterfaceError,
     sql_errors.DisconnectionError,
@@ -34,7 +36,7 @@ def is_outage(exc: BaseException) -> bool:
     state = getattr(getattr(exc, "orig", None), "sqlstate", None)
     if isinstance(exc, sql_errors.DBAPIError) and isinstance(state, str):
         return state[:2] in _SERVER_STATES
-    if isinstance(exc, (*_SQL, OSError, KafkaError)):
+    if isinstance(exc, _LOST):
         return True
     if isinstance(exc, redis_errors.RedisError):
         if isinstance(exc, _REDIS_REPLIES):

@@ -55,8 +55,7 @@ def request_replay(connection: sa.Connection, keys: list[tuple[int, int]] | None
     """Mark letters (all not yet replayed, or the (partition, offset) ones) for replay."""
     query = sa.update(DeadLetter).where(DeadLetter.replayed_ms.is_(None))
     if keys is not None:
-        wanted = sa.tuple_(DeadLetter.src_partition, DeadLetter.src_offset).in_(keys)
-        query = query.where(wanted)
+        query = query.where(_at(keys))
     return connection.execute(query.values(replay_requested_ms=int(time.time() * 1000))).rowcount
 
 
@@ -72,11 +71,10 @@ def due(connection: sa.Connection, partitions: list[int]) -> list[sa.Row[Any]]:
 
 
 def replayed(connection: sa.Connection, letters: list[sa.Row[Any]]) -> None:
+    keys = [(letter.src_partition, letter.src_offset) for letter in letters]
     now = int(time.time() * 1000)
-    for letter in letters:
-        connection.execute(
-            sa.update(DeadLetter)
-            .where(DeadLetter.src_partition == letter.src_partition)
-            .where(DeadLetter.src_offset == letter.src_offset)
-            .values(replayed_ms=now)
-        )
+    connection.execute(sa.update(DeadLetter).where(_at(keys)).values(replayed_ms=now))
+
+
+def _at(keys: list[tuple[int, int]]) -> sa.ColumnElement[bool]:
+    return sa.tuple_(DeadLetter.src_partition, DeadLetter.src_offset).in_(keys)
