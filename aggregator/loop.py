@@ -18,19 +18,22 @@ from trace_insights.aggregator import metrics
 from trace_insights.aggregator.decode import deliveries
 from trace_insights.aggregator.deltas import Policy, build_updates
 from trace_insights.aggregator.metrics import Liveness
+from trace_insights.aggregator.repair import Repairer
 from trace_insights.aggregator.source import Source
 from trace_insights.aggregator.truth import dead_letters
 from trace_insights.aggregator.truth.dead_letters import AGGREGATES, DECODE, TRUTH, Letter
 from trace_insights.aggregator.truth.writer import has_open_traces, owed, write_batch
 from trace_insights.bus import Record
 from trace_insights.outages import is_outage
-from trace_insights.stores.base import AggregateStore
+from trace_insights.stores.base import AggregateStore, Incomplete
 
 log = logging.getLogger(__name__)
 
 _CAS_ATTEMPTS = 5
 _BACKOFF_S = 1.0
 _REPLAY_EVERY_S = 5.0
+_SCAN_EVERY_S = 5.0
+_REBUILD_WAIT_S = 2.0  # a new experiment's rebuild takes milliseconds: worth waiting for
 
 
 class Aggregator:
@@ -48,6 +51,8 @@ class Aggregator:
         self.policy = policy
         self.idle_timeout_ms = idle_timeout_ms
         self.liveness = Liveness()
+        self.repairer = Repairer(engine, store, policy)
+        self._next_scan = time.monotonic()  # the first turn finds what the store lost
         self._last_record_ms: dict[int, int] = {}
         self._stage = TRUTH  # of the record being processed: where a failure happened
 
@@ -66,6 +71,7 @@ class Aggregator:
                 except Exception as exc:  # an outage: the letters stay marked, tried again
                     log.warning("replay failed", extra={"fields": {"error": str(exc)}})
                 next_replay = time.monotonic() + _REPLAY_EVERY_S
+        self.repairer.close()
 
     def tick_silent_partitions(self, now_ms: int) -> list[int]:
         """Send stream time to assigned partitions that have open traces but no record for an
@@ -89,10 +95,18 @@ class Aggregator:
 
     def run_once(self, poll_timeout_ms: int = 500, stop: threading.Event | None = None) -> int:
         """Poll once and process what came; returns the spans processed."""
+        if time.monotonic() >= self._next_scan:
+            try:
+                self.repairer.scan()
+            except Exception as exc:  # an outage: scanned again later
+                log.warning("repair scan failed", extra={"fields": {"error": str(exc)}})
+            self._next_scan = time.monotonic() + _SCAN_EVERY_S
         processed = 0
         for partition, records in self.source.poll(poll_timeout_ms).items():
             try:
                 processed += self.process(partition, records)
+            except Incomplete as exc:
+                self._await_rebuild(partition, records[0].offset, exc, stop)
             except Exception as exc:  # whatever it is, the loop goes on
                 if is_outage(exc):
                     self._retry_later(partition, records[0].offset, exc, stop)
@@ -114,6 +128,16 @@ class Aggregator:
         self.source.rewind(partition, offset)
         (stop or threading.Event()).wait(_BACKOFF_S)
 
+    def _await_rebuild(
+        self, partition: int, offset: int, exc: Incomplete, stop: threading.Event | None
+    ) -> None:
+        """The batch's truth is written; its aggregates wait for the experiment's rebuild,
+        which replays it (or leaves it to the retry, past the fences it writes)."""
+        self.liveness.failed(f"partition {partition}: waiting for a rebuild ({exc})")
+        self.source.rewind(partition, offset)
+        if not self.repairer.request(exc.experiment_id).wait(_REBUILD_WAIT_S):
+            (stop or threading.Event()).wait(_BACKOFF_S)
+
     def _isolate(self, partition: int, records: list[Record], stop: threading.Event | None) -> int:
         """A batch failed for what it holds: apply its records one by one, and keep each one
         that fails alone (for its content) as a dead letter, so the partition goes on."""
@@ -121,6 +145,9 @@ class Aggregator:
         for record in records:
             try:
                 processed += self.process(partition, [record])
+            except Incomplete as exc:
+                self._await_rebuild(partition, record.offset, exc, stop)
+                return processed
             except Exception as exc:
                 if is_outage(exc):
                     self._retry_later(partition, record.offset, exc, stop)

@@ -1,12 +1,18 @@
-"""``trace-insights rebuild``: recompute the aggregates from the source of truth.
+"""``trace-insights rebuild``: recompute an experiment's aggregates from the source of truth.
 
-Redis holds derived state only. A rebuild drops the experiment's aggregates (for a time range,
-the buckets of the whole UTC days it touches) and replays every finalized trace, late span and
-assessment change of that range, per partition in offset order — as live ingestion did. A full
-rebuild also sets each fence to the last offset the truth holds, so aggregators resuming from
-Kafka skip what the rebuild applied. Run it with the aggregators stopped.
+Redis holds derived state only. A rebuild takes the experiment's rebuild claim, drops its
+aggregates (for a time range, the buckets of the whole UTC days it touches) and replays every
+finalized trace, late span and assessment change of that range, per partition in offset order
+— as live ingestion did. While it runs the aggregates are not whole: live updates wait and
+answers are flagged. Only what the aggregates held is replayed: a range rebuild replays what
+lies at or below each partition's fence; a full one replays all the truth holds (read after
+the drop, so every update applied before it is there) and moves each fence to the last offset
+replayed, so aggregators resuming from Kafka apply only what comes after. Safe to run beside
+live aggregators: it is also how they repair a store that lost an experiment's aggregates.
 """
 
+import contextlib
+import secrets
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -23,11 +29,17 @@ from trace_insights.aggregator.truth.writer import (
     with_traces,
 )
 from trace_insights.core.buckets import WIDTH_MS, Resolution, bucket_start
-from trace_insights.stores.base import AggregateStore
+from trace_insights.stores.base import AggregateStore, Incomplete, Update
 from trace_insights.truth.models import AssessmentEvent, Experiment, Span, Trace
 
 _CHUNK = 500
 DAY = WIDTH_MS[Resolution.DAY]
+
+Progress = Callable[[int], None]
+
+
+class Busy(Exception):
+    """Another rebuild of the experiment holds its claim."""
 
 
 def rebuild(
@@ -37,35 +49,84 @@ def rebuild(
     start_ms: int | None = None,
     end_ms: int | None = None,
     experiment_ids: list[str] | None = None,
-    progress: Callable[[int], None] = lambda done: None,
+    progress: Progress = lambda done: None,
 ) -> int:
     """Returns the number of traces replayed; ``progress`` is called with each chunk's size."""
     if (start_ms is None) != (end_ms is None):
         raise ValueError("give both start and end of the range, or neither")
-    if start_ms is not None and end_ms is not None:
-        start_ms = bucket_start(start_ms, Resolution.DAY)
-        end_ms = bucket_start(end_ms - 1, Resolution.DAY) + DAY
     with engine.connect() as connection:
         experiments = experiment_ids or list(
             connection.scalars(sa.select(Experiment.experiment_id))
         )
-        replayed = 0
-        for experiment_id in experiments:
-            store.drop(experiment_id, start_ms, end_ms)
-            for partition, owed, last_offset in _owed_chunks(
-                connection, experiment_id, start_ms, end_ms
-            ):
-                for update in accumulate(owed, partition, store, policy):
-                    current = store.fences(experiment_id).get(partition, -1)
-                    update.expected_fence = current
-                    update.fence = current if start_ms is not None else max(current, last_offset)
-                    if not store.apply(update):
-                        raise RuntimeError(
-                            f"experiment {experiment_id}: a fence moved during the rebuild; "
-                            "stop the aggregators and run it again"
-                        )
-                replayed += len(owed.finalized)
-                progress(len(owed.finalized))
+    return sum(
+        rebuild_experiment(engine, store, policy, e, start_ms, end_ms, progress)
+        for e in experiments
+    )
+
+
+def rebuild_experiment(
+    engine: sa.Engine,
+    store: AggregateStore,
+    policy: Policy,
+    experiment_id: str,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    progress: Progress = lambda done: None,
+) -> int:
+    """Rebuild one experiment; a range is ignored if its aggregates are not whole (there is
+    nothing to keep). Raises ``Busy`` if another rebuild holds the claim, ``Incomplete`` if
+    this one lost it (it took too long, or the store restarted)."""
+    token = secrets.randbits(62) + 1
+    if not store.claim_rebuild(experiment_id, token):
+        raise Busy(f"experiment {experiment_id}: another rebuild is under way")
+    try:
+        replayed = _rebuild_claimed(engine, store, policy, experiment_id, token, start_ms, end_ms,
+                                    progress)  # fmt: skip
+    except BaseException:
+        with contextlib.suppress(Exception):  # else the claim expires
+            store.release_rebuild(experiment_id, token)
+        raise
+    if not store.finish_rebuild(experiment_id, token):
+        raise Incomplete(experiment_id, "the rebuild's claim was lost")
+    return replayed
+
+
+def _rebuild_claimed(
+    engine: sa.Engine,
+    store: AggregateStore,
+    policy: Policy,
+    experiment_id: str,
+    token: int,
+    start_ms: int | None,
+    end_ms: int | None,
+    progress: Progress,
+) -> int:
+    if store.generations([experiment_id])[0] is None:
+        start_ms = end_ms = None
+    if start_ms is not None and end_ms is not None:
+        start_ms = bucket_start(start_ms, Resolution.DAY)
+        end_ms = bucket_start(end_ms - 1, Resolution.DAY) + DAY
+    store.drop(experiment_id, start_ms, end_ms)
+    replayed = 0
+    with engine.connect() as connection:
+        if start_ms is None:
+            bounds = _last_offsets(connection, experiment_id)
+        else:
+            bounds = store.fences(experiment_id)
+        for partition, owed in _owed_chunks(connection, experiment_id, start_ms, end_ms, bounds):
+            for update in accumulate(owed, partition, store, policy):
+                update.expected_fence = update.fence = store.fences(experiment_id).get(
+                    partition, -1
+                )
+                update.token = token
+                store.apply(update)  # no fence moves without the claim
+            replayed += len(owed.finalized)
+            progress(len(owed.finalized))
+    if start_ms is None:
+        fences = store.fences(experiment_id)
+        for partition, last in bounds.items():
+            current = fences.get(partition, -1)
+            store.apply(Update(experiment_id, partition, current, last, token=token))
     return replayed
 
 
@@ -84,10 +145,33 @@ def count_traces(
         return int(connection.scalar(query) or 0)
 
 
+def _last_offsets(connection: sa.Connection, experiment_id: str) -> dict[int, int]:
+    """Partition → the last offset at which the truth holds something the experiment's
+    aggregates count, in one statement (one snapshot of the truth)."""
+    parts = sa.union_all(
+        sa.select(Trace.final_partition.label("p"), sa.func.max(Trace.final_offset).label("o"))
+        .where(Trace.experiment_id == experiment_id)
+        .group_by(Trace.final_partition),
+        sa.select(Span.src_partition, sa.func.max(Span.src_offset))
+        .where(Span.experiment_id == experiment_id, Span.late)
+        .group_by(Span.src_partition),
+        sa.select(AssessmentEvent.src_partition, sa.func.max(AssessmentEvent.src_offset))
+        .where(AssessmentEvent.experiment_id == experiment_id, sa.not_(AssessmentEvent.deferred))
+        .group_by(AssessmentEvent.src_partition),
+    ).subquery()
+    query = sa.select(parts.c.p, sa.func.max(parts.c.o)).group_by(parts.c.p)
+    return {int(partition): int(offset) for partition, offset in connection.execute(query)}
+
+
 def _owed_chunks(
-    connection: sa.Connection, experiment_id: str, start_ms: int | None, end_ms: int | None
-) -> Iterator[tuple[int, Owed, int]]:
-    """(partition, what to replay, the last offset it covers), in offset order per partition."""
+    connection: sa.Connection,
+    experiment_id: str,
+    start_ms: int | None,
+    end_ms: int | None,
+    bounds: dict[int, int],
+) -> Iterator[tuple[int, Owed]]:
+    """(partition, what to replay), in offset order per partition; only what lies at or below
+    the partition's bound."""
     in_range = sa.true()
     if start_ms is not None and end_ms is not None:
         in_range = sa.and_(Trace.timestamp_ms >= start_ms, Trace.timestamp_ms < end_ms)
@@ -96,7 +180,7 @@ def _owed_chunks(
         .where(Trace.experiment_id == experiment_id, in_range)
         .order_by(Trace.final_partition, Trace.final_offset)
     )
-    for rows in _by_partition(traces, "final_partition"):
+    for rows in _by_partition(traces, "final_partition", "final_offset", bounds):
         yield _finalized_chunk(connection, rows)
     late = connection.execute(
         sa.select(*LIGHT_COLUMNS, Span.src_partition, Span.src_offset, Trace.timestamp_ms)
@@ -104,7 +188,7 @@ def _owed_chunks(
         .where(Span.experiment_id == experiment_id, Span.late, in_range)
         .order_by(Span.src_partition, Span.src_offset)
     )
-    for rows in _by_partition(late, "src_partition"):
+    for rows in _by_partition(late, "src_partition", "src_offset", bounds):
         yield _late_chunk(rows)
     events = connection.execute(
         sa.select(AssessmentEvent)
@@ -116,14 +200,19 @@ def _owed_chunks(
         )
         .order_by(AssessmentEvent.src_partition, AssessmentEvent.src_offset)
     )
-    for rows in _by_partition(events, "src_partition"):
+    for rows in _by_partition(events, "src_partition", "src_offset", bounds):
         yield _moves_chunk(connection, rows)
 
 
-def _by_partition(rows: Iterable[Any], column: str) -> Iterator[list[Any]]:
-    """Rows ordered by partition, cut into chunks of one partition and at most _CHUNK rows."""
+def _by_partition(
+    rows: Iterable[Any], column: str, offset: str, bounds: dict[int, int]
+) -> Iterator[list[Any]]:
+    """Rows ordered by partition, cut into chunks of one partition and at most _CHUNK rows;
+    rows past their partition's bound are left out."""
     chunk: list[Any] = []
     for row in rows:
+        if getattr(row, offset) > bounds.get(getattr(row, column), -1):
+            continue
         if chunk and (len(chunk) >= _CHUNK or getattr(chunk[-1], column) != getattr(row, column)):
             yield chunk
             chunk = []
@@ -132,17 +221,17 @@ def _by_partition(rows: Iterable[Any], column: str) -> Iterator[list[Any]]:
         yield chunk
 
 
-def _finalized_chunk(connection: sa.Connection, rows: list) -> tuple[int, Owed, int]:
+def _finalized_chunk(connection: sa.Connection, rows: list) -> tuple[int, Owed]:
     spans = final_spans(connection, [row.trace_id for row in rows])
     finalized = [(trace_summary(row), spans[row.trace_id], row.final_offset) for row in rows]
-    return rows[0].final_partition, Owed(finalized=finalized, late=[]), rows[-1].final_offset
+    return rows[0].final_partition, Owed(finalized=finalized, late=[])
 
 
-def _moves_chunk(connection: sa.Connection, rows: list) -> tuple[int, Owed, int]:
+def _moves_chunk(connection: sa.Connection, rows: list) -> tuple[int, Owed]:
     moves = with_traces(connection, [move_of(row) for row in rows])
-    return rows[0].src_partition, Owed(finalized=[], late=[], moves=moves), rows[-1].src_offset
+    return rows[0].src_partition, Owed(finalized=[], late=[], moves=moves)
 
 
-def _late_chunk(rows: list) -> tuple[int, Owed, int]:
+def _late_chunk(rows: list) -> tuple[int, Owed]:
     late = [(light_record(row), row.src_offset, row.timestamp_ms) for row in rows]
-    return rows[0].src_partition, Owed(finalized=[], late=late), rows[-1].src_offset
+    return rows[0].src_partition, Owed(finalized=[], late=late)

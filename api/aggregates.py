@@ -28,6 +28,9 @@ class Aggregates:
         self._digests = digests
         self.experiment_ids = experiment_ids
         self.window = window
+        # read before anything else: an answer is whole only if the same generation was
+        # there before and after it was read (``incomplete``)
+        self._generations = store.generations(experiment_ids)
 
     def counters(self, key_of: KeyOf, fields: list[str] | None = None) -> list[Counter[str]]:
         """Per period, the hashes at ``key_of`` (only ``fields`` of them, if given) summed over
@@ -75,6 +78,16 @@ class Aggregates:
         metas = self.store.read_hashes([keys.meta(e) for e in self.experiment_ids])
         marks = [int(meta[fields.WATERMARK]) for meta in metas if fields.WATERMARK in meta]
         return max(marks) if marks else None
+
+    def incomplete(self) -> list[str]:
+        """The experiments whose aggregates were not whole at some moment of the reading (the
+        store lost them, and a rebuild is under way): their figures may be short."""
+        after = self.store.generations(self.experiment_ids)
+        return [
+            e
+            for e, before, now in zip(self.experiment_ids, self._generations, after, strict=True)
+            if before is None or before != now
+        ]
 
     def _keys(self, key_of: KeyOf) -> tuple[list[int], list[str]]:
         periods, locations = self._locations(key_of)

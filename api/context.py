@@ -126,4 +126,5 @@ class Context:
             start_time=window.start_ms,
             end_time=window.end_ms,
             cardinality_overflow=overflow or [],
+            incomplete=aggregates.incomplete() if source == "stream" else [],
         )

@@ -108,6 +108,12 @@ class Meta(BaseModel):
     start_time: int
     end_time: int
     cardinality_overflow: list[Overflow] = Field(default_factory=list)
+    incomplete: list[str] = Field(
+        default_factory=list,
+        description="Experiments whose aggregates were not whole while this was read (the "
+        "aggregate store lost them; they are being rebuilt from the source of truth): their "
+        "figures may be short until this is empty",
+    )
 
 
 class VolumeCounts(BaseModel):

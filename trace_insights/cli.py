@@ -205,9 +205,10 @@ def rebuild(
     redis_url: RedisUrl = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Recompute the Redis aggregates from the database. Stop the aggregators first."""
+    """Recompute the Redis aggregates from the database (live aggregators wait meanwhile;
+    they also do this by themselves for experiments the store lost)."""
     from trace_insights.aggregator.app import open_store, policy
-    from trace_insights.aggregator.rebuild import count_traces
+    from trace_insights.aggregator.rebuild import Busy, count_traces
     from trace_insights.aggregator.rebuild import rebuild as replay
     from trace_insights.truth.database import create_engine
 
@@ -223,9 +224,12 @@ def rebuild(
     engine = create_engine(settings.database())
     total = count_traces(engine, start_ms, end_ms, experiment_id)
     with typer.progressbar(length=total, label="rebuilding") as bar:
-        replayed = replay(
-            engine, store, policy(settings), start_ms, end_ms, experiment_id, bar.update
-        )
+        try:
+            replayed = replay(
+                engine, store, policy(settings), start_ms, end_ms, experiment_id, bar.update
+            )
+        except Busy as exc:
+            raise typer.BadParameter(f"{exc}; run it again once that one is done") from None
     store.close()
     engine.dispose()
     typer.echo(f"rebuilt the aggregates of {replayed} traces")

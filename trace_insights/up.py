@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 from trace_insights.aggregator.app import policy
 from trace_insights.aggregator.loop import Aggregator
-from trace_insights.aggregator.rebuild import rebuild
 from trace_insights.aggregator.source import KafkaSource, Source
 from trace_insights.aggregator.truth.writer import last_offsets
 from trace_insights.api.alerts.worker import AlertWorker
@@ -64,9 +63,7 @@ async def _serve(settings: Settings, demo: bool) -> None:
     if settings.redis_url:
         store = RedisStore(settings.redis_url, cluster=settings.redis_cluster)
     else:
-        store = MemoryStore()
-        replayed = rebuild(engine, store, policy(settings))
-        log.info("aggregates rebuilt", extra={"fields": {"traces": replayed}})
+        store = MemoryStore()  # rebuilt from the truth by the aggregator's repairer
     pipeline = _pipeline(settings, engine, store)
     aggregator = Aggregator(
         pipeline.source, engine, store, policy(settings), int(settings.trace_idle_timeout_s * 1000)

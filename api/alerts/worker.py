@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from trace_insights.api.alerts.delivery import deliver_due
 from trace_insights.api.alerts.engine import evaluate
 from trace_insights.api.context import Context
-from trace_insights.truth.models import AlertRule
+from trace_insights.truth.models import AlertRule, Experiment
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class AlertWorker:
         """Evaluate the rules that are due; returns the transitions notified."""
         with self.context.engine.connect() as connection:
             rules = list(connection.execute(sa.select(AlertRule)))
-        experiments = {e for rule in rules for e in rule.experiment_ids}
+        experiments = self._whole({e for rule in rules for e in rule.experiment_ids})
         touched = experiments - self._cursors.keys()  # new here: evaluate from now on
         for experiment in touched:
             self._cursors[experiment] = self.context.store.last_change(experiment)
@@ -64,11 +64,30 @@ class AlertWorker:
             self._last_sweep = time.monotonic()
         notified = []
         for rule in rules:
+            if not experiments.issuperset(rule.experiment_ids):
+                continue
             if sweep or rule.last_evaluated_ms is None or touched & set(rule.experiment_ids):
                 event = evaluate(self.context, rule)
                 if event is not None:
                     notified.append(event)
         return notified
+
+    def _whole(self, named: set[str]) -> set[str]:
+        """The experiments whose aggregates are whole, or that the truth does not hold (so
+        there is nothing to lose). Aggregates being rebuilt would fire false alerts: rules
+        over them wait, and their changes stay unread until the rebuild is done."""
+        ordered = sorted(named)
+        generations = self.context.store.generations(ordered)
+        missing = [e for e, g in zip(ordered, generations, strict=True) if g is None]
+        if not missing:
+            return named
+        with self.context.engine.connect() as connection:
+            known = set(
+                connection.scalars(
+                    sa.select(Experiment.experiment_id).where(Experiment.experiment_id.in_(missing))
+                )
+            )
+        return named - known
 
     def deliver_once(self) -> int:
         return deliver_due(self.context.engine, self._client)

@@ -8,13 +8,15 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
+from tests.support import make_whole
 from trace_insights.core import keys
-from trace_insights.stores.base import Update
+from trace_insights.stores.base import CLAIM_TTL_MS, Incomplete, Update
 from trace_insights.stores.memory import MemoryStore
 
 
-def _experiment() -> str:
-    return f"x{uuid.uuid4().hex[:10]}"
+def _experiment(store) -> str:  # type: ignore[no-untyped-def]
+    """A new experiment whose aggregates are whole (live updates apply)."""
+    return make_whole(store, f"x{uuid.uuid4().hex[:10]}")
 
 
 def _key(experiment: str, name: str) -> str:
@@ -22,7 +24,7 @@ def _key(experiment: str, name: str) -> str:
 
 
 def test_apply_counts_sums_extremes_blobs_sets_and_fence(store):
-    e = _experiment()
+    e = _experiment(store)
     h = _key(e, "b:h:0")
     update = Update(
         e, 3, -1, 41,
@@ -58,7 +60,7 @@ def test_apply_counts_sums_extremes_blobs_sets_and_fence(store):
 
 
 def test_a_stale_fence_changes_nothing(store):
-    e = _experiment()
+    e = _experiment(store)
     h = _key(e, "b:h:0")
     assert store.apply(Update(e, 0, -1, 10, counters=Counter({(h, "traces"): 1})))
     assert not store.apply(Update(e, 0, -1, 12, counters=Counter({(h, "traces"): 1})))
@@ -71,7 +73,7 @@ def test_a_stale_fence_changes_nothing(store):
 
 
 def test_expired_keys_disappear(store):
-    e = _experiment()
+    e = _experiment(store)
     h = _key(e, "b:m:0")
     past = int(time.time() * 1000) - 1
     assert store.apply(Update(e, 0, -1, 1, counters=Counter({(h, "traces"): 1}),
@@ -80,12 +82,14 @@ def test_expired_keys_disappear(store):
 
 
 def test_drop_a_range_or_everything(store):
-    e, other = _experiment(), _experiment()
+    e, other = _experiment(store), _experiment(store)
     day0, day1 = _key(e, "b:d:0"), _key(e, "b:d:86400000")
     for experiment, key in ((e, day0), (e, day1), (other, _key(other, "b:d:0"))):
         store.apply(Update(experiment, 0, store.fences(experiment).get(0, -1), 5,
                            counters=Counter({(key, "traces"): 1})))  # fmt: skip
     store.drop(e, 0, 86_400_000)
+    assert store.generations([e, other]) == [None, store.generations([other])[0]]
+    make_whole(store, e)
     assert store.read_hash(day0) == {}
     assert store.read_hash(day1) == {"traces": 1}
     assert store.fences(e) == {0: 5}
@@ -98,7 +102,7 @@ def test_drop_a_range_or_everything(store):
 
 
 def test_tag_admission_is_first_come_up_to_the_cap_and_never_changes(store):
-    e = _experiment()
+    e = _experiment(store)
     tags = [("user", "a"), ("user", "b"), ("user", "a"), ("user", "c"), ("team", "x")]
     assert store.admit_tags(e, tags, cap=2) == [True, True, True, False, True]
     assert store.admit_tags(e, [("user", "c"), ("user", "b")], cap=2) == [False, True]
@@ -115,7 +119,7 @@ def test_progress_reports_are_kept_per_partition(store):
 
 
 def test_each_applied_update_is_announced_once_in_order(store):
-    e, other = _experiment(), _experiment()
+    e, other = _experiment(store), _experiment(store)
     h = _key(e, "b:h:0")
     assert store.last_change(e) == "0-0"
     first = Update(e, 0, -1, 5, counters=Counter({(h, "traces"): 1}),
@@ -161,8 +165,9 @@ def one_millisecond(
 
 
 def test_dropping_announces_the_buckets_and_a_follower_behind_a_drop_is_told(one_millisecond):
-    e = _experiment()
+    e = f"x{uuid.uuid4().hex[:10]}"
     store = one_millisecond(e)
+    make_whole(store, e)
     hour, day = _key(e, "b:h:3600000"), _key(e, "td:d:0:latency")
     assert store.apply(Update(e, 0, -1, 1, counters=Counter({(hour, "traces"): 1}),
                               blobs={(day, "0"): b"\x01"}, changed=[("h", 3_600_000)]))  # fmt: skip
@@ -173,6 +178,7 @@ def test_dropping_announces_the_buckets_and_a_follower_behind_a_drop_is_told(one
     assert sorted(dropped.buckets) == [("d", 0), ("h", 3_600_000)]
     assert store.read_hash(hour) == {}
     store.drop(e, None, None)
+    make_whole(store, e)
     assert store.apply(Update(e, 0, -1, 2, counters=Counter({(hour, "traces"): 1}),
                               changed=[("h", 3_600_000)]))  # fmt: skip
     lost, after = store.changes({e: dropped.id})
@@ -187,3 +193,52 @@ def test_dropping_announces_the_buckets_and_a_follower_behind_a_drop_is_told(one
 def _ordered(stream_id: str) -> tuple[int, int]:
     ms, _, seq = stream_id.partition("-")
     return int(ms), int(seq)
+
+
+def test_live_updates_wait_until_a_rebuild_made_the_aggregates_whole(store):
+    e = f"x{uuid.uuid4().hex[:10]}"
+    h = _key(e, "b:h:0")
+    live = Update(e, 0, -1, 3, counters=Counter({(h, "traces"): 1}))
+    with pytest.raises(Incomplete):
+        store.apply(live)  # a new experiment, or one the store lost: nothing is known whole
+    assert store.read_hash(h) == {} and store.fences(e) == {} and store.generations([e]) == [None]
+    assert store.claim_rebuild(e, 11)
+    assert not store.claim_rebuild(e, 12), "one rebuild at a time"
+    with pytest.raises(Incomplete):
+        store.apply(Update(e, 0, -1, 3, counters=Counter({(h, "traces"): 1}), token=12))
+    with pytest.raises(Incomplete):
+        store.apply(live)  # still not whole while the rebuild runs
+    assert store.apply(Update(e, 0, -1, 3, counters=Counter({(h, "traces"): 1}), token=11))
+    assert not store.finish_rebuild(e, 12)
+    assert store.generations([e]) == [None]
+    assert store.finish_rebuild(e, 11)
+    assert store.generations([e]) == [11]
+    assert store.apply(Update(e, 0, 3, 4, counters=Counter({(h, "traces"): 1})))
+    assert store.read_hash(h) == {"traces": 2}
+    with pytest.raises(Incomplete):  # the claim is gone with the rebuild
+        store.apply(Update(e, 0, 4, 5, counters=Counter({(h, "traces"): 1}), token=11))
+    assert store.claim_rebuild(e, 13)
+    store.drop(e, 0, 3_600_000)
+    assert store.generations([e]) == [None], "a drop, even of a range, leaves them not whole"
+    with pytest.raises(Incomplete):
+        store.apply(Update(e, 0, 4, 5, counters=Counter({(h, "traces"): 1})))
+    store.release_rebuild(e, 13)
+    assert store.claim_rebuild(e, 14), "a released claim can be taken"
+    store.drop(e, None, None)
+    assert store.finish_rebuild(e, 14), "a full drop keeps the claim of the rebuild dropping"
+
+
+def test_a_rebuild_claim_not_renewed_lets_another_take_over():
+    now = [1_893_456_000.0]
+    store = MemoryStore(clock=lambda: now[0])
+    e = "stale"
+    assert store.claim_rebuild(e, 1)
+    h = _key(e, "b:h:0")
+    assert store.apply(Update(e, 0, -1, 1, counters=Counter({(h, "traces"): 1}), token=1))
+    now[0] += CLAIM_TTL_MS / 1000 - 1
+    assert not store.claim_rebuild(e, 2), "each apply renewed it"
+    now[0] += 2
+    assert store.claim_rebuild(e, 2)
+    with pytest.raises(Incomplete):
+        store.apply(Update(e, 0, 1, 2, counters=Counter({(h, "traces"): 1}), token=1))
+    assert not store.finish_rebuild(e, 1), "the stale rebuild cannot make them whole"

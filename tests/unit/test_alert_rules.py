@@ -95,11 +95,17 @@ def test_the_worker_evaluates_a_rule_once_per_change_of_its_experiment_drops_inc
         worker.evaluate_once()
         worker.evaluate_once()
         assert evaluations() == 2, "once for the update, not again without one"
-        context.store.drop("a", None, None)
+        context.store.drop("a", None, None)  # a rebuild starts: the aggregates are not whole
         worker.evaluate_once()
         worker.evaluate_once()
-        assert evaluations() == 3, "once for the lost stretch, not at every step after it"
+        assert evaluations() == 2, "a rule waits while its experiment is rebuilt"
         publish_to_bus(api.bus, sdk_spans(2, seed=5), "a")
+        api.drain()  # its update waits for the rebuild, which the aggregator then runs
+        assert context.store.generations(["a"]) != [None]
+        worker.evaluate_once()
+        worker.evaluate_once()
+        assert evaluations() == 3, "once for the lost stretch and the rebuild, not at every step"
+        publish_to_bus(api.bus, sdk_spans(2, seed=6), "a")
         api.drain()
         worker.evaluate_once()
-        assert evaluations() == 4, "the update after the drop is followed"
+        assert evaluations() == 4, "the update after the rebuild is followed"

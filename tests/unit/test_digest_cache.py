@@ -3,6 +3,7 @@
 import threading
 from collections import Counter
 
+from tests.support import make_whole
 from trace_insights.api.digests import DigestCache, Location
 from trace_insights.core import keys, sketch
 from trace_insights.core.buckets import Resolution
@@ -32,6 +33,8 @@ def _location(start: int, experiment: str = E) -> Location:
 
 def _write(store: CountingStore, partition: int, start: int, values: list[float]) -> None:
     """One partition's copy of the hour's digest (replaced whole, as the aggregator does)."""
+    if store.generations([E]) == [None]:  # new, or dropped: a rebuild of nothing
+        make_whole(store, E)
     fence = store.fences(E).get(partition, -1)
     store.apply(Update(E, partition, fence, fence + 1,
                        counters=Counter({(keys.bucket(E, HOUR, start), "traces"): len(values)}),

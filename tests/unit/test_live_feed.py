@@ -8,6 +8,7 @@ import threading
 import time
 from collections import Counter
 
+from tests.support import make_whole
 from tests.unit.conftest import embedded
 from trace_insights.api.insights.stream import Snapshots
 from trace_insights.core import keys
@@ -19,6 +20,8 @@ FEED = "/api/3.0/mlflow/traces/insights/stream"
 
 def _apply(store, experiment: str, fence: int, start: int) -> None:  # type: ignore[no-untyped-def]
     bucket = keys.bucket(experiment, Resolution.MINUTE, start)
+    if store.generations([experiment]) == [None]:  # new, or dropped: a rebuild of nothing
+        make_whole(store, experiment)
     assert store.apply(Update(experiment, 0, store.fences(experiment).get(0, -1), fence,
                               counters=Counter({(bucket, "traces"): 1}),
                               changed=[(Resolution.MINUTE.value, start)]))  # fmt: skip

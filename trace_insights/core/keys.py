@@ -24,8 +24,14 @@ def fence(experiment_id: str) -> str:
 
 
 def meta(experiment_id: str) -> str:
-    """Hash of facts about the experiment's aggregates as a whole (``fields.WATERMARK``)."""
+    """Hash of facts about the experiment's aggregates as a whole (``fields.WATERMARK``,
+    ``fields.GENERATION``)."""
     return f"{_prefix(experiment_id)}:meta"
+
+
+def rebuilding(experiment_id: str) -> str:
+    """String: the token of the rebuild under way (expires unless the rebuild goes on)."""
+    return f"{_prefix(experiment_id)}:rebuilding"
 
 
 def changes(experiment_id: str) -> str:
@@ -107,6 +113,8 @@ class fields:
     INPUT_TOKENS = "input_tokens"
     OUTPUT_TOKENS = "output_tokens"
     WATERMARK = "watermark"  # in the meta hash: the latest event time (trace start) applied
+    # in the meta hash: the rebuild that made the aggregates whole (absent: they are not)
+    GENERATION = "generation"
 
     @staticmethod
     def status(value: str) -> str:

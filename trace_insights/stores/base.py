@@ -6,6 +6,13 @@ experiment's fence for a Kafka partition only if the fence still holds ``expecte
 Counters are exact integers; sums are floats; blobs are replaced whole. In the same atomic
 step, an update that ``changed`` buckets appends one entry to the experiment's change stream
 (what live feeds and alert rules follow), so every applied update is announced exactly once.
+
+An experiment's aggregates are *whole* while its meta hash holds a generation, which only a
+rebuild from the source of truth writes (for a new experiment too: a rebuild of nothing). A
+store that restarted empty, or lost the experiment's hash slot, has no generation, so live
+updates are refused (``Incomplete``) until a rebuild, holding the experiment's rebuild claim,
+has replayed the truth and written a new one. Readers treat an answer as whole only if the
+same generation was there before and after they read it.
 """
 
 from collections import Counter
@@ -14,6 +21,7 @@ from typing import Protocol
 
 NO_FENCE = -1
 CHANGES_KEPT = 10_000  # entries per experiment's change stream (older ones are trimmed)
+CLAIM_TTL_MS = 60_000  # a rebuild claim not renewed for this long lets another rebuild start
 
 
 @dataclass(frozen=True)
@@ -27,6 +35,15 @@ class Change:
     buckets: list[tuple[str, int]]
     watermark_ms: int
     lost: bool = False
+
+
+class Incomplete(Exception):
+    """The experiment's aggregates are not whole (or the rebuild's claim was lost): nothing was
+    applied."""
+
+    def __init__(self, experiment_id: str, reason: str) -> None:
+        super().__init__(f"experiment {experiment_id}: {reason}")
+        self.experiment_id = experiment_id
 
 
 @dataclass
@@ -43,6 +60,7 @@ class Update:
     distinct: dict[str, set[str]] = field(default_factory=dict)  # PFADD
     expire_at_ms: dict[str, int] = field(default_factory=dict)
     changed: list[tuple[str, int]] = field(default_factory=list)  # (resolution, bucket start)
+    token: int | None = None  # a rebuild's claim: applies to aggregates that are not whole
 
     def count(self, key: str, counts: Counter[str], expire_at_ms: int) -> None:
         """Add a hash's counts, and give the hash its expiry."""
@@ -69,7 +87,29 @@ class AggregateStore(Protocol):
         """Kafka partition → last applied offset."""
         ...
 
-    def apply(self, update: Update) -> bool: ...
+    def apply(self, update: Update) -> bool:
+        """False if the fence moved; raises ``Incomplete`` if a live update meets aggregates
+        that are not whole, or a rebuild's update no longer holds the claim."""
+        ...
+
+    def claim_rebuild(self, experiment_id: str, token: int) -> bool:
+        """Take the experiment's rebuild claim unless another holds it; each of the rebuild's
+        applies renews it for ``CLAIM_TTL_MS``, so a rebuilder that died lets another take
+        over."""
+        ...
+
+    def finish_rebuild(self, experiment_id: str, token: int) -> bool:
+        """If ``token`` still holds the claim: release it, and make the aggregates whole with
+        ``token`` as their generation."""
+        ...
+
+    def release_rebuild(self, experiment_id: str, token: int) -> None:
+        """Give the claim up (a rebuild that failed), if ``token`` still holds it."""
+        ...
+
+    def generations(self, experiment_ids: list[str]) -> list[int | None]:
+        """Each experiment's generation; None where its aggregates are not whole."""
+        ...
 
     def read_hash(self, key: str) -> dict[str, float]:
         """A hash of numbers (empty if missing)."""
@@ -123,8 +163,10 @@ class AggregateStore(Protocol):
     def drop(self, experiment_id: str, start_ms: int | None, end_ms: int | None) -> None:
         """Delete the experiment's aggregates of buckets starting in [start_ms, end_ms), and
         announce those buckets on the change stream; with no range, every key of the
-        experiment, fences included, and every entry of the change stream. Tag registries are
-        kept, so a rebuild admits the same capped tag values live ingestion did. Change ids
+        experiment, fences included, and every entry of the change stream. Either way the
+        aggregates are no longer whole (their generation goes) until a rebuild finishes. Tag
+        registries are kept, so a rebuild admits the same capped tag values live ingestion did
+        (unless the store lost them). Change ids
         never go back: after a drop, entries get ids above every id given before it, so a
         follower behind the drop is told ``lost`` and then reads each later entry."""
         ...

@@ -8,7 +8,14 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from trace_insights.core import keys
-from trace_insights.stores.base import CHANGES_KEPT, NO_FENCE, Change, Update
+from trace_insights.stores.base import (
+    CHANGES_KEPT,
+    CLAIM_TTL_MS,
+    NO_FENCE,
+    Change,
+    Incomplete,
+    Update,
+)
 
 
 class MemoryStore:
@@ -23,6 +30,7 @@ class MemoryStore:
         self._experiments: set[str] = set()
         self._progress: dict[int, tuple[int, int]] = {}
         self._changes: dict[str, list[Change]] = defaultdict(list)
+        self._claims: dict[str, tuple[int, float]] = {}  # experiment → (token, expires at, s)
         self._last_id = (0, 0)
         self._lock = threading.Lock()
 
@@ -31,11 +39,51 @@ class MemoryStore:
             fence = self._hashes.get(keys.fence(experiment_id), {})
             return {int(partition): int(offset) for partition, offset in fence.items()}
 
-    def apply(self, update: Update) -> bool:
+    def claim_rebuild(self, experiment_id: str, token: int) -> bool:
         with self._lock:
-            fence = self._hashes[keys.fence(update.experiment_id)]
+            if self._claim(experiment_id) is not None:
+                return False
+            self._claims[experiment_id] = (token, self._clock() + CLAIM_TTL_MS / 1000)
+            return True
+
+    def finish_rebuild(self, experiment_id: str, token: int) -> bool:
+        with self._lock:
+            if self._claim(experiment_id) != token:
+                return False
+            del self._claims[experiment_id]
+            self._hashes[keys.meta(experiment_id)][keys.fields.GENERATION] = token
+            return True
+
+    def release_rebuild(self, experiment_id: str, token: int) -> None:
+        with self._lock:
+            if self._claim(experiment_id) == token:
+                del self._claims[experiment_id]
+
+    def generations(self, experiment_ids: list[str]) -> list[int | None]:
+        with self._lock:
+            metas = [self._hashes.get(keys.meta(e), {}) for e in experiment_ids]
+            found = [meta.get(keys.fields.GENERATION) for meta in metas]
+            return [None if generation is None else int(generation) for generation in found]
+
+    def _claim(self, experiment_id: str) -> int | None:
+        claim = self._claims.get(experiment_id)
+        if claim is None or claim[1] <= self._clock():
+            return None
+        return claim[0]
+
+    def apply(self, update: Update) -> bool:
+        e = update.experiment_id
+        with self._lock:
+            if update.token is None:
+                if keys.fields.GENERATION not in self._hashes.get(keys.meta(e), {}):
+                    raise Incomplete(e, "the aggregates are not whole")
+            elif self._claim(e) != update.token:
+                raise Incomplete(e, "the rebuild's claim was lost")
+            fence = self._hashes[keys.fence(e)]
             if fence.get(str(update.partition), NO_FENCE) != update.expected_fence:
                 return False
+            if update.token is not None:
+                self._claims[e] = (update.token, self._clock() + CLAIM_TTL_MS / 1000)
             for key in update.expire_at_ms:
                 self._live(key)  # an expired key restarts from nothing, as in Redis
             for (key, name), delta in update.counters.items():
@@ -156,6 +204,7 @@ class MemoryStore:
     def drop(self, experiment_id: str, start_ms: int | None, end_ms: int | None) -> None:
         pattern = keys.experiment_pattern(experiment_id)
         with self._lock:
+            self._hashes.get(keys.meta(experiment_id), {}).pop(keys.fields.GENERATION, None)
             if start_ms is None or end_ms is None:
                 self._changes[experiment_id].clear()  # ids go on from the last one
             dropped = set()

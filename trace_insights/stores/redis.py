@@ -1,5 +1,7 @@
 """The Redis aggregate store: one Lua script applies an experiment's update and its fence
-atomically, in the experiment's hash slot (so it also holds on Redis Cluster)."""
+atomically, in the experiment's hash slot (so it also holds on Redis Cluster). The same script
+checks that the aggregates are whole (or that a rebuild holds the claim), so a Redis that
+restarted empty never takes a live update until it was rebuilt."""
 
 import json
 from typing import Any
@@ -8,13 +10,21 @@ import redis
 
 from trace_insights.core import keys
 from trace_insights.core.keys import fields
-from trace_insights.stores.base import CHANGES_KEPT, Change, Update
+from trace_insights.stores.base import CHANGES_KEPT, CLAIM_TTL_MS, Change, Incomplete, Update
 
-# KEYS[1] is the fence hash; ARGV: partition, expected fence, new fence, ops (JSON), blobs...
-# The experiment registry (outside the slot) is added to after the script: idempotent.
+# KEYS: the fence hash, the meta hash, the rebuild claim, then the update's keys; ARGV:
+# partition, expected fence, new fence, ops (JSON), rebuild token ('' if live), claim ttl,
+# blobs... Returns 1 applied, 0 fence moved, 2 not whole, 3 claim lost. The experiment
+# registry (outside the slot) is added to after the script: idempotent.
 _APPLY = """
+if ARGV[5] == '' then
+  if redis.call('HEXISTS', KEYS[2], 'generation') == 0 then return 2 end
+elseif redis.call('GET', KEYS[3]) ~= ARGV[5] then
+  return 3
+end
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if (current or '-1') ~= ARGV[2] then return 0 end
+if ARGV[5] ~= '' then redis.call('PEXPIRE', KEYS[3], ARGV[6]) end
 local ops = cjson.decode(ARGV[4])
 for _, op in ipairs(ops.c) do
   local key = KEYS[op[1]]
@@ -36,6 +46,13 @@ for _, op in ipairs(ops.x) do
   redis.call('XADD', KEYS[op[1]], 'MAXLEN', '~', op[2], '*', 'c', op[3])
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""
+# KEYS: the rebuild claim, the meta hash; ARGV: token, whether the rebuild made them whole
+_FINISH = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+if ARGV[2] == '1' then redis.call('HSET', KEYS[2], 'generation', ARGV[1]) end
 return 1
 """
 # KEYS: one registry per tag; ARGV[1] = cap, ARGV[i + 1] = the value for KEYS[i]
@@ -65,18 +82,37 @@ class RedisStore:
         )
         self._apply = self._client.register_script(_APPLY)
         self._admit = self._client.register_script(_ADMIT)
+        self._finish = self._client.register_script(_FINISH)
         self._cluster = cluster
 
     def fences(self, experiment_id: str) -> dict[int, int]:
         raw = self._client.hgetall(keys.fence(experiment_id))
         return {int(partition): int(offset) for partition, offset in raw.items()}
 
+    def claim_rebuild(self, experiment_id: str, token: int) -> bool:
+        claim = keys.rebuilding(experiment_id)
+        return bool(self._client.set(claim, token, nx=True, px=CLAIM_TTL_MS))
+
+    def finish_rebuild(self, experiment_id: str, token: int) -> bool:
+        claim = [keys.rebuilding(experiment_id), keys.meta(experiment_id)]
+        return bool(self._finish(keys=claim, args=[token, 1]))
+
+    def release_rebuild(self, experiment_id: str, token: int) -> None:
+        self._finish(keys=[keys.rebuilding(experiment_id), keys.meta(experiment_id)],
+                     args=[token, 0])  # fmt: skip
+
+    def generations(self, experiment_ids: list[str]) -> list[int | None]:
+        pipe = self._client.pipeline(transaction=False)
+        for experiment_id in experiment_ids:
+            pipe.hget(keys.meta(experiment_id), fields.GENERATION)
+        return [None if raw is None else int(raw) for raw in pipe.execute()]
+
     def apply(self, update: Update) -> bool:
         key_index: dict[str, int] = {}
 
         def index(key: str) -> int:
             if key not in key_index:
-                key_index[key] = len(key_index) + 2  # KEYS[1] is the fence
+                key_index[key] = len(key_index) + 4  # after the fence, meta and claim
             return key_index[key]
 
         blobs: list[bytes] = []
@@ -104,13 +140,20 @@ class RedisStore:
             ops["x"].append([index(keys.changes(update.experiment_id)), CHANGES_KEPT, change])
         for (key, name), blob in update.blobs.items():
             blobs.append(blob)
-            ops["b"].append([index(key), name, 4 + len(blobs)])
-        all_keys = [keys.fence(update.experiment_id), *key_index]
-        args = [update.partition, update.expected_fence, update.fence, json.dumps(ops), *blobs]
-        applied = bool(self._apply(keys=all_keys, args=args))
-        if applied:
-            self._client.sadd(keys.EXPERIMENTS, update.experiment_id)
-        return applied
+            ops["b"].append([index(key), name, 6 + len(blobs)])
+        e = update.experiment_id
+        all_keys = [keys.fence(e), keys.meta(e), keys.rebuilding(e), *key_index]
+        token = "" if update.token is None else str(update.token)
+        args = [update.partition, update.expected_fence, update.fence, json.dumps(ops), token,
+                CLAIM_TTL_MS, *blobs]  # fmt: skip
+        outcome = int(self._apply(keys=all_keys, args=args))
+        if outcome == 2:
+            raise Incomplete(e, "the aggregates are not whole (the store lost them?)")
+        if outcome == 3:
+            raise Incomplete(e, "the rebuild's claim was lost")
+        if outcome == 1:
+            self._client.sadd(keys.EXPERIMENTS, e)
+        return outcome == 1
 
     def read_hash(self, key: str) -> dict[str, float]:
         return self.read_hashes([key])[0]
@@ -207,9 +250,10 @@ class RedisStore:
 
     def drop(self, experiment_id: str, start_ms: int | None, end_ms: int | None) -> None:
         batch, dropped = [], set()
-        stream = keys.changes(experiment_id)
+        stream, claim = keys.changes(experiment_id), keys.rebuilding(experiment_id)
+        self._client.hdel(keys.meta(experiment_id), fields.GENERATION)
         for key in self._client.scan_iter(match=keys.experiment_pattern(experiment_id), count=1000):
-            if keys.is_tag_registry(key.decode()) or key.decode() == stream:
+            if keys.is_tag_registry(key.decode()) or key.decode() in (stream, claim):
                 continue
             if start_ms is not None and end_ms is not None:
                 bucket = keys.bucket_of(key.decode())
