@@ -18,6 +18,7 @@ from trace_insights.aggregator import metrics
 from trace_insights.aggregator.decode import deliveries
 from trace_insights.aggregator.deltas import Policy, build_updates
 from trace_insights.aggregator.metrics import Liveness
+from trace_insights.aggregator.refresh import DigestRefresher
 from trace_insights.aggregator.repair import Repairer
 from trace_insights.aggregator.source import Source
 from trace_insights.aggregator.truth import dead_letters
@@ -33,6 +34,7 @@ _CAS_ATTEMPTS = 5
 _BACKOFF_S = 1.0
 _REPLAY_EVERY_S = 5.0
 _SCAN_EVERY_S = 5.0
+_REFRESH_EVERY_S = 5.0
 _REBUILD_WAIT_S = 2.0  # a new experiment's rebuild takes milliseconds: worth waiting for
 
 
@@ -52,12 +54,13 @@ class Aggregator:
         self.idle_timeout_ms = idle_timeout_ms
         self.liveness = Liveness()
         self.repairer = Repairer(engine, store, policy)
+        self.refresher = DigestRefresher(engine, store, policy)
         self._next_scan = time.monotonic()  # the first turn finds what the store lost
         self._last_record_ms: dict[int, int] = {}
         self._stage = TRUTH  # of the record being processed: where a failure happened
 
     def run(self, stop: threading.Event, poll_timeout_ms: int = 500) -> None:
-        next_tick = next_replay = time.monotonic()
+        next_tick = next_replay = next_refresh = time.monotonic()
         while not stop.is_set():
             self.run_once(poll_timeout_ms, stop)
             self.liveness.beat()
@@ -65,6 +68,9 @@ class Aggregator:
             if time.monotonic() >= next_tick:
                 self.tick_silent_partitions(int(time.time() * 1000))
                 next_tick = time.monotonic() + self.idle_timeout_ms / 4000
+            if time.monotonic() >= next_refresh:
+                self.refresh_digests()
+                next_refresh = time.monotonic() + _REFRESH_EVERY_S
             if time.monotonic() >= next_replay:
                 try:
                     self.replay_due(int(time.time() * 1000))
@@ -172,6 +178,14 @@ class Aggregator:
                               "stage": letter.stage, "error": letter.error}},
         )  # fmt: skip
 
+    def refresh_digests(self) -> int:
+        """Recompute the dirty digests of the partitions read here; returns how many."""
+        try:
+            return self.refresher.refresh(self.source.assigned())
+        except Exception as exc:  # an outage: the marks stay, tried again
+            log.warning("digest refresh failed", extra={"fields": {"error": str(exc)}})
+            return 0
+
     def replay_due(self, now_ms: int) -> int:
         """Re-append the dead letters marked for replay of the partitions read here; returns
         how many. Each is read again as a new record (a duplicate delivery at worst)."""
@@ -210,11 +224,12 @@ class Aggregator:
         with self.engine.connect() as connection:
             items = owed(connection, partition, start - 1, end, known=finalized)
         for _ in range(_CAS_ATTEMPTS):
-            pending = [
-                update
-                for update in build_updates(items, partition, end, self.store, self.policy)
-                if not self.store.apply(update)
-            ]
+            pending = []
+            for update in build_updates(items, partition, self.store, self.policy):
+                if not self.store.apply(update):
+                    pending.append(update)
+                elif update.dirty:
+                    self.refresher.note([update.experiment_id])
             if not pending:
                 break
             # another writer moved a fence (a rebalance, a rebuild): recompute against it
@@ -225,7 +240,7 @@ class Aggregator:
         self.source.commit({partition: end + 1})
         metrics.SPANS.inc(len(batch))
         metrics.TRACES_FINALIZED.inc(len(finalized))
-        metrics.LATE_SPANS.inc(len(items.late))
+        metrics.LATE_SPANS.inc(items.late_spans)
         metrics.WATERMARK.labels(str(partition)).set(records[-1].timestamp_ms)
         lag = self.source.lag(partition)
         if lag is not None:

@@ -18,16 +18,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from trace_insights.aggregator.deltas import Policy, accumulate
-from trace_insights.aggregator.truth.assessments import move_of
-from trace_insights.aggregator.truth.writer import (
-    LIGHT_COLUMNS,
-    Owed,
-    final_spans,
-    light_record,
-    trace_summary,
-    with_traces,
-)
+from trace_insights.aggregator.deltas import Move, Policy, accumulate
+from trace_insights.aggregator.truth.writer import histories
 from trace_insights.core.buckets import WIDTH_MS, Resolution, bucket_start
 from trace_insights.stores.base import AggregateStore, Incomplete, Update
 from trace_insights.truth.models import AssessmentEvent, Experiment, Span, Trace
@@ -113,15 +105,15 @@ def _rebuild_claimed(
             bounds = _last_offsets(connection, experiment_id)
         else:
             bounds = store.fences(experiment_id)
-        for partition, owed in _owed_chunks(connection, experiment_id, start_ms, end_ms, bounds):
-            for update in accumulate(owed, partition, store, policy):
+        for partition, moves in _states(connection, experiment_id, start_ms, end_ms, bounds):
+            for update in accumulate(moves, partition, store, policy):
                 update.expected_fence = update.fence = store.fences(experiment_id).get(
                     partition, -1
                 )
                 update.token = token
                 store.apply(update)  # no fence moves without the claim
-            replayed += len(owed.finalized)
-            progress(len(owed.finalized))
+            replayed += len(moves)
+            progress(len(moves))
     if start_ms is None:
         fences = store.fences(experiment_id)
         for partition, last in bounds.items():
@@ -163,15 +155,14 @@ def _last_offsets(connection: sa.Connection, experiment_id: str) -> dict[int, in
     return {int(partition): int(offset) for partition, offset in connection.execute(query)}
 
 
-def _owed_chunks(
+def _states(
     connection: sa.Connection,
     experiment_id: str,
     start_ms: int | None,
     end_ms: int | None,
     bounds: dict[int, int],
-) -> Iterator[tuple[int, Owed]]:
-    """(partition, what to replay), in offset order per partition; only what lies at or below
-    the partition's bound."""
+) -> Iterator[tuple[int, list[Move]]]:
+    """(partition, its traces' states at its bound), a chunk of traces at a time."""
     in_range = sa.true()
     if start_ms is not None and end_ms is not None:
         in_range = sa.and_(Trace.timestamp_ms >= start_ms, Trace.timestamp_ms < end_ms)
@@ -180,58 +171,31 @@ def _owed_chunks(
         .where(Trace.experiment_id == experiment_id, in_range)
         .order_by(Trace.final_partition, Trace.final_offset)
     )
-    for rows in _by_partition(traces, "final_partition", "final_offset", bounds):
-        yield _finalized_chunk(connection, rows)
-    late = connection.execute(
-        sa.select(*LIGHT_COLUMNS, Span.src_partition, Span.src_offset, Trace.timestamp_ms)
-        .join(Trace, Trace.trace_id == Span.trace_id)
-        .where(Span.experiment_id == experiment_id, Span.late, in_range)
-        .order_by(Span.src_partition, Span.src_offset)
-    )
-    for rows in _by_partition(late, "src_partition", "src_offset", bounds):
-        yield _late_chunk(rows)
-    events = connection.execute(
-        sa.select(AssessmentEvent)
-        .join(Trace, Trace.trace_id == AssessmentEvent.trace_id)
-        .where(
-            AssessmentEvent.experiment_id == experiment_id,
-            sa.not_(AssessmentEvent.deferred),
-            in_range,
-        )
-        .order_by(AssessmentEvent.src_partition, AssessmentEvent.src_offset)
-    )
-    for rows in _by_partition(events, "src_partition", "src_offset", bounds):
-        yield _moves_chunk(connection, rows)
+    for rows in _by_partition(traces, bounds):
+        partition = rows[0].final_partition
+        bound = bounds[partition]
+        moves: list[Move] = []
+        for history in histories(connection, rows, {}):
+            state = history.at(bound)
+            if state is None:
+                continue
+            ranged = start_ms is not None and end_ms is not None
+            if ranged and not start_ms <= state.summary.timestamp_ms < end_ms:  # type: ignore[operator]
+                continue  # its buckets were not dropped
+            moves.append((None, state))
+        yield partition, moves
 
 
-def _by_partition(
-    rows: Iterable[Any], column: str, offset: str, bounds: dict[int, int]
-) -> Iterator[list[Any]]:
-    """Rows ordered by partition, cut into chunks of one partition and at most _CHUNK rows;
-    rows past their partition's bound are left out."""
+def _by_partition(rows: Iterable[Any], bounds: dict[int, int]) -> Iterator[list[Any]]:
+    """Trace rows ordered by partition, cut into chunks of one partition and at most _CHUNK
+    rows; traces finalized past their partition's bound are left out."""
     chunk: list[Any] = []
     for row in rows:
-        if getattr(row, offset) > bounds.get(getattr(row, column), -1):
+        if row.final_offset > bounds.get(row.final_partition, -1):
             continue
-        if chunk and (len(chunk) >= _CHUNK or getattr(chunk[-1], column) != getattr(row, column)):
+        if chunk and (len(chunk) >= _CHUNK or chunk[-1].final_partition != row.final_partition):
             yield chunk
             chunk = []
         chunk.append(row)
     if chunk:
         yield chunk
-
-
-def _finalized_chunk(connection: sa.Connection, rows: list) -> tuple[int, Owed]:
-    spans = final_spans(connection, [row.trace_id for row in rows])
-    finalized = [(trace_summary(row), spans[row.trace_id], row.final_offset) for row in rows]
-    return rows[0].final_partition, Owed(finalized=finalized, late=[])
-
-
-def _moves_chunk(connection: sa.Connection, rows: list) -> tuple[int, Owed]:
-    moves = with_traces(connection, [move_of(row) for row in rows])
-    return rows[0].src_partition, Owed(finalized=[], late=[], moves=moves)
-
-
-def _late_chunk(rows: list) -> tuple[int, Owed]:
-    late = [(light_record(row), row.src_offset, row.timestamp_ms) for row in rows]
-    return rows[0].src_partition, Owed(finalized=[], late=late)

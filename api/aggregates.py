@@ -105,17 +105,10 @@ class Aggregates:
         return periods, locations
 
 
-_EXTREMES = {fields.LATENCY_MIN: min, fields.LATENCY_MAX: max}
-
-
 def add(into: Counter[str], values: dict[str, float]) -> None:
-    """Counters and sums add up; minimums and maximums stay extremes."""
+    """Counters and sums add up."""
     for name, value in values.items():
-        pick = _EXTREMES.get(name)
-        if pick is None:
-            into[name] += value
-        else:
-            into[name] = pick(into[name], value) if name in into else value
+        into[name] += value
 
 
 def total(per_period: list[Counter[str]]) -> Counter[str]:

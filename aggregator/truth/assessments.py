@@ -130,21 +130,6 @@ def current_values(connection: sa.Connection, trace_ids: list[str]) -> dict[str,
     return out
 
 
-def moves(connection: sa.Connection, partition: int, after: int, end: int) -> list[Move]:
-    """Events on finalized traces first delivered in offsets (after, end] of a partition."""
-    query = (
-        sa.select(AssessmentEvent)
-        .where(
-            AssessmentEvent.src_partition == partition,
-            AssessmentEvent.src_offset > after,
-            AssessmentEvent.src_offset <= end,
-            sa.not_(AssessmentEvent.deferred),
-        )
-        .order_by(AssessmentEvent.src_offset)
-    )
-    return [move_of(row) for row in connection.execute(query)]
-
-
 def move_of(row: Any) -> Move:
     """An ``assessment_events`` row as the move it owes."""
     return Move(

@@ -9,19 +9,24 @@ aggregates.
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from trace_insights.aggregator.truth.assessments import AssessmentDelivery, Move, current_values
-from trace_insights.aggregator.truth.assessments import moves as assessment_moves
+from trace_insights.aggregator.truth.assessments import (
+    AssessmentDelivery,
+    Move,
+    current_values,
+    move_of,
+)
 from trace_insights.aggregator.truth.assessments import record as record_assessments
+from trace_insights.aggregator.truth.history import History
 from trace_insights.core.assessments import by_name
 from trace_insights.core.records import SpanRecord, TraceSummary, summarize
 from trace_insights.truth import span_stats
-from trace_insights.truth.bulk import insert_ignoring_conflicts, one_of, set_each
+from trace_insights.truth.bulk import insert_ignoring_conflicts, one_of
 from trace_insights.truth.models import (
     AssessmentEvent,
     Experiment,
@@ -45,11 +50,16 @@ class Delivery:
 
 @dataclass
 class Owed:
-    """What a range of one partition's offsets owes the aggregates."""
+    """What offsets (after, end] of one partition owe the aggregates: the history of every
+    trace whose state changed there (finalized, late spans, assessment changes)."""
 
-    finalized: list[tuple[TraceSummary, list[SpanRecord], int]]  # summary, spans, final offset
-    late: list[tuple[SpanRecord, int, int]]  # span, its offset, its trace's timestamp_ms
-    moves: list[tuple[Move, TraceSummary, list[SpanRecord]]] = field(default_factory=list)
+    after: int
+    end: int
+    histories: list[History]
+
+    @property
+    def late_spans(self) -> int:
+        return sum(history.late_in(self.after, self.end) for history in self.histories)
 
 
 def write_batch(
@@ -97,7 +107,7 @@ def write_batch(
         span_row(d.span, partition, d.offset, d.span.trace_id in finalized) for d in first.values()
     ]
     insert_ignoring_conflicts(connection, Span.__table__, rows)
-    _recount(connection, trace_ids & finalized)
+    _revise(connection, trace_ids & finalized)
     record_assessments(connection, partition, assessments, finalized)
     rooted = set(whole)
     rooted.update(
@@ -118,17 +128,33 @@ def write_batch(
     return done
 
 
-def _recount(connection: sa.Connection, trace_ids: set[str]) -> None:
-    """Span stats of finalized traces that spans reached again (late, or delivered twice),
-    counted from every stored span: idempotent, whatever was inserted."""
+def _revise(connection: sa.Connection, trace_ids: set[str]) -> None:
+    """Finalized traces that spans reached again (late, or delivered twice) are summarized
+    anew from every stored span — status, times, tokens, tags, span stats —, so that filters
+    read what the aggregates count: idempotent, whatever was inserted."""
     if not trace_ids:
         return
-    facts: dict[str, list[span_stats.SpanFacts]] = {}
-    query = sa.select(Span.trace_id, Span.span_type, Span.status, Span.tool_name, Span.model)
+    spans: dict[str, list[SpanRecord]] = {}
+    query = sa.select(*LIGHT_COLUMNS, Span.trace_tags)
     for row in _rows(connection, query, Span.trace_id, trace_ids):
-        facts.setdefault(row.trace_id, []).append(tuple(row)[1:])  # type: ignore[arg-type]
-    stats = {trace_id: span_stats.count(spans) for trace_id, spans in facts.items()}
-    set_each(connection, Trace.__table__, "span_stats", stats)
+        spans.setdefault(row.trace_id, []).append(light_record(row, row.trace_tags))
+    rows, tags = [], []
+    for trace_id, trace_spans in spans.items():
+        summary = summarize(trace_id, trace_spans[0].experiment_id, trace_spans)
+        rows.append({"key": trace_id, **_summary_columns(summary, trace_spans)})
+        tags.extend({"trace_id": trace_id, "key": k, "value": v} for k, v in summary.tags.items())
+    table = Trace.__table__
+    columns = [name for name in rows[0] if name != "key"]
+    statement = (
+        sa.update(table)
+        .where(table.c.trace_id == sa.bindparam("key"))
+        .values({name: sa.bindparam(name) for name in columns})
+    )
+    for chunk in _chunks(rows):
+        connection.execute(statement, chunk)
+    for chunk in _chunks(sorted(spans)):
+        connection.execute(sa.delete(TraceTag).where(one_of(connection, TraceTag.trace_id, chunk)))
+    insert_ignoring_conflicts(connection, TraceTag.__table__, tags)
 
 
 def _idle(connection: sa.Connection, partition: int, clock_ms: int, timeout_ms: int) -> set[str]:
@@ -151,53 +177,75 @@ def owed(
     end: int,
     known: dict[str, list[SpanRecord]] | None = None,
 ) -> Owed:
-    """Traces finalized and late spans first delivered in offsets (after, end] of a partition.
+    """The traces whose state changed in offsets (after, end] of a partition.
 
-    ``known``: spans of traces already in hand (from ``write_batch`` in this process), not read
-    again; a finalized trace's non-late spans never change, so they are the same rows.
+    ``known``: spans of traces this process has just finalized (``write_batch``), not read
+    again; such a trace has nothing late and no assessment change yet.
     """
-    known = known or {}
-    traces = connection.execute(
-        sa.select(Trace).where(
-            Trace.final_partition == partition,
-            Trace.final_offset > after,
-            Trace.final_offset <= end,
+    in_range = (Span.src_partition == partition, Span.src_offset > after, Span.src_offset <= end)
+    late = set(connection.scalars(sa.select(Span.trace_id).where(*in_range, Span.late).distinct()))
+    moved = set(
+        connection.scalars(
+            sa.select(AssessmentEvent.trace_id)
+            .where(
+                AssessmentEvent.src_partition == partition,
+                AssessmentEvent.src_offset > after,
+                AssessmentEvent.src_offset <= end,
+                sa.not_(AssessmentEvent.deferred),
+            )
+            .distinct()
         )
-    ).all()
-    summaries = {row.trace_id: (trace_summary(row), row.final_offset) for row in traces}
-    spans = final_spans(connection, [tid for tid in summaries if tid not in known])
-    spans.update({tid: list(known[tid]) for tid in summaries if tid in known})
-    late_rows = connection.execute(
-        sa.select(*LIGHT_COLUMNS, Span.src_offset, Trace.timestamp_ms)
-        .join(Trace, Trace.trace_id == Span.trace_id)
-        .where(
-            Span.src_partition == partition,
-            Span.src_offset > after,
-            Span.src_offset <= end,
-            Span.late,
-        )
-    ).all()
-    return Owed(
-        finalized=[(summary, spans[tid], offset) for tid, (summary, offset) in summaries.items()],
-        late=[(light_record(row), row.src_offset, row.timestamp_ms) for row in late_rows],
-        moves=with_traces(connection, assessment_moves(connection, partition, after, end)),
     )
+    rows = list(
+        connection.execute(
+            sa.select(Trace).where(
+                Trace.final_partition == partition,
+                Trace.final_offset > after,
+                Trace.final_offset <= end,
+            )
+        )
+    )
+    others = (late | moved) - {row.trace_id for row in rows}
+    rows.extend(_rows(connection, sa.select(Trace), Trace.trace_id, others))
+    return Owed(after, end, histories(connection, rows, known or {}))
 
 
-def with_traces(
-    connection: sa.Connection, changes: list[Move]
-) -> list[tuple[Move, TraceSummary, list[SpanRecord]]]:
-    """Each move with its (finalized) trace: a move lands in the trace's buckets and pairs
-    with the trace's dimensions."""
-    if not changes:
+def histories(
+    connection: sa.Connection, rows: list[Any], known: dict[str, list[SpanRecord]]
+) -> list[History]:
+    """The histories of finalized traces (their ``traces`` rows), on their final partitions."""
+    if not rows:
         return []
-    ids = sorted({move.trace_id for move in changes})
-    summaries = {
-        row.trace_id: trace_summary(row)
-        for row in _rows(connection, sa.select(Trace), Trace.trace_id, ids)
-    }
-    spans = final_spans(connection, ids)
-    return [(move, summaries[move.trace_id], spans[move.trace_id]) for move in changes]
+    fresh = {row.trace_id for row in rows if row.trace_id in known}
+    unknown = [row.trace_id for row in rows if row.trace_id not in fresh]
+    partition_of = {row.trace_id: row.final_partition for row in rows}
+    late: dict[str, list[tuple[int, SpanRecord]]] = {}
+    query = sa.select(*LIGHT_COLUMNS, Span.trace_tags, Span.src_partition, Span.src_offset)
+    for row in _rows(connection, query.where(Span.late), Span.trace_id, unknown):
+        if row.src_partition == partition_of[row.trace_id]:  # else a sender keyed it wrong
+            late.setdefault(row.trace_id, []).append(
+                (row.src_offset, light_record(row, row.trace_tags))
+            )
+    spans = {trace_id: list(known[trace_id]) for trace_id in fresh}
+    spans.update(final_spans(connection, [t for t in unknown if t not in late]))
+    query = sa.select(*LIGHT_COLUMNS, Span.trace_tags).where(sa.not_(Span.late))
+    for row in _rows(connection, query, Span.trace_id, late):
+        spans.setdefault(row.trace_id, []).append(light_record(row, row.trace_tags))
+    events: dict[str, list[Move]] = {}
+    query = sa.select(AssessmentEvent).where(sa.not_(AssessmentEvent.deferred))
+    for row in _rows(connection, query, AssessmentEvent.trace_id, unknown):
+        if row.src_partition == partition_of[row.trace_id]:
+            events.setdefault(row.trace_id, []).append(move_of(row))
+    return [
+        History(
+            summary=trace_summary(row),
+            final_offset=row.final_offset,
+            spans=spans.get(row.trace_id, []),
+            late=sorted(late.get(row.trace_id, []), key=lambda item: (item[0], item[1].span_id)),
+            events=sorted(events.get(row.trace_id, []), key=lambda move: move.offset),
+        )
+        for row in rows
+    ]
 
 
 def final_spans(connection: sa.Connection, trace_ids: list[str]) -> dict[str, list[SpanRecord]]:
@@ -246,9 +294,9 @@ LIGHT_COLUMNS = (
 )  # fmt: skip
 
 
-def light_record(row: Any) -> SpanRecord:
-    """What aggregation needs of a span: no attributes, content or tags (after finalization a
-    trace's tags live on the trace)."""
+def light_record(row: Any, trace_tags: dict[str, str] | None = None) -> SpanRecord:
+    """What aggregation needs of a span: no attributes or content, and its trace tags only
+    where they are summarized again (else the trace's tags live on the trace)."""
     return SpanRecord(
         trace_id=row.trace_id,
         span_id=row.span_id,
@@ -265,7 +313,7 @@ def light_record(row: Any) -> SpanRecord:
         input_tokens=row.input_tokens,
         output_tokens=row.output_tokens,
         attributes={},
-        trace_tags={},
+        trace_tags=trace_tags or {},
     )
 
 
@@ -302,6 +350,15 @@ def trace_row(
         "final_partition": partition,
         "final_offset": offset,
         "final_reason": reason,
+        **_summary_columns(summary, spans),
+        "assessments": [list(pair) for pair in assessments],
+        "current_assessments": by_name(assessments),
+    }
+
+
+def _summary_columns(summary: TraceSummary, spans: list[SpanRecord]) -> dict[str, Any]:
+    """The columns of a ``traces`` row that its spans decide (a late span revises them)."""
+    return {
         "timestamp_ms": summary.timestamp_ms,
         "execution_time_ms": summary.execution_time_ms,
         "status": summary.status,
@@ -314,8 +371,6 @@ def trace_row(
         "span_stats": span_stats.count(
             (span.span_type, span.status, span.tool_name, span.model) for span in spans
         ),
-        "assessments": [list(pair) for pair in assessments],
-        "current_assessments": by_name(assessments),
     }
 
 

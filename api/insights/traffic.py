@@ -38,7 +38,7 @@ def _context(request: Request) -> Context:
 
 
 _VOLUME = [fields.TRACES, fields.status("OK"), fields.status("ERROR")]
-_LATENCY = [fields.TRACES, fields.LATENCY_SUM, fields.LATENCY_MIN, fields.LATENCY_MAX]
+_LATENCY = [fields.TRACES, fields.LATENCY_SUM]
 _TOKENS = [fields.INPUT_TOKENS, fields.OUTPUT_TOKENS]
 
 
@@ -117,7 +117,7 @@ def volume_counts(c: Counter[str]) -> VolumeCounts:
 
 def latency_stats(c: Counter[str], digest: TDigest | None) -> LatencyStats:
     traces = int(c[fields.TRACES])
-    if not traces or digest is None:
+    if not traces or digest is None or digest.is_empty():
         return LatencyStats(
             p50_latency=None,
             p90_latency=None,
@@ -131,8 +131,8 @@ def latency_stats(c: Counter[str], digest: TDigest | None) -> LatencyStats:
         p90_latency=digest.quantile(0.9),
         p99_latency=digest.quantile(0.99),
         avg_latency=c[fields.LATENCY_SUM] / traces,
-        min_latency=c[fields.LATENCY_MIN],
-        max_latency=c[fields.LATENCY_MAX],
+        min_latency=digest.min(),  # a t-digest keeps its extremes exactly
+        max_latency=digest.max(),
     )
 
 

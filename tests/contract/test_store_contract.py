@@ -30,7 +30,6 @@ def test_apply_counts_sums_extremes_blobs_sets_and_fence(store):
         e, 3, -1, 41,
         counters=Counter({(h, "traces"): 2, (h, "status:OK"): 1}),
         sums={(h, "latency_sum"): 12.5},
-        minimums={(h, "latency_min"): 3.0},
         maximums={(h, "latency_max"): 9.5},
         blobs={(_key(e, "td:h:0:latency"), "3"): b"\x01\x00\xff"},
         distinct={_key(e, "hll:h:0:env"): {"a", "b", "c"}},
@@ -41,13 +40,12 @@ def test_apply_counts_sums_extremes_blobs_sets_and_fence(store):
         e, 3, 41, 57,
         counters=Counter({(h, "traces"): 1}),
         sums={(h, "latency_sum"): 0.5},
-        minimums={(h, "latency_min"): 1.0},
         maximums={(h, "latency_max"): 5.0},
         distinct={_key(e, "hll:h:1:env"): {"c", "d"}},
     )  # fmt: skip
     assert store.apply(second)
     assert store.read_hash(h) == {
-        "traces": 3, "status:OK": 1, "latency_sum": 13.0, "latency_min": 1.0, "latency_max": 9.5,
+        "traces": 3, "status:OK": 1, "latency_sum": 13.0, "latency_max": 9.5,
     }  # fmt: skip
     assert store.fences(e) == {3: 57}
     assert store.read_blob_fields([(_key(e, "td:h:0:latency"), "3"), (h, "nope")]) == [

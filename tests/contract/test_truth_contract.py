@@ -33,6 +33,17 @@ def _owed(engine, partition, after, end):
         return owed(connection, partition, after, end)
 
 
+def _finalized(items):
+    """(state at finalization, final offset) of the traces finalized in the range."""
+    return [(h.at(h.final_offset), h.final_offset) for h in items.histories
+            if items.after < h.final_offset <= items.end]  # fmt: skip
+
+
+def _late(items):
+    return [(span, offset) for h in items.histories for offset, span in h.late
+            if items.after < offset <= items.end]  # fmt: skip
+
+
 def _count(engine, model):
     with engine.connect() as connection:
         return connection.scalar(sa.select(sa.func.count()).select_from(model))
@@ -42,10 +53,10 @@ def test_a_trace_is_finalized_by_its_root_once(truth_engine):
     child = _span("a", "c1", parent="r")
     root = _span("a", "r", status="ERROR", end_time_ns=4_000_000_000)
     _write(truth_engine, 0, [Delivery(5, 1000, child)], 5)
-    assert _owed(truth_engine, 0, 4, 5).finalized == []
+    assert _finalized(_owed(truth_engine, 0, 4, 5)) == []
     _write(truth_engine, 0, [Delivery(6, 1001, root)], 6)
-    items = _owed(truth_engine, 0, 5, 6)
-    [(summary, spans, offset)] = items.finalized
+    [(state, offset)] = _finalized(_owed(truth_engine, 0, 5, 6))
+    summary, spans = state.summary, state.spans
     assert offset == 6
     assert (summary.status, summary.execution_time_ms, summary.span_count) == ("ERROR", 3000, 2)
     assert summary.tags == {"env": "prod"}
@@ -64,8 +75,7 @@ def test_replays_and_duplicates_change_nothing(truth_engine):
     _write(truth_engine, 2, batch, 11)  # a replay after a crash
     assert _owed(truth_engine, 2, 9, 11) == first
     _write(truth_engine, 2, [Delivery(40, 2000, _span("b", "c1", parent="r"))], 40)  # a retry
-    assert _owed(truth_engine, 2, 39, 40).finalized == []
-    assert _owed(truth_engine, 2, 39, 40).late == []
+    assert _owed(truth_engine, 2, 39, 40).histories == [], "a retried delivery changes nothing"
     assert _count(truth_engine, Span) == 2
     assert _count(truth_engine, Trace) == 1
     with truth_engine.connect() as connection:
@@ -73,17 +83,44 @@ def test_replays_and_duplicates_change_nothing(truth_engine):
     assert offsets == {10}
 
 
-def test_spans_after_finalization_are_late(truth_engine):
+def test_spans_after_finalization_are_late_and_move_the_trace(truth_engine):
     _write(truth_engine, 1, [Delivery(3, 1000, _span("c", "r"))], 3)
-    late = _span("c", "c9", parent="r")
+    late = _span("c", "c9", parent="r", end_time_ns=5_000_000_000)
     _write(truth_engine, 1, [Delivery(4, 1000, late)], 4)
     items = _owed(truth_engine, 1, 3, 4)
-    assert items.finalized == []
-    [(span, offset, timestamp_ms)] = items.late
-    assert (span.span_id, offset, timestamp_ms) == (late.span_id, 4, 1000)
-    # the finalized trace's spans do not include the late one
-    [(_, spans, _)] = _owed(truth_engine, 1, 2, 3).finalized
-    assert [s.span_id for s in spans] == [_span("c", "r").span_id]
+    assert _finalized(items) == []
+    [(span, offset)] = _late(items)
+    assert (span.span_id, offset) == (late.span_id, 4)
+    [history] = items.histories
+    before, after = history.at(3), history.at(4)
+    assert before is not None and after is not None
+    assert [s.span_id for s in before.spans] == [_span("c", "r").span_id], "as finalized"
+    assert (before.summary.execution_time_ms, before.late) == (2000, 0)
+    assert (after.summary.execution_time_ms, after.summary.span_count, after.late) == (4000, 2, 1)
+    assert after.summary.tags == {"env": "prod"}
+    assert history.at(2) is None, "not finalized yet"
+    with truth_engine.connect() as connection:
+        row = connection.execute(sa.select(Trace)).one()
+    assert (row.execution_time_ms, row.span_count) == (4000, 2), "the truth's row is revised"
+
+
+def test_a_late_root_moves_an_idle_trace_to_its_status(truth_engine):
+    _write(truth_engine, 0, [Delivery(1, 1_000, _span("h", "c1", parent="r"))], 1)
+    _write(truth_engine, 0, [Delivery(2, 1_000 + IDLE_MS + 1, _span("i", "r"))], 2)
+    root = _span("h", "r", status="ERROR", start_time_ns=500_000_000, trace_tags={"k": "v"})
+    _write(truth_engine, 0, [Delivery(3, 1_000 + IDLE_MS + 2, root)], 3)
+    [history] = [h for h in _owed(truth_engine, 0, 2, 3).histories]
+    idle, rooted = history.at(2), history.at(3)
+    assert idle is not None and rooted is not None
+    assert (idle.summary.status, idle.summary.root_name) == ("IN_PROGRESS", None)
+    assert (rooted.summary.status, rooted.summary.root_name) == ("ERROR", "r")
+    assert (rooted.summary.timestamp_ms, rooted.summary.execution_time_ms) == (500, 2500)
+    assert rooted.summary.tags == {"k": "v", "env": "prod"}, "the root's tags first"
+    with truth_engine.connect() as connection:
+        row = connection.execute(sa.select(Trace).where(Trace.trace_id == root.trace_id)).one()
+        tags = set(connection.execute(sa.select(TraceTag.key, TraceTag.value)).all())
+    assert (row.status, row.timestamp_ms, row.tags) == ("ERROR", 500, {"k": "v", "env": "prod"})
+    assert {("k", "v"), ("env", "prod")} <= tags
 
 
 def _stats(engine) -> dict:
@@ -110,9 +147,13 @@ def test_span_stats_count_every_stored_span_late_ones_once(truth_engine):
 def test_traces_without_a_root_finalize_after_the_idle_timeout_in_stream_time(truth_engine):
     _write(truth_engine, 0, [Delivery(1, 1_000, _span("d", "c1", parent="gone"))], 1)
     _write(truth_engine, 0, [Delivery(2, 1_000 + IDLE_MS - 1, _span("e", "r"))], 2)
-    assert [s.trace_id[:1] for s, _, _ in _owed(truth_engine, 0, 1, 2).finalized] == ["e"]
+    finalized = _finalized(_owed(truth_engine, 0, 1, 2))
+    assert [state.summary.trace_id[:1] for state, _ in finalized] == ["e"]
     _write(truth_engine, 0, [Delivery(3, 1_000 + IDLE_MS + 1, _span("f", "r"))], 3)
-    finalized = {s.trace_id[:1]: s for s, _, _ in _owed(truth_engine, 0, 2, 3).finalized}
+    finalized = {
+        state.summary.trace_id[:1]: state.summary
+        for state, _ in _finalized(_owed(truth_engine, 0, 2, 3))
+    }
     assert sorted(finalized) == ["d", "f"]
     assert finalized["d"].status == "IN_PROGRESS"
     with truth_engine.connect() as connection:

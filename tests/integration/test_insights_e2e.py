@@ -32,21 +32,34 @@ HOUR = 3_600_000
 TRACES = 150
 
 
-def test_every_endpoint_equals_the_ground_truth(deployment: Running):
+@pytest.mark.parametrize("order", ["whole", "root first", "root after the idle timeout"])
+def test_every_endpoint_equals_the_ground_truth(deployment: Running, order: str):
+    """Whatever order a trace's spans come in — as two services of a distributed trace, or a
+    long-running agent, export them — every answer is that of the whole traces (issue 14)."""
     experiment = f"e2e-{uuid.uuid4().hex[:8]}"
     now_ns = time.time_ns()
     # spread over ~3 hours, so series have several hour buckets
     spans = sdk_spans(TRACES, seed=17, end_ns=lambda i: now_ns - (i % 50) * 211 * 1_000_000_000)
     traces = facts(spans)
     client = httpx.Client(base_url=deployment.api_url, timeout=30)
-    export_spans(deployment.otlp_url, spans, experiment)
     body = {
         "experiment_ids": [experiment],
         "start_time": min(t.timestamp_ms for t in traces) - HOUR,
         "end_time": max(t.timestamp_ms for t in traces) + 120_000,
     }
-    wait_for(lambda: _post(client, "traffic-cost/volume", body, ok=None).get("summary", {})
-             .get("count") == TRACES, 90, "every trace to be aggregated")  # fmt: skip
+    _deliver(deployment, client, body, spans, experiment, order)
+    expected = (TRACES, sum(t.input_tokens for t in traces),
+                min(t.latency_ms for t in traces), max(t.latency_ms for t in traces))  # fmt: skip
+
+    def aggregated() -> tuple:
+        volume = _post(client, "traffic-cost/volume", body, ok=None).get("summary", {})
+        tokens = _post(client, "traffic-cost/tokens", body, ok=None).get("summary", {})
+        latency = _post(client, "traffic-cost/latency", body, ok=None).get("summary", {})
+        return (volume.get("ok_count", 0) + volume.get("error_count", 0),
+                tokens.get("input_tokens"), latency.get("min_latency"),
+                latency.get("max_latency"))  # fmt: skip
+
+    wait_for(lambda: aggregated() == expected, 90, f"every trace to be aggregated ({order})")
 
     _post_assessments(client, experiment, traces)
     _check_traffic(client, body, traces)
@@ -57,6 +70,23 @@ def test_every_endpoint_equals_the_ground_truth(deployment: Running):
     _check_resources(client, experiment, traces)
     _check_filters(deployment.api_url, client, body, traces)
     _check_filter_slice(client, body, traces)
+
+
+def _deliver(
+    deployment: Running, client: httpx.Client, body: dict, spans: list, experiment: str, order: str
+) -> None:
+    """Export the spans whole, or the roots first and their children after the traces were
+    finalized, or the children first and the roots after the idle timeout finalized them."""
+    if order == "whole":
+        export_spans(deployment.otlp_url, spans, experiment)
+        return
+    roots = [span for span in spans if span.parent is None]
+    children = [span for span in spans if span.parent is not None]
+    first, then = (roots, children) if order == "root first" else (children, roots)
+    export_spans(deployment.otlp_url, first, experiment)
+    wait_for(lambda: _post(client, "traffic-cost/volume", body, ok=None).get("summary", {})
+             .get("count") == TRACES, 90, "every trace to be finalized")  # fmt: skip
+    export_spans(deployment.otlp_url, then, experiment)
 
 
 def _post(client: httpx.Client, path: str, body: dict, ok: int | None = 200) -> dict:

@@ -4,7 +4,7 @@ from redis.crc import key_slot
 
 from tests.unit.test_domain import _span
 from trace_insights.aggregator.deltas import Policy, accumulate
-from trace_insights.aggregator.truth.writer import Owed
+from trace_insights.aggregator.truth.history import History
 from trace_insights.core import keys
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.records import summarize
@@ -17,9 +17,10 @@ def test_every_key_of_an_update_shares_the_fence_slot():
         _span("a", "root", tool="search", status="ERROR", start=10, end=20),
         _span("c", "root", kind="LLM", model="gpt", start=50, end=1600),
     ]
-    owed = Owed(finalized=[(summarize("t", "1", spans), spans, 7)], late=[(spans[1], 9, 0)])
+    history = History(summarize("t", "1", spans[:2]), 7, spans[:2], late=[(9, spans[2])])
     policy = Policy(ttl_ms={r: 86_400_000 for r in Resolution})
-    [update] = accumulate(owed, 3, MemoryStore(), policy)
+    [update] = accumulate([(history.at(7), history.at(9))], 3, MemoryStore(), policy)
+    assert update.dirty, "the late span moved the latency: the digest is to be recomputed"
     touched = {key for key, _ in update.counters} | {key for key, _ in update.blobs}
     touched |= set(update.distinct) | set(update.expire_at_ms)
     touched |= {key for key, _ in update.maximums}  # the watermark in the meta hash

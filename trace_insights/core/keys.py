@@ -34,6 +34,11 @@ def rebuilding(experiment_id: str) -> str:
     return f"{_prefix(experiment_id)}:rebuilding"
 
 
+def dirty(experiment_id: str) -> str:
+    """Set of digests that hold a value a move could not take out, to recompute."""
+    return f"{_prefix(experiment_id)}:dirty"
+
+
 def changes(experiment_id: str) -> str:
     """Stream of applied updates: which buckets changed (live feeds, alert rules)."""
     return f"{_prefix(experiment_id)}:changes"
@@ -108,8 +113,6 @@ class fields:
     LATE_SPANS = "late_spans"
     SPANS = "spans"
     LATENCY_SUM = "latency_sum"
-    LATENCY_MIN = "latency_min"
-    LATENCY_MAX = "latency_max"
     INPUT_TOKENS = "input_tokens"
     OUTPUT_TOKENS = "output_tokens"
     WATERMARK = "watermark"  # in the meta hash: the latest event time (trace start) applied

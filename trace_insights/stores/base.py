@@ -3,7 +3,8 @@
 ``apply`` is atomic and fenced: it applies an experiment's deltas and advances that
 experiment's fence for a Kafka partition only if the fence still holds ``expected_fence``
 (the value the deltas were computed against); otherwise it changes nothing and returns False.
-Counters are exact integers; sums are floats; blobs are replaced whole. In the same atomic
+Counters are exact integers (a field that reaches 0 is removed: absent and 0 are one thing);
+sums are floats; blobs are replaced whole. In the same atomic
 step, an update that ``changed`` buckets appends one entry to the experiment's change stream
 (what live feeds and alert rules follow), so every applied update is announced exactly once.
 
@@ -54,12 +55,13 @@ class Update:
     fence: int
     counters: Counter[tuple[str, str]] = field(default_factory=Counter)  # HINCRBY
     sums: dict[tuple[str, str], float] = field(default_factory=dict)  # HINCRBYFLOAT
-    minimums: dict[tuple[str, str], float] = field(default_factory=dict)
     maximums: dict[tuple[str, str], float] = field(default_factory=dict)
     blobs: dict[tuple[str, str], bytes] = field(default_factory=dict)  # HSET (hash, field)
     distinct: dict[str, set[str]] = field(default_factory=dict)  # PFADD
     expire_at_ms: dict[str, int] = field(default_factory=dict)
     changed: list[tuple[str, int]] = field(default_factory=list)  # (resolution, bucket start)
+    dirty: set[str] = field(default_factory=set)  # added to the experiment's dirty digests
+    clean: set[str] = field(default_factory=set)  # taken out of them (recomputed)
     token: int | None = None  # a rebuild's claim: applies to aggregates that are not whole
 
     def count(self, key: str, counts: Counter[str], expire_at_ms: int) -> None:
@@ -70,11 +72,6 @@ class Update:
 
     def add_sum(self, key: str, name: str, value: float) -> None:
         self.sums[(key, name)] = self.sums.get((key, name), 0.0) + value
-
-    def add_min(self, key: str, name: str, value: float) -> None:
-        current = self.minimums.get((key, name))
-        if current is None or value < current:
-            self.minimums[(key, name)] = value
 
     def add_max(self, key: str, name: str, value: float) -> None:
         current = self.maximums.get((key, name))
@@ -128,6 +125,10 @@ class AggregateStore(Protocol):
 
     def read_blob_fields(self, locations: list[tuple[str, str]]) -> list[bytes | None]:
         """The blobs at (hash key, field) locations, None where missing."""
+        ...
+
+    def dirty(self, experiment_id: str) -> set[str]:
+        """The experiment's dirty digests (``Update.dirty`` members)."""
         ...
 
     def admit_tags(self, experiment_id: str, tags: list[tuple[str, str]], cap: int) -> list[bool]:

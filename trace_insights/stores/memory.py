@@ -87,15 +87,17 @@ class MemoryStore:
             for key in update.expire_at_ms:
                 self._live(key)  # an expired key restarts from nothing, as in Redis
             for (key, name), delta in update.counters.items():
+                if not delta:
+                    continue
                 target = self._hashes[key]
-                target[name] = int(target.get(name, 0)) + delta
+                total = int(target.get(name, 0)) + delta
+                if total:
+                    target[name] = total
+                else:
+                    del target[name]
             for (key, name), value in update.sums.items():
                 target = self._hashes[key]
                 target[name] = float(target.get(name, 0.0)) + value
-            for (key, name), value in update.minimums.items():
-                target = self._hashes[key]
-                if name not in target or value < target[name]:
-                    target[name] = value
             for (key, name), value in update.maximums.items():
                 target = self._hashes[key]
                 if name not in target or value > target[name]:
@@ -104,6 +106,8 @@ class MemoryStore:
                 self._blobs[key][name] = blob
             for key, values in update.distinct.items():
                 self._distinct[key].update(values)
+            self._sets[keys.dirty(e)].update(update.dirty)
+            self._sets[keys.dirty(e)].difference_update(update.clean)
             self._expiry.update(update.expire_at_ms)
             fence[str(update.partition)] = update.fence
             self._experiments.add(update.experiment_id)
@@ -134,6 +138,10 @@ class MemoryStore:
                 self._blobs.get(key, {}).get(name) if self._live(key) else None
                 for key, name in locations
             ]
+
+    def dirty(self, experiment_id: str) -> set[str]:
+        with self._lock:
+            return set(self._sets.get(keys.dirty(experiment_id), set()))
 
     def admit_tags(self, experiment_id: str, tags: list[tuple[str, str]], cap: int) -> list[bool]:
         with self._lock:

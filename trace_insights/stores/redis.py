@@ -28,19 +28,19 @@ if ARGV[5] ~= '' then redis.call('PEXPIRE', KEYS[3], ARGV[6]) end
 local ops = cjson.decode(ARGV[4])
 for _, op in ipairs(ops.c) do
   local key = KEYS[op[1]]
-  for i = 2, #op, 2 do redis.call('HINCRBY', key, op[i], op[i + 1]) end
+  for i = 2, #op, 2 do
+    if redis.call('HINCRBY', key, op[i], op[i + 1]) == 0 then redis.call('HDEL', key, op[i]) end
+  end
 end
 for _, op in ipairs(ops.s) do redis.call('HINCRBYFLOAT', KEYS[op[1]], op[2], op[3]) end
-for _, op in ipairs(ops.lo) do
-  local v = redis.call('HGET', KEYS[op[1]], op[2])
-  if (not v) or tonumber(v) > tonumber(op[3]) then redis.call('HSET', KEYS[op[1]], op[2], op[3]) end
-end
 for _, op in ipairs(ops.hi) do
   local v = redis.call('HGET', KEYS[op[1]], op[2])
   if (not v) or tonumber(v) < tonumber(op[3]) then redis.call('HSET', KEYS[op[1]], op[2], op[3]) end
 end
 for _, op in ipairs(ops.b) do redis.call('HSET', KEYS[op[1]], op[2], ARGV[op[3]]) end
 for _, op in ipairs(ops.d) do redis.call('PFADD', KEYS[op[1]], unpack(op, 2)) end
+for _, op in ipairs(ops.sa) do redis.call('SADD', KEYS[op[1]], unpack(op, 2)) end
+for _, op in ipairs(ops.sr) do redis.call('SREM', KEYS[op[1]], unpack(op, 2)) end
 for _, op in ipairs(ops.e) do redis.call('PEXPIREAT', KEYS[op[1]], op[2]) end
 for _, op in ipairs(ops.x) do
   redis.call('XADD', KEYS[op[1]], 'MAXLEN', '~', op[2], '*', 'c', op[3])
@@ -127,10 +127,11 @@ class RedisStore:
         ops: dict[str, list[list[Any]]] = {
             "c": list(grouped.values()),  # [key index, field, delta, field, delta, ...]
             "s": [[index(k), f, repr(x)] for (k, f), x in update.sums.items()],
-            "lo": [[index(k), f, repr(x)] for (k, f), x in update.minimums.items()],
             "hi": [[index(k), f, repr(x)] for (k, f), x in update.maximums.items()],
             "b": [],
             "d": _chunked(index, update.distinct),
+            "sa": _chunked(index, {keys.dirty(update.experiment_id): update.dirty}),
+            "sr": _chunked(index, {keys.dirty(update.experiment_id): update.clean}),
             "e": [[index(k), at] for k, at in update.expire_at_ms.items()],
             "x": [],
         }
@@ -190,6 +191,9 @@ class RedisStore:
         for key, name in locations:
             pipe.hget(key, name)
         return list(pipe.execute()) if locations else []
+
+    def dirty(self, experiment_id: str) -> set[str]:
+        return {member.decode() for member in self._client.smembers(keys.dirty(experiment_id))}
 
     def admit_tags(self, experiment_id: str, tags: list[tuple[str, str]], cap: int) -> list[bool]:
         if not tags:
