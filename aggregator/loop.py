@@ -23,10 +23,10 @@ from trace_insights.aggregator.repair import Repairer
 from trace_insights.aggregator.source import Source
 from trace_insights.aggregator.truth import dead_letters
 from trace_insights.aggregator.truth.dead_letters import AGGREGATES, DECODE, TRUTH, Letter
-from trace_insights.aggregator.truth.writer import has_open_traces, owed, write_batch
+from trace_insights.aggregator.truth.writer import Owed, has_open_traces, owed, write_batch
 from trace_insights.bus import Record
 from trace_insights.outages import is_outage
-from trace_insights.stores.base import AggregateStore, Incomplete
+from trace_insights.stores.base import AggregateStore, Incomplete, Update
 
 log = logging.getLogger(__name__)
 
@@ -137,12 +137,11 @@ class Aggregator:
     def _await_rebuild(
         self, partition: int, offset: int, exc: Incomplete, stop: threading.Event | None
     ) -> None:
-        """The batch's truth is written; its aggregates wait for the experiment's rebuild,
-        which replays it (or leaves it to the retry, past the fences it writes)."""
+        """The batch's truth is written; its aggregates wait for the experiment's rebuild
+        (under way), which replays it or leaves it to the retry, past the fences it writes."""
         self.liveness.failed(f"partition {partition}: waiting for a rebuild ({exc})")
         self.source.rewind(partition, offset)
-        if not self.repairer.request(exc.experiment_id).wait(_REBUILD_WAIT_S):
-            (stop or threading.Event()).wait(_BACKOFF_S)
+        (stop or threading.Event()).wait(_BACKOFF_S)
 
     def _isolate(self, partition: int, records: list[Record], stop: threading.Event | None) -> int:
         """A batch failed for what it holds: apply its records one by one, and keep each one
@@ -201,6 +200,16 @@ class Aggregator:
                 dead_letters.replayed(connection, letters)
         return len(letters)
 
+    def _apply(self, items: Owed, partition: int) -> list[Update]:
+        """Apply what the batch owes; returns the updates whose fence had moved."""
+        pending = []
+        for update in build_updates(items, partition, self.store, self.policy):
+            if not self.store.apply(update):
+                pending.append(update)
+            elif update.dirty:
+                self.refresher.note([update.experiment_id])
+        return pending
+
     def process(self, partition: int, records: list[Record]) -> int:
         started = time.perf_counter()
         start, end = records[0].offset, records[-1].offset
@@ -224,12 +233,14 @@ class Aggregator:
         with self.engine.connect() as connection:
             items = owed(connection, partition, start - 1, end, known=finalized)
         for _ in range(_CAS_ATTEMPTS):
-            pending = []
-            for update in build_updates(items, partition, self.store, self.policy):
-                if not self.store.apply(update):
-                    pending.append(update)
-                elif update.dirty:
-                    self.refresher.note([update.experiment_id])
+            try:
+                pending = self._apply(items, partition)
+            except Incomplete as exc:
+                # a new experiment (or one the store lost): once rebuilt, the batch in hand
+                # applies past the fences the rebuild wrote; else it is polled again later
+                if not self.repairer.request(exc.experiment_id).wait(_REBUILD_WAIT_S):
+                    raise
+                continue
             if not pending:
                 break
             # another writer moved a fence (a rebalance, a rebuild): recompute against it

@@ -106,8 +106,14 @@ def write_batch(
     rows = [
         span_row(d.span, partition, d.offset, d.span.trace_id in finalized) for d in first.values()
     ]
+    reached = trace_ids & finalized
+    query = sa.select(Span.trace_id, Span.span_id)
+    stored = {(row.trace_id, row.span_id) for row in _rows(connection, query, Span.trace_id,
+                                                            reached)}  # fmt: skip
     insert_ignoring_conflicts(connection, Span.__table__, rows)
-    _revise(connection, trace_ids & finalized)
+    # a finalized trace is summarized anew only for a span it did not have (not for a replay)
+    revised = {trace for trace, span in first if trace in reached and (trace, span) not in stored}
+    _revise(connection, revised)
     record_assessments(connection, partition, assessments, finalized)
     rooted = set(whole)
     rooted.update(
@@ -129,9 +135,9 @@ def write_batch(
 
 
 def _revise(connection: sa.Connection, trace_ids: set[str]) -> None:
-    """Finalized traces that spans reached again (late, or delivered twice) are summarized
-    anew from every stored span — status, times, tokens, tags, span stats —, so that filters
-    read what the aggregates count: idempotent, whatever was inserted."""
+    """Finalized traces that late spans reached are summarized anew from every stored span —
+    status, times, tokens, tags, span stats —, so that filters read what the aggregates
+    count."""
     if not trace_ids:
         return
     spans: dict[str, list[SpanRecord]] = {}

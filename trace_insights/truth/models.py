@@ -159,6 +159,8 @@ class AssessmentEvent(Base):
     previous: Mapped[list[Any] | None] = mapped_column(Json)  # [name, value] it replaced
     deferred: Mapped[bool] = mapped_column(sa.Boolean)
 
+    __table_args__ = (sa.Index("ix_assessment_events_trace", "trace_id"),)
+
 
 class AlertRule(Base):
     """A rule over the aggregates; ``state`` changes by compare-and-set on ``version``, so
