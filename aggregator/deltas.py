@@ -203,10 +203,12 @@ def _count(
     experiment.watermark_ms = max(experiment.watermark_ms, summary.timestamp_ms)
     for resolution in Resolution:
         bucket = experiment.bucket(resolution, summary.timestamp_ms)
-        for name, n in counts.items():
-            bucket.counts[name] += sign * n
-        for name, total in facts.sums.items():
-            bucket.sums[name] += sign * total
+        if sign > 0:
+            bucket.counts.update(counts)
+            bucket.sums.update(facts.sums)
+        else:
+            bucket.counts.subtract(counts)
+            bucket.sums.subtract(facts.sums)
         for key, value in summary.tags.items():
             bucket.tag_values.setdefault(key, Counter())[tags[key]] += sign
             if sign > 0:  # a HyperLogLog cannot take a value back (distinct counts, estimated)
