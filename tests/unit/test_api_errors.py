@@ -91,6 +91,8 @@ def test_every_insights_endpoint_refuses_bad_requests(seeded, endpoint):
         "timezone",
         "Mars/Olympus",
     )
+    for zone in ("x" * 300, "../../../etc/passwd", "/tmp", ""):  # once an OSError: a 500
+        assert_error(client.post(url, json={**good, "timezone": zone}), 400, bad, "timezone")
     assert_error(client.post(url, json={**good, "start_time": "yesterday"}), 400, bad, "start_time")
     assert_error(client.post(url, json={**good, "start_time": -5}), 400, bad, "start_time")
     assert_error(client.get(url), 405, bad)

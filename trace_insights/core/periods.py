@@ -8,6 +8,8 @@ resolution has expired is moved back to that bucket's start (consistently, so ne
 periods never share a trace).
 """
 
+import functools
+import zoneinfo
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -96,11 +98,16 @@ def tile(start_ms: int, end_ms: int, coarsest: Resolution = Resolution.DAY) -> l
 
 
 def zone_of(name: str) -> ZoneInfo:
-    """Raises ValueError for a name the IANA database does not know."""
-    try:
-        return ZoneInfo(name)
-    except (KeyError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {name!r}") from exc
+    """Raises ValueError for a name the IANA database does not know (checked against its list
+    of names first: ZoneInfo would read any path-like name as a file)."""
+    if name not in _zone_names():
+        raise ValueError(f"unknown time zone {name[:80]!r}")
+    return ZoneInfo(name)
+
+
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
 
 
 def _offset_ms(timestamp_ms: int, zone: ZoneInfo) -> int:
