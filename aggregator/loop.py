@@ -25,10 +25,12 @@ from trace_insights.aggregator.truth import dead_letters
 from trace_insights.aggregator.truth.dead_letters import AGGREGATES, DECODE, TRUTH, Letter
 from trace_insights.aggregator.truth.writer import Owed, has_open_traces, owed, write_batch
 from trace_insights.bus import Record
+from trace_insights.core.logs import Throttled
 from trace_insights.outages import is_outage
 from trace_insights.stores.base import AggregateStore, Incomplete, Update
 
 log = logging.getLogger(__name__)
+_throttled = Throttled(log)  # an outage would log a line a second
 
 _CAS_ATTEMPTS = 5
 _BACKOFF_S = 1.0
@@ -75,7 +77,7 @@ class Aggregator:
                 try:
                     self.replay_due(int(time.time() * 1000))
                 except Exception as exc:  # an outage: the letters stay marked, tried again
-                    log.warning("replay failed", extra={"fields": {"error": str(exc)}})
+                    _throttled.log(logging.WARNING, "replay", "replay failed", {"error": str(exc)})
                 next_replay = time.monotonic() + _REPLAY_EVERY_S
         self.repairer.close()
 
@@ -93,7 +95,7 @@ class Aggregator:
             try:
                 self.source.tick(partition, now_ms)
             except KafkaError as exc:
-                log.warning("tick failed", extra={"fields": {"error": str(exc)}})
+                _throttled.log(logging.WARNING, "tick", "tick failed", {"error": str(exc)})
                 continue
             self._last_record_ms[partition] = now_ms
             ticked.append(partition)
@@ -105,7 +107,7 @@ class Aggregator:
             try:
                 self.repairer.scan()
             except Exception as exc:  # an outage: scanned again later
-                log.warning("repair scan failed", extra={"fields": {"error": str(exc)}})
+                _throttled.log(logging.WARNING, "scan", "repair scan failed", {"error": str(exc)})
             self._next_scan = time.monotonic() + _SCAN_EVERY_S
         processed = 0
         for partition, records in self.source.poll(poll_timeout_ms).items():
@@ -127,10 +129,8 @@ class Aggregator:
     ) -> None:
         metrics.FAILED_BATCHES.inc()
         self.liveness.failed(f"partition {partition}: {exc.__class__.__name__}")
-        log.error(
-            "batch failed, will retry",
-            extra={"fields": {"partition": partition, "error": str(exc)}},
-        )
+        _throttled.log(logging.ERROR, f"batch:{type(exc).__name__}", "batch failed, will retry",
+                       {"partition": partition, "error": str(exc)})  # fmt: skip
         self.source.rewind(partition, offset)
         (stop or threading.Event()).wait(_BACKOFF_S)
 
@@ -182,7 +182,7 @@ class Aggregator:
         try:
             return self.refresher.refresh(self.source.assigned())
         except Exception as exc:  # an outage: the marks stay, tried again
-            log.warning("digest refresh failed", extra={"fields": {"error": str(exc)}})
+            _throttled.log(logging.WARNING, "refresh", "digest refresh failed", {"error": str(exc)})
             return 0
 
     def replay_due(self, now_ms: int) -> int:

@@ -52,7 +52,10 @@ def create_app(context: Context) -> FastAPI:
     @app.middleware("http")
     async def _measure(request: Request, call_next):  # type: ignore[no-untyped-def]
         started = time.perf_counter()
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception as exc:  # answered here, so it is counted and logged once
+            response = errors.failure(exc)
         route = request.scope.get("route")
         name = getattr(route, "path", "unmatched")
         REQUESTS.labels(name, str(response.status_code)).inc()

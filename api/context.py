@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
 
 from trace_insights.api.aggregates import Aggregates
 from trace_insights.api.digests import DigestCache
@@ -18,6 +19,7 @@ from trace_insights.core.assessments import Assessment
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.periods import Unit, zone_of
 from trace_insights.core.settings import Settings
+from trace_insights.outages import is_outage
 from trace_insights.stores.base import AggregateStore
 from trace_insights.truth.models import Experiment
 
@@ -45,6 +47,7 @@ class Context:
     # what else of this process /ready answers for (in ``up``: the aggregator), in words
     checks: list[Callable[[], list[str]]] = field(default_factory=list)
     digests: DigestCache = field(init=False)
+    _seen: set[str] = field(default_factory=set, init=False)  # experiments known to exist
 
     def __post_init__(self) -> None:
         self.digests = DigestCache(
@@ -97,14 +100,25 @@ class Context:
             raise invalid(str(exc)) from None
 
     def require_experiments(self, experiment_ids: list[str]) -> None:
-        with self.engine.connect() as connection:
-            known = set(
-                connection.scalars(
-                    sa.select(Experiment.experiment_id).where(
-                        Experiment.experiment_id.in_(experiment_ids)
+        """Raises 404 for an experiment the database does not hold. While the database is
+        down, experiments that the aggregates count (or that were seen here) are known, so
+        what Redis serves is still served."""
+        try:
+            with self.engine.connect() as connection:
+                known = set(
+                    connection.scalars(
+                        sa.select(Experiment.experiment_id).where(
+                            Experiment.experiment_id.in_(experiment_ids)
+                        )
                     )
                 )
-            )
+        except SQLAlchemyError as exc:
+            if not is_outage(exc):
+                raise
+            known = (self._seen | self.store.experiments()) & set(experiment_ids)
+            if len(known) < len(set(experiment_ids)):
+                raise  # cannot tell: a 503
+        self._seen.update(known)  # experiments are not deleted, so once seen, known
         missing = [e for e in experiment_ids if e not in known]
         if missing:
             raise not_found(f"experiment {', '.join(repr(e) for e in missing)} does not exist")

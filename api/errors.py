@@ -7,7 +7,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from trace_insights.core.logs import Throttled
+from trace_insights.outages import dependency_of, is_outage
+
 log = logging.getLogger(__name__)
+_throttled = Throttled(log)
+RETRY_AFTER_S = 5
 
 INVALID_PARAMETER_VALUE = "INVALID_PARAMETER_VALUE"
 RESOURCE_DOES_NOT_EXIST = "RESOURCE_DOES_NOT_EXIST"
@@ -62,8 +67,24 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error", exc_info=exc)
-        return JSONResponse(body(INTERNAL_ERROR, "internal error; see the API's log"), 500)
+        return failure(exc)
+
+
+def failure(exc: Exception) -> JSONResponse:
+    """What no handler answered: an outage is a 503 naming the dependency, with Retry-After;
+    anything else a 500. Logged once per kind a minute, with one traceback."""
+    if is_outage(exc):
+        dependency = dependency_of(exc)
+        _throttled.log(logging.WARNING, f"outage:{dependency}", "dependency unavailable",
+                       {"dependency": dependency, "error": str(exc)[:300]})  # fmt: skip
+        return JSONResponse(
+            body(TEMPORARILY_UNAVAILABLE, f"{dependency} is unavailable; try again shortly"),
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+    _throttled.log(logging.ERROR, f"error:{type(exc).__name__}", "unexpected error",
+                   exc_info=exc)  # fmt: skip
+    return JSONResponse(body(INTERNAL_ERROR, "internal error; see the API's log"), 500)
 
 
 def describe(errors: object) -> str:

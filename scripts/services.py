@@ -223,11 +223,14 @@ class Postgres:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/trace_insights"
 
     def start(self) -> None:
+        """Create the cluster and start it; once stopped, start it again as it was."""
         data = self.directory / "data"
+        created = (data / "PG_VERSION").exists()
         self.directory.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(self.directory, "postgres", "postgres")
-        self._run("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        if not created:
+            self._run("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
         options = (
             f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
@@ -235,6 +238,8 @@ class Postgres:
         self._run("pg_ctl", "-D", str(data), "-o", options, "-l",
                   str(self.directory / "postgres.log"), "-w", "start")  # fmt: skip
         self.started = True
+        if created:
+            return
         self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
                   "trace_insights")  # fmt: skip
         self._run("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d",

@@ -396,12 +396,16 @@ def start_process(
     otlp_port: int,
     command: tuple[str, ...] = PRODUCT,
     cwd: Path = ROOT,
+    log: Path | None = None,
 ) -> Running:
-    """Start a ``trace-insights`` command and wait until its API answers /ready."""
+    """Start a ``trace-insights`` command and wait until its API answers /ready; ``log``: a
+    file for its output."""
     sys.path.insert(0, str(ROOT / "scripts"))
     from services import wait_for_port
 
-    process = subprocess.Popen([*command, *args], env=env, cwd=cwd)
+    output = log.open("ab") if log is not None else None
+    process = subprocess.Popen([*command, *args], env=env, cwd=cwd, stdout=output,
+                               stderr=subprocess.STDOUT if output else None)  # fmt: skip
     running = Running(process, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{otlp_port}")
     deadline = time.monotonic() + 60
     try:

@@ -44,3 +44,14 @@ def is_outage(exc: BaseException) -> bool:
         # a reply to a command it could not run on these values, or a value it cannot encode
         return not isinstance(exc, redis_errors.ResponseError | redis_errors.DataError)
     return False
+
+
+def dependency_of(exc: BaseException) -> str:
+    """The dependency an outage is of, in words (for a 503 and its log line)."""
+    if isinstance(exc, redis_errors.RedisError):
+        return "the aggregate store (Redis)"
+    if isinstance(exc, sql_errors.SQLAlchemyError):
+        return "the database"
+    if isinstance(exc, KafkaError):
+        return "Kafka"
+    return "a dependency"

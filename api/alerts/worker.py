@@ -14,9 +14,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from trace_insights.api.alerts.delivery import deliver_due
 from trace_insights.api.alerts.engine import evaluate
 from trace_insights.api.context import Context
+from trace_insights.core.logs import Throttled
 from trace_insights.truth.models import AlertRule, Experiment
 
 log = logging.getLogger(__name__)
+_throttled = Throttled(log)  # it steps every 250 ms: an outage is one line a minute
 
 TICK_S = 0.25
 SWEEP_S = 30.0
@@ -97,4 +99,5 @@ class AlertWorker:
             try:
                 step()
             except (SQLAlchemyError, RedisError, OSError) as exc:
-                log.warning("alert worker step failed", extra={"fields": {"error": str(exc)}})
+                _throttled.log(logging.WARNING, type(exc).__name__, "alert worker step failed",
+                               {"error": str(exc)})  # fmt: skip

@@ -3,6 +3,7 @@
 import json
 import logging
 import sys
+import threading
 import time
 
 
@@ -35,3 +36,34 @@ def configure(level: str, fmt: str) -> None:
     # kafka-python logs every reconnect attempt at WARNING/ERROR; ours say what matters.
     if level != "DEBUG":
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
+
+
+class Throttled:
+    """One line per failure kind per interval: the first at once, the rest counted and told
+    with the next line after the interval (an outage would log a line per request or retry)."""
+
+    def __init__(self, logger: logging.Logger, interval_s: float = 60.0) -> None:
+        self._logger = logger
+        self._interval_s = interval_s
+        self._seen: dict[str, tuple[float, int]] = {}  # kind → (last logged, since then)
+        self._lock = threading.Lock()
+
+    def log(
+        self,
+        level: int,
+        kind: str,
+        message: str,
+        fields: dict[str, object] | None = None,
+        exc_info: BaseException | None = None,
+    ) -> None:
+        now = time.monotonic()
+        with self._lock:
+            last, suppressed = self._seen.get(kind, (-self._interval_s, 0))
+            if now - last < self._interval_s:
+                self._seen[kind] = (last, suppressed + 1)
+                return
+            self._seen[kind] = (now, 0)
+        extra = {**(fields or {}), "kind": kind}
+        if suppressed:
+            extra["repeated"] = suppressed  # times it happened since the last line
+        self._logger.log(level, message, extra={"fields": extra}, exc_info=exc_info)
