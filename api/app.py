@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from trace_insights.api import errors
 from trace_insights.api.alerts import routes as alerts
+from trace_insights.api.body_limit import BodyLimit
 from trace_insights.api.context import Context
 from trace_insights.api.errors import INVALID_PARAMETER_VALUE, UNAUTHENTICATED, ApiError
 from trace_insights.api.insights import correlation, quality, stream, tags, tools, traffic
@@ -29,6 +30,7 @@ def create_app(context: Context) -> FastAPI:
         version="0.1.0",
     )
     app.state.context = context
+    app.add_middleware(BodyLimit, max_bytes=context.settings.max_api_body_bytes)
     app.state.snapshots = stream.Snapshots()
     errors.install(app)
     guarded = [Depends(_authorize)]
@@ -55,7 +57,7 @@ def create_app(context: Context) -> FastAPI:
         try:
             response = await call_next(request)
         except Exception as exc:  # answered here, so it is counted and logged once
-            response = errors.failure(exc)
+            response = errors.failure(exc, context.settings.retry_after_s)
         route = request.scope.get("route")
         name = getattr(route, "path", "unmatched")
         REQUESTS.labels(name, str(response.status_code)).inc()

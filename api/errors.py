@@ -12,7 +12,6 @@ from trace_insights.outages import dependency_of, is_outage
 
 log = logging.getLogger(__name__)
 _throttled = Throttled(log)
-RETRY_AFTER_S = 5
 
 INVALID_PARAMETER_VALUE = "INVALID_PARAMETER_VALUE"
 RESOURCE_DOES_NOT_EXIST = "RESOURCE_DOES_NOT_EXIST"
@@ -66,11 +65,11 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        return failure(exc)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return failure(exc, request.app.state.context.settings.retry_after_s)
 
 
-def failure(exc: Exception) -> JSONResponse:
+def failure(exc: Exception, retry_after_s: int) -> JSONResponse:
     """What no handler answered: an outage is a 503 naming the dependency, with Retry-After;
     anything else a 500. Logged once per kind a minute, with one traceback."""
     if is_outage(exc):
@@ -80,7 +79,7 @@ def failure(exc: Exception) -> JSONResponse:
         return JSONResponse(
             body(TEMPORARILY_UNAVAILABLE, f"{dependency} is unavailable; try again shortly"),
             status_code=503,
-            headers={"Retry-After": str(RETRY_AFTER_S)},
+            headers={"Retry-After": str(retry_after_s)},
         )
     _throttled.log(logging.ERROR, f"error:{type(exc).__name__}", "unexpected error",
                    exc_info=exc)  # fmt: skip

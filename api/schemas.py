@@ -1,17 +1,23 @@
 """Requests and responses of the insights API (MLflow's Insights REST outline)."""
 
 import json
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 
 from trace_insights.core.periods import zone_of
 
 TimeBucket = Literal["minute", "hour", "day", "week"]
+MAX_EXPERIMENTS = 100  # in one request
+ExperimentIds = Annotated[
+    list[Annotated[str, StringConstraints(min_length=1, max_length=64)]],
+    Field(min_length=1, max_length=MAX_EXPERIMENTS,
+          description=f"1 to {MAX_EXPERIMENTS} experiment ids"),
+]  # fmt: skip
 
 
 class InsightsRequest(BaseModel):
-    experiment_ids: list[str] = Field(min_length=1, description="At least one experiment")
+    experiment_ids: ExperimentIds
     start_time: int | None = Field(None, ge=0, description="Epoch ms; default end_time - 7 days")
     end_time: int | None = Field(None, ge=0, description="Epoch ms, exclusive; default now")
     time_bucket: TimeBucket = "hour"
@@ -20,8 +26,6 @@ class InsightsRequest(BaseModel):
     @field_validator("experiment_ids")
     @classmethod
     def _ids(cls, value: list[str]) -> list[str]:
-        if any(not item or len(item) > 64 for item in value):
-            raise ValueError("experiment ids are 1 to 64 characters")
         return list(dict.fromkeys(value))
 
     @field_validator("timezone")

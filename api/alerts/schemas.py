@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from trace_insights.api.schemas import DimensionValue
+from trace_insights.api.schemas import DimensionValue, ExperimentIds
 
 Metric = Literal["error_rate", "trace_count", "latency_p50", "latency_p90", "latency_p99",
                  "tool_error_rate", "token_count", "assessment_failure_rate", "npmi"]  # fmt: skip
@@ -42,7 +42,7 @@ class RuleChange(BaseModel):
 
 class RuleIn(RuleChange):
     name: str = Field(min_length=1, max_length=250)
-    experiment_ids: list[str] = Field(min_length=1)
+    experiment_ids: ExperimentIds
     metric: Metric
     parameters: RuleParameters = Field(default_factory=RuleParameters)
     window_s: int = Field(300, ge=60, description="The window ending now, in seconds")

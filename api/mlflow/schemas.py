@@ -4,6 +4,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
+from trace_insights.api.schemas import ExperimentIds
 from trace_insights.core import storable
 from trace_insights.core.assessments import SOURCE_TYPES
 
@@ -151,7 +152,7 @@ class GetTraceResponse(BaseModel):
 
 
 class FilterCorrelationRequest(BaseModel):
-    experiment_ids: list[str] = Field(min_length=1)
+    experiment_ids: ExperimentIds
     filter_string1: str = Field(min_length=1)
     filter_string2: str = Field(min_length=1)
     base_filter: str | None = None
@@ -182,7 +183,7 @@ class FilterCorrelationV3(BaseModel):
 
 
 class SearchTraces(BaseModel):
-    experiment_ids: list[str] = Field(min_length=1)
+    experiment_ids: ExperimentIds
     filter: str | None = Field(None, description="The filter language; all traces if empty")
     order_by: list[str] = Field(
         default_factory=lambda: ["timestamp_ms DESC"],

@@ -88,6 +88,9 @@ TRACES = [
 CASES = [
     ("span.type = 'LLM'", {1, 5}),
     ("span.name LIKE '%retry%'", {3}),
+    ("span.name LIKE 'chat_%'", {1}),  # _ is any one character ("chat gpt-4")
+    ("span.name LIKE 'chat\\_%'", set()),  # \_ is an underscore, on SQLite as on PostgreSQL
+    ("span.name LIKE 'web\\_search'", {2}),
     ("span.status = 'ERROR'", {2, 5}),
     ("span.attributes['model_name'] = 'gpt-4'", {1}),
     ("span.attributes.cache_hit = 'true'", {1}),

@@ -4,6 +4,7 @@ import pytest
 
 from tests.support import publish_to_bus, sdk_spans
 from tests.unit.conftest import embedded
+from trace_insights.api.schemas import MAX_EXPERIMENTS
 
 INSIGHTS = "/api/3.0/mlflow/traces/insights"
 EXTRA = {
@@ -326,3 +327,30 @@ def test_filter_correlation_edge_cases_follow_mlflow(seeded):
     everything = correlate("trace.span_count > 0", "span.type = 'AGENT'", "3.0")
     assert everything == {"npmi": 1.0, "npmi_smoothed": 1.0, "filter1_count": 30,
                           "filter2_count": 30, "joint_count": 30, "total_count": 30}  # fmt: skip
+
+
+def test_a_body_over_the_limit_is_a_413_before_it_is_read_whole(seeded):
+    """A 256 MiB body was read and parsed (the API grew by 500 MB; issue 15)."""
+    url = f"{INSIGHTS}/traffic-cost/volume"
+    huge = b'{"experiment_ids": ["exp"], "pad": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    response = seeded.client.post(url, content=huge, headers={"content-type": "application/json"})
+    assert_error(response, 413, "INVALID_PARAMETER_VALUE", "TRACE_INSIGHTS_MAX_API_BODY_BYTES")
+
+    def chunks():  # no Content-Length: counted as it arrives
+        yield huge[: len(huge) // 2]
+        yield huge[len(huge) // 2 :]
+
+    streamed = seeded.client.post(
+        url, content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert streamed.status_code == 413, streamed.text
+
+
+def test_experiment_id_lists_are_bounded(seeded):
+    url = f"{INSIGHTS}/traffic-cost/volume"
+    many = {"experiment_ids": [f"e{i}" for i in range(MAX_EXPERIMENTS + 1)]}
+    assert_error(
+        seeded.client.post(url, json=many), 400, "INVALID_PARAMETER_VALUE", "experiment_ids"
+    )
+    search = seeded.client.post("/api/3.0/mlflow/traces/search", json=many)
+    assert_error(search, 400, "INVALID_PARAMETER_VALUE", "experiment_ids")

@@ -2,7 +2,20 @@
 
 import pytest
 
-from trace_insights.core.filters import And, Comparison, Count, Key, Not, Or, ParseError, parse
+from trace_insights.core.filters import (
+    MAX_CHARS,
+    MAX_CONDITIONS,
+    MAX_DEPTH,
+    MAX_IN_VALUES,
+    And,
+    Comparison,
+    Count,
+    Key,
+    Not,
+    Or,
+    ParseError,
+    parse,
+)
 
 EXAMPLES = [
     "span.type = 'LLM'", "span.name LIKE '%retry%'", "span.status = 'ERROR'",
@@ -79,3 +92,35 @@ def test_mistakes_name_the_position_and_what_was_expected(text, position, mentio
         parse(text)
     assert caught.value.position == position, str(caught.value)
     assert mention in str(caught.value)
+
+
+_OK = "trace.status = 'OK'"
+
+
+@pytest.mark.parametrize(
+    ("text", "mention"),
+    [
+        ("(" * (MAX_DEPTH + 1) + _OK + ")" * (MAX_DEPTH + 1), "nested deeper"),
+        ("NOT " * (MAX_DEPTH + 1) + "span.name LIKE 'a'", "nested deeper"),
+        (" AND ".join([_OK] * (MAX_CONDITIONS + 1)), "more than"),
+        ("span.name IN (" + ", ".join(f"'{i}'" for i in range(MAX_IN_VALUES + 1)) + ")", "IN list"),
+        ("trace.execution_time_ms > 9223372036854775808", "out of range"),
+        ("trace.execution_time_ms > 1e400", "out of range"),
+        ("span.name ILIKE 'abc\\'", "backslash"),
+        ("span.name = 'a\x00b'", "NUL"),
+        ("span.name = '" + "x" * MAX_CHARS + "'", "longer than"),
+    ],
+)  # fmt: skip
+def test_a_filter_is_bounded_where_it_is_parsed(text, mention):
+    """Each once a 500 or seconds of SQL (issue 15)."""
+    with pytest.raises(ParseError) as caught:
+        parse(text)
+    assert mention in str(caught.value)
+
+
+def test_within_the_bounds_filters_parse():
+    parse("(" * MAX_DEPTH + _OK + ")" * MAX_DEPTH)
+    parse(" AND ".join([_OK] * MAX_CONDITIONS))
+    parse("span.name IN (" + ", ".join(f"'{i}'" for i in range(MAX_IN_VALUES)) + ")")
+    parse("span.name ILIKE 'abc\\\\'")  # an escaped backslash
+    parse("trace.execution_time_ms > 9223372036854775807")

@@ -9,7 +9,10 @@ A ``ParseError`` says where and what was expected. Compilation to SQL is in
 ``trace_insights.truth.filter_sql``; this module knows no storage.
 """
 
+import contextlib
+import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -100,8 +103,21 @@ class _Token:
     position: int
 
 
+# What one filter may hold: bounds that keep its SQL cheap to plan and run (a 5,000-item IN
+# list cost 5 s; long NOT/AND chains overflowed SQLite's expression tree).
+MAX_CHARS = 4_000
+MAX_DEPTH = 32  # parentheses and NOTs inside one another
+MAX_CONDITIONS = 100
+MAX_IN_VALUES = 500
+_INT64 = 2**63
+
+
 def parse(text: str) -> Node:
-    """Raises ParseError for anything that is not a well-formed filter."""
+    """Raises ParseError for anything that is not a well-formed filter within the bounds."""
+    if len(text) > MAX_CHARS:
+        raise ParseError(text[:40], 0, f"the filter is longer than {MAX_CHARS} characters")
+    if "\x00" in text:
+        raise ParseError(text, text.index("\x00"), "the filter holds a NUL character")
     return _Parser(text).parse()
 
 
@@ -110,6 +126,8 @@ class _Parser:
         self.text = text
         self.tokens = _tokenize(text)
         self.index = 0
+        self.depth = 0
+        self.conditions = 0
 
     # -- grammar -------------------------------------------------------------------------
 
@@ -135,10 +153,13 @@ class _Parser:
         return operands[0] if len(operands) == 1 else And(tuple(operands))
 
     def negation(self, in_count: bool) -> Node:
+        at = self.peek()
         if self.keyword("NOT"):
-            return Not(self.negation(in_count))
+            with self.nested(at):
+                return Not(self.negation(in_count))
         if self.punct("("):
-            node = self.disjunction(in_count)
+            with self.nested(at):
+                node = self.disjunction(in_count)
             self.expect_punct(")", "a closing parenthesis")
             return node
         if self.peek().kind == "keyword" and self.peek().text == "COUNT":
@@ -165,8 +186,19 @@ class _Parser:
             raise self.error(start, "count() takes conditions on span.* keys only")
         return Count(clause, _operator(operator.text), int(number.text))
 
+    @contextlib.contextmanager
+    def nested(self, at: _Token) -> Iterator[None]:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.error(at, f"the filter is nested deeper than {MAX_DEPTH} levels")
+        yield
+        self.depth -= 1
+
     def comparison(self, in_count: bool) -> Comparison:
         key_token = self.peek()
+        self.conditions += 1
+        if self.conditions > MAX_CONDITIONS:
+            raise self.error(key_token, f"the filter has more than {MAX_CONDITIONS} conditions")
         key = self.key()
         if in_count and key.scope != "span":
             raise self.error(key_token, f"count() takes conditions on span.* keys, not {key}")
@@ -179,12 +211,20 @@ class _Parser:
                 raise self.error(pattern, f"expected a quoted pattern after {token.text}")
             self.advance()
             operator = f"NOT {token.text}" if negated else token.text
-            return self.checked(key, key_token, operator, _unquote(pattern.text))
+            text = _unquote(pattern.text)
+            if re.search(r"(?<!\\)(\\\\)*\\$", text):
+                raise self.error(pattern, "a pattern cannot end with a lone backslash (it escapes "
+                                 "the next character; write \\\\ for a backslash)")  # fmt: skip
+            return self.checked(key, key_token, operator, text)
         if token.kind == "keyword" and token.text == "IN":
             self.advance()
             self.expect_punct("(", "'(' after IN")
             values = [self.value()]
             while self.punct(","):
+                if len(values) == MAX_IN_VALUES:
+                    raise self.error(
+                        self.peek(), f"an IN list holds at most {MAX_IN_VALUES} values"
+                    )
                 values.append(self.value())
             self.expect_punct(")", "')' closing the IN list")
             return self.checked(key, key_token, "NOT IN" if negated else "IN", tuple(values))
@@ -252,7 +292,14 @@ class _Parser:
         if token.kind == "string":
             return _unquote(token.text)
         if token.kind == "number":
-            return float(token.text) if re.search(r"[.eE]", token.text) else int(token.text)
+            if re.search(r"[.eE]", token.text):
+                number = float(token.text)
+                if not math.isfinite(number) or abs(number) >= _INT64:
+                    raise self.error(token, "the number is out of range")
+                return number
+            if abs(int(token.text)) >= _INT64:
+                raise self.error(token, "the number is out of range (a 64-bit integer)")
+            return int(token.text)
         if token.kind == "keyword" and token.text in ("TRUE", "FALSE"):
             return token.text == "TRUE"
         raise self.error(token, "expected a value: a quoted string, a number, true or false")

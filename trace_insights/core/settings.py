@@ -31,7 +31,8 @@ class Settings(BaseSettings):
     kafka_compression: Literal["lz4", "gzip", "none"] = "lz4"
 
     auth_token: SecretStr | None = None
-    max_request_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    max_request_bytes: int = Field(8 * 1024 * 1024, ge=1024)  # an OTLP request, compressed
+    max_api_body_bytes: int = Field(1024 * 1024, ge=1024)  # an API request
     max_decompressed_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     max_message_bytes: int = Field(900_000, ge=10_000)
     batch_linger_ms: float = Field(5.0, ge=0)

@@ -281,14 +281,15 @@ def _compare(column: Any, operator: str, value: Any) -> ColumnElement[bool]:
         return column > value
     if operator == ">=":
         return column >= value
+    # a backslash escapes % and _ on both databases (PostgreSQL's default; SQLite has none)
     if operator == "LIKE":
-        return column.like(value)
+        return column.like(value, escape="\\")
     if operator == "NOT LIKE":
-        return column.not_like(value)
+        return column.not_like(value, escape="\\")
     if operator == "ILIKE":
-        return column.ilike(value)
+        return column.ilike(value, escape="\\")
     if operator == "NOT ILIKE":
-        return column.not_ilike(value)
+        return column.not_ilike(value, escape="\\")
     if operator == "IN":
         return column.in_(value)
     if operator == "NOT IN":
