@@ -19,3 +19,7 @@ PRODUCE_SECONDS = Histogram(
 BUFFER_BYTES = Gauge(
     "trace_insights_collector_buffer_bytes", "Bytes sent to Kafka and not yet acknowledged"
 )
+CIRCUIT_OPENED = Counter(
+    "trace_insights_collector_circuit_opened",
+    "Times Kafka was found unavailable (publishes refused)",
+)

@@ -4,10 +4,16 @@ Contract: ``publish`` returns only after Kafka acknowledged every batch (acks=al
 producer). It raises ``Unavailable`` when Kafka is unreachable, slow past the produce timeout,
 or the in-flight budget is spent; the caller answers 503/UNAVAILABLE so the sender retries.
 A batch whose acknowledgement timed out may still land later; the aggregator deduplicates.
+
+A circuit makes an outage fast to tell: it opens when a publish fails, or when a probe (every
+half second) reaches no broker, and while it is open a publish is refused at once instead of
+waiting out the produce timeout — well inside an OTel SDK's 10 s export timeout, so the SDK
+retries. After ``retry_after_s`` one publish is let through to try; its success closes it.
 """
 
 import asyncio
 import logging
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -25,14 +31,17 @@ from trace_insights.kafka_topic import ensure_topic
 log = logging.getLogger(__name__)
 
 _CONNECT_RETRY_S = 1.0
+_PROBE_EVERY_S = 0.5
 
 
 class Unavailable(Exception):
-    """Kafka cannot take the data now; retry after ``retry_after_s`` seconds."""
+    """Kafka cannot take the data now; retry after ``retry_after_s`` seconds. ``outage``:
+    Kafka failed (not this collector's own budget)."""
 
-    def __init__(self, reason: str, retry_after_s: int) -> None:
+    def __init__(self, reason: str, retry_after_s: int, outage: bool = True) -> None:
         super().__init__(reason)
         self.retry_after_s = retry_after_s
+        self.outage = outage
 
 
 class SpanProducer(Protocol):
@@ -82,6 +91,9 @@ class KafkaSpanProducer:
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._connector = threading.Thread(target=self._connect, name="kafka-connect", daemon=True)
+        self._prober = threading.Thread(target=self._probe, name="kafka-probe", daemon=True)
+        self._open_until = 0.0  # the circuit: publishes are refused until then (monotonic)
+        self._why = ""
 
     @property
     def partitions(self) -> int:
@@ -90,6 +102,7 @@ class KafkaSpanProducer:
 
     def start(self) -> None:
         self._connector.start()
+        self._prober.start()
 
     def wait_connected(self, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -98,27 +111,43 @@ class KafkaSpanProducer:
         return bool(self._partitions)
 
     async def ready(self) -> bool:
-        """Connected, and a broker accepts TCP connections right now."""
-        if not self._partitions:
-            return False
-        for server in self._servers:
-            host, _, port = server.strip().rpartition(":")
-            try:
-                _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 1.0)
-            except (OSError, TimeoutError, ValueError):
-                continue
-            writer.close()
-            return True
-        return False
+        """Connected, and the circuit is closed (a broker answered the last probe)."""
+        return bool(self._partitions) and time.monotonic() >= self._open_until
 
     async def publish(self, batches: Sequence[Batch]) -> None:
         producer = self._producer
         if producer is None or not self._partitions:
             raise Unavailable("Kafka is not connected yet", self._settings.retry_after_s)
+        now = time.monotonic()
+        if now < self._open_until:
+            raise Unavailable(f"Kafka is unavailable ({self._why})", self._settings.retry_after_s)
+        try:
+            await self._publish(producer, batches)
+        except Unavailable as exc:
+            if exc.outage:
+                self._open(str(exc), self._settings.retry_after_s)
+            raise
+
+    def _open(self, why: str, for_s: float) -> None:
+        """Refuse publishes for ``for_s``; then one may try again."""
+        if time.monotonic() >= self._open_until:
+            metrics.CIRCUIT_OPENED.inc()
+        self._why = why
+        self._open_until = max(self._open_until, time.monotonic() + for_s)
+
+    def _probe(self) -> None:
+        """Keep the circuit open while no broker accepts a TCP connection (longer than the
+        next probe can take, so it does not close in between)."""
+        hold_s = max(self._settings.retry_after_s, 3 * _PROBE_EVERY_S)
+        while not self._closed.wait(_PROBE_EVERY_S):
+            if self._partitions and not _any_reachable(self._servers, _PROBE_EVERY_S):
+                self._open("no broker reachable", hold_s)
+
+    async def _publish(self, producer: KafkaProducer, batches: Sequence[Batch]) -> None:
         size = sum(len(batch.payload) for batch in batches)
         with self._lock:
             if self._in_flight_bytes + size > self._settings.producer_buffer_bytes:
-                raise Unavailable("producer buffer is full", self._settings.retry_after_s)
+                raise Unavailable("producer buffer is full", self._settings.retry_after_s, False)
             self._in_flight_bytes += size
             metrics.BUFFER_BYTES.set(self._in_flight_bytes)
         loop = asyncio.get_running_loop()
@@ -230,3 +259,14 @@ class _Ack(asyncio.Future):  # type: ignore[type-arg]
             self.set_exception(
                 error if isinstance(error, BaseException) else KafkaError(str(error))
             )
+
+
+def _any_reachable(servers: list[str], timeout_s: float) -> bool:
+    for server in servers:
+        host, _, port = server.strip().rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=timeout_s).close()
+        except (OSError, ValueError):
+            continue
+        return True
+    return False

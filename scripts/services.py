@@ -37,10 +37,20 @@ class ServiceError(RuntimeError):
     """A service could not be started; the message says what to install or look at."""
 
 
+_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port free now and not given before by this process: the kernel hands a port it just
+    freed out again, so two asked for in a row could be one (an API and an OTLP port once were,
+    and the second bind failed)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
 
 
 def wait_for_port(port: int, timeout_s: float, process: subprocess.Popen | None = None) -> None:

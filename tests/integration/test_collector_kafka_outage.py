@@ -44,10 +44,14 @@ def _sender(protocol: str, endpoint: str, memory: InMemorySpanExporter, stop_aft
     provider.shutdown()
 
 
+_SPAN = {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
+         "name": "probe", "startTimeUnixNano": "1700000000000000000",
+         "endTimeUnixNano": "1700000001000000000"}  # fmt: skip
+_ONE_SPAN = {"resourceSpans": [{"scopeSpans": [{"spans": [_SPAN]}]}]}
+
+
 def test_kafka_outage_loses_nothing(own_broker, collector_factory):
-    collector = collector_factory(
-        servers=own_broker.bootstrap_servers, produce_timeout_s=2, retry_after_s=1
-    )
+    collector = collector_factory(servers=own_broker.bootstrap_servers, retry_after_s=1)
     memories = {"http": InMemorySpanExporter(), "grpc": InMemorySpanExporter()}
     senders = [
         threading.Thread(
@@ -69,6 +73,11 @@ def test_kafka_outage_loses_nothing(own_broker, collector_factory):
     while httpx.get(f"{collector.http_url}/ready").status_code != 503:
         assert time.monotonic() < deadline, "/ready must report Kafka unreachable"
         time.sleep(0.2)
+    # told at once, not after the produce timeout: within an OTel SDK's 10 s export timeout
+    started = time.monotonic()
+    refused = httpx.post(f"{collector.http_url}/v1/traces", json=_ONE_SPAN, timeout=30)
+    assert refused.status_code == 503 and refused.headers["retry-after"].isdigit()
+    assert time.monotonic() - started < 1.0, "the circuit is open: no wait"
     time.sleep(3)
     own_broker.start()
     for sender in senders:

@@ -37,7 +37,8 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(900_000, ge=10_000)
     batch_linger_ms: float = Field(5.0, ge=0)
     producer_buffer_bytes: int = Field(128 * 1024 * 1024, ge=1024 * 1024)
-    produce_timeout_s: float = Field(10.0, gt=0)
+    # below an OTel SDK's 10 s export timeout, so a slow Kafka is a 503 the SDK retries
+    produce_timeout_s: float = Field(5.0, gt=0)
     retry_after_s: int = Field(2, ge=1)
 
     consumer_group: str = "trace-insights-aggregator"
