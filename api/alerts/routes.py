@@ -16,6 +16,7 @@ from trace_insights.api.alerts.schemas import (
     RuleOut,
     RulesOut,
 )
+from trace_insights.api.alerts.targets import check_url
 from trace_insights.api.context import Context
 from trace_insights.api.dimensions import resolve
 from trace_insights.api.errors import invalid, not_found
@@ -30,6 +31,7 @@ def create(body: RuleIn, request: Request) -> CreatedRule:
     context: Context = request.app.state.context
     context.require_experiments(body.experiment_ids)
     _check(context, body.window_s, body.baseline, body)
+    _check_targets(context, body.webhooks)
     now = int(time.time() * 1000)
     row = dict(
         rule_id=f"r-{secrets.token_hex(8)}", name=body.name, experiment_ids=body.experiment_ids,
@@ -65,6 +67,7 @@ def change(rule_id: str, body: RuleChange, request: Request) -> RuleOut:
     rule = _rule(context, rule_id)
     values = body.model_dump(exclude_none=True)
     _check(context, values.get("window_s", rule.window_s), rule.baseline, None)
+    _check_targets(context, body.webhooks or [])
     if values:
         with context.engine.begin() as connection:
             connection.execute(
@@ -119,6 +122,14 @@ def _check(context: Context, window_s: int, baseline: str | None, body: RuleIn |
         for field in ("dimension1", "dimension2"):
             dimension = getattr(body.parameters, field)
             resolve(dimension.name, dimension.parameters, lambda _name: [])
+
+
+def _check_targets(context: Context, urls: list[str]) -> None:
+    for url in urls:
+        try:
+            check_url(url, context.settings.webhook_allow_private)
+        except ValueError as exc:
+            raise invalid(f"invalid value for 'webhooks': {exc}") from None
 
 
 def _rule(context: Context, rule_id: str) -> Any:

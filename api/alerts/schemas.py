@@ -4,6 +4,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from trace_insights.api.alerts.targets import check_url
 from trace_insights.api.schemas import DimensionValue, ExperimentIds
 
 Metric = Literal["error_rate", "trace_count", "latency_p50", "latency_p90", "latency_p99",
@@ -35,8 +36,7 @@ class RuleChange(BaseModel):
     @classmethod
     def _urls(cls, value: list[str] | None) -> list[str] | None:
         for url in value or []:
-            if not url.startswith(("http://", "https://")) or len(url) < 10:
-                raise ValueError(f"{url!r} is not an http(s) URL")
+            check_url(url, allow_private=True)  # the form here; the address in routes
         return value
 
 

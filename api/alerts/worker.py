@@ -6,11 +6,11 @@ import logging
 import threading
 import time
 
-import httpx
 import sqlalchemy as sa
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
+from trace_insights.api.alerts import targets
 from trace_insights.api.alerts.delivery import deliver_due
 from trace_insights.api.alerts.engine import evaluate
 from trace_insights.api.context import Context
@@ -29,7 +29,7 @@ class AlertWorker:
         self.context = context
         self._cursors: dict[str, str] = {}
         self._last_sweep = 0.0
-        self._client = httpx.Client(follow_redirects=False)
+        self._client = targets.client(context.settings.webhook_allow_private)
         self._threads = [
             threading.Thread(target=self._loop, args=(self.evaluate_once,), name="alert-rules",
                              daemon=True),

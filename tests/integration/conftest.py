@@ -17,6 +17,7 @@ from tests.support import (
 )
 
 IDLE_S = 3  # a rootless trace is finalized after this much silence (tests wait that long)
+# the test deployments deliver webhooks to receivers on this machine
 
 
 @pytest.fixture(params=["services", "up"])
@@ -31,7 +32,8 @@ def deployment(request: pytest.FixtureRequest, tmp_path) -> Iterator[Running]:
         running = start_process(
             ["up", "--data-dir", str(tmp_path / "data"), "--api-port", str(api_port),
              "--otlp-http-port", str(http_port), "--otlp-grpc-port", str(grpc_port)],
-            service_env(trace_idle_timeout_s=IDLE_S), api_port, http_port,
+            service_env(trace_idle_timeout_s=IDLE_S, webhook_allow_private=True), api_port,
+            http_port,
         )  # fmt: skip
         yield running
         assert running.stop() == 0, "up stops cleanly on SIGINT"
@@ -42,8 +44,8 @@ def deployment(request: pytest.FixtureRequest, tmp_path) -> Iterator[Running]:
     assert trace_insights("migrate", database_url=database).returncode == 0
     topic = f"spans-{uuid.uuid4().hex[:12]}"
     settings = dict(kafka_bootstrap_servers=servers, redis_url=redis_url, database_url=database,
-                    spans_topic=topic, topic_partitions=4,
-                    trace_idle_timeout_s=IDLE_S)  # fmt: skip
+                    spans_topic=topic, topic_partitions=4, trace_idle_timeout_s=IDLE_S,
+                    webhook_allow_private=True)  # fmt: skip
     collector = start_collector(servers, topic)
     aggregator = start_aggregator(consumer_group=f"g-{topic}", **settings)
     api = start_process(["api", "--api-port", str(api_port)], service_env(**settings),

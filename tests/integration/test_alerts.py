@@ -160,7 +160,7 @@ def test_a_restart_mid_incident_neither_repeats_nor_loses(tmp_path):
             "--otlp-http-port", str(ports[1]), "--otlp-grpc-port", str(ports[2])]  # fmt: skip
     receiver = Receiver()
     experiment = "restarted"
-    first = start_process(args, service_env(), ports[0], ports[1])
+    first = start_process(args, service_env(webhook_allow_private=True), ports[0], ports[1])
     client = httpx.Client(base_url=first.api_url, timeout=30)
     export_spans(first.otlp_url, _traces(2, failing=False), experiment)
     wait_for(lambda: client.get("/api/2.0/mlflow/experiments/get",
@@ -170,7 +170,7 @@ def test_a_restart_mid_incident_neither_repeats_nor_loses(tmp_path):
     export_spans(first.otlp_url, _traces(8, failing=True), experiment)
     wait_for(lambda: receiver.events() == ["firing"], 60, "the firing")
     assert first.stop() == 0
-    second = start_process(args, service_env(), ports[0], ports[1])
+    second = start_process(args, service_env(webhook_allow_private=True), ports[0], ports[1])
     try:
         client = httpx.Client(base_url=second.api_url, timeout=30)
         assert client.get(f"{ALERTS}/{rule['rule_id']}").json()["state"] == "firing"

@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     kafka_compression: Literal["lz4", "gzip", "none"] = "lz4"
 
     auth_token: SecretStr | None = None
+    webhook_allow_private: bool = False  # alert webhooks to loopback/private/metadata addresses
     max_request_bytes: int = Field(8 * 1024 * 1024, ge=1024)  # an OTLP request, compressed
     max_api_body_bytes: int = Field(1024 * 1024, ge=1024)  # an API request
     max_decompressed_bytes: int = Field(64 * 1024 * 1024, ge=1024)
