@@ -8,12 +8,14 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 
+from trace_insights.aggregator import metrics
 from trace_insights.aggregator.truth.assessments import AssessmentDelivery
 from trace_insights.aggregator.truth.writer import Delivery
 from trace_insights.bus import Record
 from trace_insights.core.assessments import CARRIER_ATTRIBUTE
 from trace_insights.core.assessments import decode as decode_assessment
 from trace_insights.core.conventions import attributes_of, normalize, value_of
+from trace_insights.core.logs import Throttled
 from trace_insights.core.routing import (
     DEFAULT_EXPERIMENT,
     EXPERIMENT_ATTRIBUTE,
@@ -22,6 +24,7 @@ from trace_insights.core.routing import (
 from trace_insights.core.storable import span_problem
 
 log = logging.getLogger(__name__)
+_throttled = Throttled(log)  # one line a minute per problem, however many spans have it
 
 
 @dataclass
@@ -72,11 +75,10 @@ def deliveries(records: list[Record]) -> Decoded:
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
                     problem = span_problem(span)
-                    if problem is not None:
-                        log.error(
-                            "skipping a span no store can hold",
-                            extra={"fields": {"offset": record.offset, "error": problem}},
-                        )
+                    if problem is not None:  # a producer other than the collector wrote it
+                        metrics.SPANS_SKIPPED.labels(problem).inc()
+                        _throttled.log(logging.ERROR, problem, "skipping a span no store can hold",
+                                       {"offset": record.offset, "error": problem})  # fmt: skip
                         continue
                     out.append(
                         Delivery(

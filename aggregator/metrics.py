@@ -26,6 +26,11 @@ DEAD_LETTERS = Counter(
     "Records kept as dead letters, by where they failed",
     ["stage"],
 )
+SPANS_SKIPPED = Counter(
+    "trace_insights_aggregator_spans_skipped",
+    "Spans read from the topic that no store can hold (written by another producer), by why",
+    ["reason"],
+)
 LAG = Gauge("trace_insights_aggregator_lag", "Records behind the partition's end", ["partition"])
 WATERMARK = Gauge(
     "trace_insights_aggregator_watermark_ms", "Latest record timestamp applied", ["partition"]

@@ -109,3 +109,29 @@ def test_assessments_are_storable_from_the_api_and_from_any_producer():
     for broken in ({"name": "n" * 251}, {"experiment_id": "e" * 100}, {"trace_id": ""}):
         with pytest.raises(ValueError):
             decode(json.dumps({**asdict(carried), **broken}))
+
+
+def test_a_foreign_producers_span_ending_before_it_starts_is_skipped_and_counted():
+    """The collector refuses such spans; another producer's reach the aggregator, where a
+    negative latency once entered the aggregates (issue 15)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+    from prometheus_client import REGISTRY
+
+    from trace_insights.aggregator.decode import deliveries
+    from trace_insights.bus import Record
+
+    request = ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add()
+    for name, start, end in (("backwards", 2_000, 1_000), ("fine", 1_000, 2_000)):
+        span = spans.spans.add(name=name, trace_id=b"\x01" * 16, span_id=b"\x02" * 7 + bytes(
+            [len(name)]), start_time_unix_nano=start, end_time_unix_nano=end)  # fmt: skip
+        assert span.name == name
+    reason = "end_time_unix_nano is before start_time_unix_nano"
+    labels = {"reason": reason}
+    before = REGISTRY.get_sample_value("trace_insights_aggregator_spans_skipped_total", labels)
+    decoded = deliveries([Record(0, 1, request.SerializeToString())])
+    assert [d.span.name for d in decoded.spans] == ["fine"]
+    after = REGISTRY.get_sample_value("trace_insights_aggregator_spans_skipped_total", labels)
+    assert (after or 0) - (before or 0) == 1
