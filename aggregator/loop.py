@@ -237,8 +237,10 @@ class Aggregator:
                 pending = self._apply(items, partition)
             except Incomplete as exc:
                 # a new experiment (or one the store lost): once rebuilt, the batch in hand
-                # applies past the fences the rebuild wrote; else it is polled again later
-                if not self.repairer.request(exc.experiment_id).wait(_REBUILD_WAIT_S):
+                # applies past the fences the rebuild wrote; else (a rebuild that takes
+                # longer, or runs elsewhere) it is polled again later
+                done = self.repairer.request(exc.experiment_id).wait(_REBUILD_WAIT_S)
+                if not done or self.store.generations([exc.experiment_id])[0] is None:
                     raise
                 continue
             if not pending:
