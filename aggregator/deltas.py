@@ -226,11 +226,9 @@ def _digests(experiment: _Experiment, before: TraceState | None, after: TraceSta
     latency = float(after.summary.execution_time_ms)
     for resolution in Resolution:
         bucket = experiment.bucket(resolution, after.summary.timestamp_ms)
-        if before is None or experiment.bucket(resolution, before.summary.timestamp_ms) is not (
-            bucket
-        ):
-            if before is not None:  # the trace changed buckets: its old one keeps its values
-                old = experiment.bucket(resolution, before.summary.timestamp_ms)
+        old = None if before is None else experiment.bucket(resolution, before.summary.timestamp_ms)
+        if old is not bucket:
+            if before is not None and old is not None:  # changed buckets: the old keeps values
                 old.dirty.add(LATENCY)
                 old.dirty.update(m for span in before.spans for m in span_metric(span))
             new_spans = after.spans

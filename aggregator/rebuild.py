@@ -105,17 +105,15 @@ def _rebuild_claimed(
             bounds = _last_offsets(connection, experiment_id)
         else:
             bounds = store.fences(experiment_id)
+        fences = store.fences(experiment_id)  # the chunks leave them as they are
         for partition, moves in _states(connection, experiment_id, start_ms, end_ms, bounds):
             for update in accumulate(moves, partition, store, policy):
-                update.expected_fence = update.fence = store.fences(experiment_id).get(
-                    partition, -1
-                )
+                update.expected_fence = update.fence = fences.get(partition, -1)
                 update.token = token
                 store.apply(update)  # no fence moves without the claim
             replayed += len(moves)
             progress(len(moves))
     if start_ms is None:
-        fences = store.fences(experiment_id)
         for partition, last in bounds.items():
             current = fences.get(partition, -1)
             store.apply(Update(experiment_id, partition, current, last, token=token))

@@ -31,6 +31,7 @@ class Aggregates:
         # read before anything else: an answer is whole only if the same generation was
         # there before and after it was read (``incomplete``)
         self._generations = store.generations(experiment_ids)
+        self._closing: list[dict[str, float]] | None = None
 
     def counters(self, key_of: KeyOf, fields: list[str] | None = None) -> list[Counter[str]]:
         """Per period, the hashes at ``key_of`` (only ``fields`` of them, if given) summed over
@@ -75,19 +76,24 @@ class Aggregates:
         return self.store.count_distinct(self._keys(key_of)[1])
 
     def watermark(self) -> int | None:
-        metas = self.store.read_hashes([keys.meta(e) for e in self.experiment_ids])
-        marks = [int(meta[fields.WATERMARK]) for meta in metas if fields.WATERMARK in meta]
+        marks = [int(meta[fields.WATERMARK]) for meta in self._metas() if fields.WATERMARK in meta]
         return max(marks) if marks else None
 
     def incomplete(self) -> list[str]:
         """The experiments whose aggregates were not whole at some moment of the reading (the
         store lost them, and a rebuild is under way): their figures may be short."""
-        after = self.store.generations(self.experiment_ids)
+        after = [meta.get(fields.GENERATION) for meta in self._metas()]
         return [
             e
             for e, before, now in zip(self.experiment_ids, self._generations, after, strict=True)
             if before is None or before != now
         ]
+
+    def _metas(self) -> list[dict[str, float]]:
+        """The experiments' meta hashes, read once after the answer's aggregates."""
+        if self._closing is None:
+            self._closing = self.store.read_hashes([keys.meta(e) for e in self.experiment_ids])
+        return self._closing
 
     def _keys(self, key_of: KeyOf) -> tuple[list[int], list[str]]:
         periods, locations = self._locations(key_of)
