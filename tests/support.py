@@ -333,6 +333,19 @@ def schema_url(database_url: str) -> tuple[str, str]:
     return schema, f"{database_url}{separator}options=-csearch_path%3D{schema},public"
 
 
+VOLUME = "/api/3.0/mlflow/traces/insights/traffic-cost/volume"
+
+
+def traces_counted(api_url: str, experiment_id: str) -> int:
+    """The experiment's trace count; 0 while no span has created it yet (the API's 404). Any
+    other answer fails the test with the reply, rather than a KeyError."""
+    reply = httpx.post(f"{api_url}{VOLUME}", json={"experiment_ids": [experiment_id]}, timeout=30)
+    if reply.status_code == 404 and reply.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST":
+        return 0
+    assert reply.status_code == 200, reply.text
+    return int(reply.json()["summary"]["count"])
+
+
 def wait_for(predicate: Any, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():

@@ -12,10 +12,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import ROOT, export_spans, sdk_spans, service_env, start_process, wait_for
+from tests.support import (
+    ROOT,
+    VOLUME,
+    export_spans,
+    sdk_spans,
+    service_env,
+    start_process,
+    traces_counted,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
-VOLUME = "/api/3.0/mlflow/traces/insights/traffic-cost/volume"
 SEARCH = "/api/3.0/mlflow/traces/search"
 
 
@@ -44,7 +52,7 @@ def test_outages_are_503s_and_redis_answers_while_postgresql_is_down(tmp_path):
         def volume() -> httpx.Response:
             return httpx.post(f"{up.api_url}{VOLUME}", json=body, timeout=30)
 
-        wait_for(lambda: volume().json().get("summary", {}).get("count") == 5, 60, "5 traces")
+        wait_for(lambda: traces_counted(up.api_url, experiment) == 5, 60, "5 traces")
         postgres.stop()
         for _ in range(20):
             served = volume()

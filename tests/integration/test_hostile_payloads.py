@@ -14,7 +14,14 @@ import sqlalchemy as sa
 from kafka import KafkaProducer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tests.support import Running, schema_url, start_aggregator, trace_insights, wait_for
+from tests.support import (
+    Running,
+    schema_url,
+    start_aggregator,
+    trace_insights,
+    traces_counted,
+    wait_for,
+)
 from trace_insights.core.assessments import Assessment, encode
 from trace_insights.core.routing import EXPERIMENT_ATTRIBUTE, partition_for
 from trace_insights.truth.models import Span
@@ -22,7 +29,6 @@ from trace_insights.truth.models import Span
 pytestmark = pytest.mark.integration
 R = "\ufffd"
 INT64_MAX = 2**63 - 1
-VOLUME = "/api/3.0/mlflow/traces/insights/traffic-cost/volume"
 
 
 def _span(trace_id: str, name: str = "root", attributes: list | None = None, **times) -> dict:
@@ -95,11 +101,11 @@ def test_unstorable_values_are_made_storable_or_refused_and_ingestion_goes_on(
     _send(deployment.otlp_url, experiment, _span(after, "after the assessment"))
     _trace(deployment, after)
 
-    def count() -> int:
-        reply = httpx.post(f"{deployment.api_url}{VOLUME}", json={"experiment_ids": [experiment]})
-        return int(reply.json()["summary"]["count"])
-
-    wait_for(lambda: count() == 6, 60, "every stored trace to be counted")
+    wait_for(
+        lambda: traces_counted(deployment.api_url, experiment) == 6,
+        60,
+        "every stored trace to be counted",
+    )
 
 
 def test_another_producers_unstorable_records_are_skipped_and_the_partition_goes_on(
@@ -199,10 +205,10 @@ def test_a_request_nested_too_deep_is_refused_and_takes_no_one_elses_spans(deplo
     [refused] = replies
     assert refused.status_code == 400 and "nested deeper" in refused.text, refused.text
 
-    def count() -> int:
-        reply = httpx.post(f"{deployment.api_url}{VOLUME}", json={"experiment_ids": [experiment]})
-        return int(reply.json()["summary"]["count"])
-
-    wait_for(lambda: count() == len(good), 60, "every other client's trace")
+    wait_for(
+        lambda: traces_counted(deployment.api_url, experiment) == len(good),
+        60,
+        "every other client's trace",
+    )
     for trace_id in good:
         _trace(deployment, trace_id)

@@ -24,6 +24,7 @@ from tests.support import (
     start_collector,
     start_process,
     trace_insights,
+    traces_counted,
     wait_for,
 )
 from trace_insights.cli import app
@@ -31,7 +32,6 @@ from trace_insights.cli import app
 pytestmark = pytest.mark.integration
 
 SERVICES = {"collector": "collector", "aggregator": "aggregator", "api": "api"}
-VOLUME = "/api/3.0/mlflow/traces/insights/traffic-cost/volume"
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +110,8 @@ def test_up_ingests_a_span_and_serves_it(installed, outside):
         wait_for(lambda: httpx.get(trace).status_code == 200, 30, "the span to be stored")
         [span] = httpx.get(trace).json()["trace"]["data"]["spans"]
         assert span["name"] == "installed"
-        volume = httpx.post(f"{running.api_url}{VOLUME}", json={"experiment_ids": ["wheel"]})
-        assert volume.json()["summary"]["count"] == 1
+        # the aggregates follow the stored span (the row is committed first)
+        wait_for(lambda: traces_counted(running.api_url, "wheel") == 1, 30, "the span counted")
     finally:
         assert running.stop() == 0, "up stops cleanly on SIGINT"
 
@@ -135,23 +135,23 @@ def test_the_cluster_processes_run_from_the_wheel(
     api = start_process(["api", "--api-port", str(api_port)], service_env(**settings),
                         api_port, api_port, **wheel)  # fmt: skip
 
-    def count() -> int:
-        reply = httpx.post(f"{api.api_url}{VOLUME}", json={"experiment_ids": [experiment]})
-        return int(reply.json()["summary"]["count"])
-
     try:
         sent = trace_insights(
             "generate", "--endpoint", collector.http_url, "--traces", "5", "--rate", "0",
             "--experiment-id", experiment, "--seed", "3", **wheel,
         )  # fmt: skip
         assert sent.returncode == 0, sent.stderr
-        wait_for(lambda: count() == 5, 60, "the generated traces to be aggregated")
+        wait_for(
+            lambda: traces_counted(api.api_url, experiment) == 5,
+            60,
+            "the generated traces to be aggregated",
+        )
         aggregator.terminate()
         assert aggregator.wait(30) == 0
         rebuilt = trace_insights("rebuild", **wheel, **settings)
         assert rebuilt.returncode == 0, rebuilt.stderr
         assert "rebuilt the aggregates of 5 traces" in rebuilt.stdout
-        assert count() == 5
+        assert traces_counted(api.api_url, experiment) == 5
     finally:
         assert api.stop() == 0
         if aggregator.poll() is None:
