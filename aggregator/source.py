@@ -10,7 +10,14 @@ import logging
 import time
 from typing import Protocol
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import (
+    ConsumerRebalanceListener,
+    KafkaAdminClient,
+    KafkaConsumer,
+    KafkaProducer,
+    TopicPartition,
+)
+from kafka.admin import MemberToRemove
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
@@ -55,10 +62,12 @@ class KafkaSource:
         topic: str,
         group: str,
         max_poll_records: int,
-        instance_id: str | None = None,
-        session_timeout_ms: int = 45_000,
+        instance_id: str | None,
+        session_timeout_ms: int,
     ) -> None:
         self._topic = topic
+        self._group = group
+        self._instance_id = instance_id
         self._servers = servers.split(",")
         self._ticker: KafkaProducer | None = None
         self._consumer = KafkaConsumer(
@@ -66,6 +75,8 @@ class KafkaSource:
             group_id=group,
             group_instance_id=instance_id,
             session_timeout_ms=session_timeout_ms,
+            # the group hears of a rebalance at a member's next heartbeat
+            heartbeat_interval_ms=max(100, session_timeout_ms // 10),
             client_id="trace-insights-aggregator",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -138,6 +149,28 @@ class KafkaSource:
         if self._ticker is not None:
             self._ticker.close()
         self._consumer.close()
+        if self._instance_id is not None:
+            self._leave(self._instance_id)
+
+    def _leave(self, instance_id: str) -> None:
+        """A static member sends no LeaveGroup when it closes (KIP-345): its partitions would
+        wait out the session timeout for a restart under the same id. A clean stop is not a
+        crash to wait for, so the member is removed now and the others take its partitions."""
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=self._servers, request_timeout_ms=5000,
+                                     client_id="trace-insights-aggregator")  # fmt: skip
+        except KafkaError as exc:
+            log.warning("could not leave the consumer group", extra={"fields": {"error": str(exc)}})
+            return
+        try:
+            member = MemberToRemove(group_instance_id=instance_id, reason="aggregator stopped")
+            [result] = admin.remove_group_members(self._group, [member]).values()
+            # UnknownMemberIdError: the session had expired already, or a restart took the id
+            log.info("left the consumer group", extra={"fields": {"result": result.__name__}})
+        except KafkaError as exc:
+            log.warning("could not leave the consumer group", extra={"fields": {"error": str(exc)}})
+        finally:
+            admin.close()
 
 
 class _LogRebalance(ConsumerRebalanceListener):

@@ -30,6 +30,9 @@ class Window:
     labels: list[int]  # each period's start (epoch ms), the series' ``time_bucket``
     tiles: list[list[Tile]]  # the stored buckets of each period
     edges: Resolution  # the coarsest grid a boundary had to be moved to
+    periods: list[tuple[int, int]]  # each period as asked (clipped to the range)
+    asked: list[int]  # each period's start as asked: the labels of an exact answer
+    moved: bool  # a boundary between two periods had to be moved: the tiles are not the periods
 
     def all_tiles(self) -> list[Tile]:
         return [t for tiles in self.tiles for t in tiles]
@@ -70,11 +73,18 @@ def resolve(
         )
     else:
         spans = periods(start_ms, end_ms, unit, zone)
-    labels, tiles = [], []
+    labels, asked, tiles, moved = [], [], [], False
     for index, (first, last) in enumerate(spans):
-        labels.append(first if unit is None else period_start(first, unit, zone))
         lo = on_grid(first)
         hi = on_grid(last, up=True) if index == len(spans) - 1 else on_grid(last)
+        asked.append(first if unit is None else period_start(first, unit, zone))
+        if index > 0 and lo != first:  # labelled where its buckets start, not as asked
+            moved = True
+            labels.append(lo)
+        else:
+            labels.append(asked[-1])
         tiles.append(tile(lo, hi) if hi > lo else [])
     edges = max(used, key=_ORDER.index) if used else finest
-    return Window(on_grid(start_ms), on_grid(end_ms, up=True), labels, tiles, edges)
+    return Window(
+        on_grid(start_ms), on_grid(end_ms, up=True), labels, tiles, edges, spans, asked, moved
+    )

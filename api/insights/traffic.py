@@ -1,11 +1,16 @@
-"""``traffic-cost``: volume, latency, errors and tokens."""
+"""``traffic-cost``: volume, latency, errors and tokens.
+
+When the stored buckets cannot place the edges between periods (a local midnight inside a
+UTC day whose hours have expired), these answer from the finalized traces instead, exactly
+(``meta.source = "store"``).
+"""
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import TypeVar
+from fractions import Fraction
+from typing import Protocol, TypeVar
 
 from fastapi import APIRouter, Request
-from fastdigest import TDigest
 from pydantic import BaseModel
 
 from trace_insights.api.aggregates import Aggregates, combined, total
@@ -18,6 +23,7 @@ from trace_insights.api.schemas import (
     LatencyPoint,
     LatencyResponse,
     LatencyStats,
+    Meta,
     ModelTokens,
     TokenCounts,
     TokenPoint,
@@ -28,6 +34,8 @@ from trace_insights.api.schemas import (
 )
 from trace_insights.core import keys
 from trace_insights.core.keys import fields
+from trace_insights.truth import period_stats
+from trace_insights.truth.period_stats import PeriodStats
 
 router = APIRouter(prefix="/traffic-cost")
 P = TypeVar("P", bound=BaseModel)
@@ -50,11 +58,14 @@ def _latency_key(experiment: str, resolution, start: int) -> str:  # type: ignor
 def volume(body: InsightsRequest, request: Request) -> VolumeResponse:
     context = _context(request)
     aggregates = context.aggregates(body)
-    per = aggregates.counters(keys.bucket, _VOLUME)
+    if aggregates.window.moved:
+        per, meta = _exact_counters(context, aggregates)
+    else:
+        per, meta = aggregates.counters(keys.bucket, _VOLUME), context.meta(aggregates)
     return VolumeResponse(
         summary=volume_counts(total(per)),
         time_series=_series(aggregates, VolumePoint, [volume_counts(c) for c in per]),
-        meta=context.meta(aggregates),
+        meta=meta,
     )
 
 
@@ -62,13 +73,20 @@ def volume(body: InsightsRequest, request: Request) -> VolumeResponse:
 def latency(body: InsightsRequest, request: Request) -> LatencyResponse:
     context = _context(request)
     aggregates = context.aggregates(body)
-    per = aggregates.counters(keys.bucket, _LATENCY)
-    digests = aggregates.digests(_latency_key)
-    stats = [latency_stats(c, d) for c, d in zip(per, digests, strict=True)]
+    if aggregates.window.moved:
+        periods, whole = _exact(context, aggregates)
+        stats = [latency_stats(_counter(p), _Exact(p)) for p in periods]
+        summary, meta = (
+            latency_stats(_counter(whole), _Exact(whole)),
+            _store_meta(context, aggregates),
+        )
+    else:
+        per = aggregates.counters(keys.bucket, _LATENCY)
+        digests = aggregates.digests(_latency_key)
+        stats = [latency_stats(c, d) for c, d in zip(per, digests, strict=True)]
+        summary, meta = latency_stats(total(per), combined(digests)), context.meta(aggregates)
     return LatencyResponse(
-        summary=latency_stats(total(per), combined(digests)),
-        time_series=_series(aggregates, LatencyPoint, stats),
-        meta=context.meta(aggregates),
+        summary=summary, time_series=_series(aggregates, LatencyPoint, stats), meta=meta
     )
 
 
@@ -76,11 +94,14 @@ def latency(body: InsightsRequest, request: Request) -> LatencyResponse:
 def errors(body: InsightsRequest, request: Request) -> ErrorsResponse:
     context = _context(request)
     aggregates = context.aggregates(body)
-    per = aggregates.counters(keys.bucket, _VOLUME)
+    if aggregates.window.moved:
+        per, meta = _exact_counters(context, aggregates)
+    else:
+        per, meta = aggregates.counters(keys.bucket, _VOLUME), context.meta(aggregates)
     return ErrorsResponse(
         summary=error_stats(total(per)),
         time_series=_series(aggregates, ErrorPoint, [error_stats(c) for c in per]),
-        meta=context.meta(aggregates),
+        meta=meta,
     )
 
 
@@ -88,22 +109,108 @@ def errors(body: InsightsRequest, request: Request) -> ErrorsResponse:
 def tokens(body: InsightsRequest, request: Request) -> TokensResponse:
     context = _context(request)
     aggregates = context.aggregates(body)
-    per = aggregates.counters(keys.bucket, _TOKENS)
-    whole = context.over(body.experiment_ids, context.window(body, series=False))
-    [by_model] = whole.counters(keys.bucket)
+    if aggregates.window.moved:
+        per, meta = _exact_counters(context, aggregates)
+        periods = aggregates.window.periods
+        with context.engine.connect() as connection:
+            used = period_stats.model_tokens(connection, body.experiment_ids, periods[0][0],
+                                             periods[-1][1])  # fmt: skip
+        by_model = Counter[str]()
+        for m in used:
+            by_model[fields.model(m.model, "calls")] += m.calls
+            by_model[fields.model(m.model, "input_tokens")] += m.input_tokens
+            by_model[fields.model(m.model, "output_tokens")] += m.output_tokens
+    else:
+        per, meta = aggregates.counters(keys.bucket, _TOKENS), context.meta(aggregates)
+        whole = context.over(body.experiment_ids, context.window(body, series=False))
+        [by_model] = whole.counters(keys.bucket)
     return TokensResponse(
         summary=token_counts(total(per)),
         time_series=_series(aggregates, TokenPoint, [token_counts(c) for c in per]),
         models=_models(by_model),
-        meta=context.meta(aggregates),
+        meta=meta,
     )
 
 
+def _exact(context: Context, aggregates: Aggregates) -> tuple[list[PeriodStats], PeriodStats]:
+    """Each period's figures and the whole range's, from the finalized traces."""
+    periods = aggregates.window.periods
+    with context.engine.connect() as connection:
+        per = period_stats.period_stats(connection, aggregates.experiment_ids, periods)
+        [whole] = period_stats.period_stats(
+            connection, aggregates.experiment_ids, [(periods[0][0], periods[-1][1])]
+        )
+    return per, whole
+
+
+def _exact_counters(context: Context, aggregates: Aggregates) -> tuple[list[Counter[str]], Meta]:
+    periods = aggregates.window.periods
+    with context.engine.connect() as connection:
+        per = period_stats.period_stats(connection, aggregates.experiment_ids, periods)
+    return [_counter(p) for p in per], _store_meta(context, aggregates)
+
+
+def _counter(stats: PeriodStats) -> Counter[str]:
+    """A period's figures under the names the stored buckets use."""
+    return Counter(
+        {
+            fields.TRACES: stats.traces,
+            fields.status("OK"): stats.ok,
+            fields.status("ERROR"): stats.errors,
+            fields.LATENCY_SUM: stats.latency_sum,
+            fields.INPUT_TOKENS: stats.input_tokens,
+            fields.OUTPUT_TOKENS: stats.output_tokens,
+        }
+    )
+
+
+def _store_meta(context: Context, aggregates: Aggregates) -> Meta:
+    """Exact to the millisecond: the range and periods as asked."""
+    periods = aggregates.window.periods
+    meta = context.meta(aggregates, source="store")
+    return meta.model_copy(
+        update={"edges": "minute", "start_time": periods[0][0], "end_time": periods[-1][1]}
+    )
+
+
+class Quantiles(Protocol):
+    """What latency figures read of a t-digest, or of the exact ranks."""
+
+    def quantile(self, q: float) -> float: ...
+
+    def min(self) -> float: ...
+
+    def max(self) -> float: ...
+
+    def is_empty(self) -> bool: ...
+
+
+class _Exact:
+    def __init__(self, stats: PeriodStats) -> None:
+        self._stats = stats
+
+    def quantile(self, q: float) -> float:
+        return self._stats.quantiles[Fraction(q).limit_denominator(1000)]
+
+    def min(self) -> float:
+        return float(self._stats.latency_min or 0)
+
+    def max(self) -> float:
+        return float(self._stats.latency_max or 0)
+
+    def is_empty(self) -> bool:
+        return not self._stats.traces
+
+
 def _series(aggregates: Aggregates, point: type[P], values: Sequence[BaseModel]) -> list[P]:
-    """Each period's values as a point of the series, labelled with the period's start."""
+    """Each period's values as a point of the series, labelled with the period's start (as
+    asked when answered exactly, from the traces)."""
+    window = aggregates.window
     return [
         point(time_bucket=label, **value.model_dump())
-        for label, value in zip(aggregates.window.labels, values, strict=True)
+        for label, value in zip(
+            window.asked if window.moved else window.labels, values, strict=True
+        )
     ]
 
 
@@ -115,7 +222,7 @@ def volume_counts(c: Counter[str]) -> VolumeCounts:
     )
 
 
-def latency_stats(c: Counter[str], digest: TDigest | None) -> LatencyStats:
+def latency_stats(c: Counter[str], digest: Quantiles | None) -> LatencyStats:
     traces = int(c[fields.TRACES])
     if not traces or digest is None or digest.is_empty():
         return LatencyStats(

@@ -150,7 +150,7 @@ def test_ticks_finalize_rootless_traces_on_a_silent_kafka_partition(
     spans = [s for s in sdk_spans(1, seed=6) if s.parent is not None]
     publish_to_bus(appender, spans, experiment)
     appender.producer.flush()
-    source = KafkaSource(kafka_servers, topic, f"g-{topic}", 100)
+    source = KafkaSource(kafka_servers, topic, f"g-{topic}", 100, None, 10_000)
     engine = create_engine(url)
     store = RedisStore(redis_url)
     idle_ms = 60_000

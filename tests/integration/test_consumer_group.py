@@ -11,6 +11,7 @@ import uuid
 
 import pytest
 
+from tests.support import wait_for
 from trace_insights.aggregator.source import KafkaSource
 from trace_insights.kafka_topic import ensure_topic
 
@@ -38,3 +39,35 @@ def test_the_first_assignment_covers_every_partition_of_a_topic_created_after_th
     finally:
         create.join()
         source.close()
+
+
+def test_a_static_member_that_stops_leaves_at_once_and_its_partitions_move(kafka_servers):
+    """A static member sends no LeaveGroup on close; its partitions would go unread until its
+    session expired (here a minute). Stopping removes it from the group instead."""
+    topic, group = f"leave-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    ensure_topic(kafka_servers.split(","), topic, PARTITIONS, 1)
+    session_ms = 60_000
+    members = {i: KafkaSource(kafka_servers, topic, group, 10, i, session_ms) for i in "ab"}
+    stopping = {i: threading.Event() for i in members}
+
+    def poll(instance: str) -> None:
+        while not stopping[instance].is_set():
+            members[instance].poll(100)
+
+    threads = {i: threading.Thread(target=poll, args=(i,)) for i in members}
+    for thread in threads.values():
+        thread.start()
+    try:
+        split = [PARTITIONS // 2] * 2
+        wait_for(lambda: [len(m.assigned()) for m in members.values()] == split, 60, "a split")
+        stopping["a"].set()
+        threads["a"].join()
+        stopped = time.monotonic()
+        members["a"].close()
+        wait_for(lambda: len(members["b"].assigned()) == PARTITIONS, 60, "b to read every one")
+        assert time.monotonic() - stopped < session_ms / 2000, "moved before the session expired"
+    finally:
+        for event in stopping.values():
+            event.set()
+        threads["b"].join()
+        members["b"].close()

@@ -44,7 +44,7 @@ class Settings(BaseSettings):
 
     consumer_group: str = "trace-insights-aggregator"
     consumer_instance_id: str | None = None  # static membership: restarts skip a rebalance
-    consumer_session_timeout_ms: int = Field(45_000, ge=1000)
+    consumer_session_timeout_ms: int = Field(10_000, ge=1000)  # a crash's stall
     max_poll_records: int = Field(500, ge=1)
     trace_idle_timeout_s: float = Field(300.0, gt=0)
     ttl_minute_hours: float = Field(48.0, gt=0)
