@@ -4,39 +4,15 @@ a filter string either parses or is refused with a position — and served, it i
 never a 5xx (issue 15). Bounded to seconds here; longer runs raise ``max_examples``."""
 
 import json
-import string
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from tests.fuzzing import FILTERS, JSON
 from tests.unit.conftest import EmbeddedApi, embedded
 from trace_insights.collector.otlp_json import OtlpJsonError, decode_request
 from trace_insights.core.filters import ParseError, parse
-
-OTLP_KEYS = ["resourceSpans", "scopeSpans", "spans", "resource", "attributes", "key", "value",
-             "stringValue", "intValue", "doubleValue", "boolValue", "arrayValue", "kvlistValue",
-             "bytesValue", "values", "traceId", "spanId", "parentSpanId", "name", "kind",
-             "startTimeUnixNano", "endTimeUnixNano", "status", "code", "message", "events",
-             "links", "scope", "version", "timeUnixNano", "droppedAttributesCount"]  # fmt: skip
-_LEAVES = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=20)
-    | st.sampled_from(["5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174", "\ud800", "\x00",
-                       "1700000000000000000", "18446744073709551615", "-1", "1e30"])
-)  # fmt: skip
-JSON = st.recursive(
-    _LEAVES,
-    lambda inner: (
-        st.lists(inner, max_size=3)
-        | st.dictionaries(st.sampled_from(OTLP_KEYS) | st.text(max_size=4), inner, max_size=4)
-    ),
-    max_leaves=40,
-)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -49,15 +25,6 @@ def test_otlp_json_is_decoded_whole_or_refused_with_its_error(value):
         return
     # what the collector would acknowledge is read back by the aggregator
     assert ExportTraceServiceRequest.FromString(request.SerializeToString()) == request
-
-
-TOKENS = ["span.name", "span.type", "trace.status", "trace.execution_time_ms", "tags.env",
-          "feedback.ok", "span.attributes['k']", "count(", "(", ")", "AND", "OR", "NOT", "=",
-          "!=", "<", ">=", "LIKE", "ILIKE", "IN", ",", "'LLM'", "'a\\'", "'%x_'", "5",
-          "99999999999999999999", "1e400", "-3", "true", "'\x00'", "`k`", "\\"]  # fmt: skip
-FILTERS = st.lists(st.sampled_from(TOKENS), min_size=1, max_size=12).map(" ".join) | st.text(
-    alphabet=string.printable, max_size=40
-)
 
 
 @settings(max_examples=400, deadline=None)
