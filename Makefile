@@ -13,10 +13,11 @@ test: venv
 	@bash scripts/install-deps.sh
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	bash scripts/typecheck.sh
 	.venv/bin/pytest -q -p no:cacheprovider
 
 lint: venv
-	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && bash scripts/typecheck.sh
 
 bench-collector: venv
 	@bash scripts/install-deps.sh

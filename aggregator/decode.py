@@ -90,7 +90,7 @@ def deliveries(records: list[Record]) -> Decoded:
     return decoded
 
 
-def _experiment(attributes) -> str:  # type: ignore[no-untyped-def]
+def _experiment(attributes) -> str:
     """The collector's stamp, read raw (not JSON-decoded like other ``mlflow.*`` values)."""
     for attribute in attributes:
         if attribute.key == EXPERIMENT_ATTRIBUTE:

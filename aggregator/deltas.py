@@ -10,7 +10,7 @@ marks the bucket's digest *dirty*; ``refresh.py`` recomputes dirty digests from 
 """
 
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,7 +41,7 @@ class _Bucket:
     """Everything one batch changes in one experiment's bucket, before it becomes key strings."""
 
     counts: Counter[str] = field(default_factory=Counter)
-    sums: Counter[str] = field(default_factory=Counter)
+    sums: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     digests: dict[str, list[float]] = field(default_factory=dict)  # metric → new values
     dirty: set[str] = field(default_factory=set)  # metrics whose digest holds a stale value
     tag_values: dict[str, Counter[str]] = field(default_factory=dict)  # key → capped value → n
@@ -66,7 +66,7 @@ class _SpanFacts:
     """What a set of spans counts in a bucket, computed once and added to every resolution."""
 
     counts: Counter[str] = field(default_factory=Counter)
-    sums: Counter[str] = field(default_factory=Counter)
+    sums: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     def add(self, span: SpanRecord) -> None:
         counts = self.counts
@@ -205,10 +205,10 @@ def _count(
         bucket = experiment.bucket(resolution, summary.timestamp_ms)
         if sign > 0:
             bucket.counts.update(counts)
-            bucket.sums.update(facts.sums)
         else:
             bucket.counts.subtract(counts)
-            bucket.sums.subtract(facts.sums)
+        for name, total in facts.sums.items():
+            bucket.sums[name] += sign * total
         for key, value in summary.tags.items():
             bucket.tag_values.setdefault(key, Counter())[tags[key]] += sign
             if sign > 0:  # a HyperLogLog cannot take a value back (distinct counts, estimated)
@@ -227,7 +227,7 @@ def _digests(experiment: _Experiment, before: TraceState | None, after: TraceSta
     for resolution in Resolution:
         bucket = experiment.bucket(resolution, after.summary.timestamp_ms)
         old = None if before is None else experiment.bucket(resolution, before.summary.timestamp_ms)
-        if old is not bucket:
+        if before is None or old is not bucket:
             if before is not None and old is not None:  # changed buckets: the old keeps values
                 old.dirty.add(LATENCY)
                 old.dirty.update(m for span in before.spans for m in span_metric(span))
@@ -270,16 +270,16 @@ def _update(experiment: _Experiment, store: AggregateStore, policy: Policy) -> U
             dirty_member(metric, resolution.value, start, experiment.partition)
             for metric in bucket.dirty
         )
-        for tag, values in bucket.tag_values.items():
-            update.count(keys.tag_values(e, resolution, start, tag), values, expire_at)
+        for tag, counted in bucket.tag_values.items():
+            update.count(keys.tag_values(e, resolution, start, tag), counted, expire_at)
         for tag, raw in bucket.tag_distinct.items():
             distinct_key = keys.tag_distinct(e, resolution, start, tag)
             update.distinct.setdefault(distinct_key, set()).update(raw)
             update.expire_at_ms[distinct_key] = expire_at
         if bucket.occurrences:
             update.count(keys.occurrences(e, resolution, start), bucket.occurrences, expire_at)
-        for name, values in bucket.assessment_values.items():
-            update.count(keys.assessment_values(e, resolution, start, name), values, expire_at)
+        for name, counted in bucket.assessment_values.items():
+            update.count(keys.assessment_values(e, resolution, start, name), counted, expire_at)
         if bucket.dimension_sets:
             prefix = keys.partners(e, resolution, start, "")
             for (first, second), count in co_occurrences(bucket.dimension_sets).items():

@@ -161,7 +161,7 @@ def _states(
     bounds: dict[int, int],
 ) -> Iterator[tuple[int, list[Move]]]:
     """(partition, its traces' states at its bound), a chunk of traces at a time."""
-    in_range = sa.true()
+    in_range: sa.ColumnElement[bool] = sa.true()
     if start_ms is not None and end_ms is not None:
         in_range = sa.and_(Trace.timestamp_ms >= start_ms, Trace.timestamp_ms < end_ms)
     traces = connection.execute(

@@ -91,8 +91,8 @@ def _values(
         Trace.timestamp_ms < start_ms + WIDTH_MS[resolution],
     )
     if metric == LATENCY:
-        query = sa.select(Trace.execution_time_ms).where(*in_bucket)
-        return [float(value) for value in connection.scalars(query)]
+        latencies = sa.select(Trace.execution_time_ms).where(*in_bucket)
+        return [float(value) for value in connection.scalars(latencies)]
     kind, _, name = metric.partition(":")
     column = Span.tool_name if kind == "tool" else Span.model
     query = (

@@ -174,13 +174,13 @@ class KafkaSource:
 
 
 class _LogRebalance(ConsumerRebalanceListener):
-    def on_partitions_revoked(self, revoked):  # type: ignore[no-untyped-def]
+    def on_partitions_revoked(self, revoked):
         log.info(
             "partitions revoked",
             extra={"fields": {"partitions": sorted(p.partition for p in revoked)}},
         )
 
-    def on_partitions_assigned(self, assigned):  # type: ignore[no-untyped-def]
+    def on_partitions_assigned(self, assigned):
         log.info(
             "partitions assigned",
             extra={"fields": {"partitions": sorted(p.partition for p in assigned)}},

@@ -1,8 +1,8 @@
 """Reads a window's aggregates for a set of experiments: one pipelined round trip per kind of
 key, summed (counters) or merged (digests) per period. Never touches traces."""
 
-from collections import Counter
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Mapping
 
 from fastdigest import TDigest
 
@@ -14,6 +14,13 @@ from trace_insights.core.keys import fields
 from trace_insights.stores.base import AggregateStore
 
 KeyOf = Callable[[str, Resolution, int], str]  # (experiment, resolution, start) → key
+
+
+class Figures(defaultdict[str, float]):
+    """The counters and sums of stored buckets, by field name; a field not there is 0."""
+
+    def __init__(self, values: Mapping[str, float] | None = None) -> None:
+        super().__init__(float, values or {})
 
 
 class Aggregates:
@@ -33,7 +40,7 @@ class Aggregates:
         self._generations = store.generations(experiment_ids)
         self._closing: list[dict[str, float]] | None = None
 
-    def counters(self, key_of: KeyOf, fields: list[str] | None = None) -> list[Counter[str]]:
+    def counters(self, key_of: KeyOf, fields: list[str] | None = None) -> list[Figures]:
         """Per period, the hashes at ``key_of`` (only ``fields`` of them, if given) summed over
         experiments and stored buckets."""
         owners, names = self._keys(key_of)
@@ -42,7 +49,7 @@ class Aggregates:
             if fields is None
             else self.store.read_fields(names, fields)
         )
-        out = [Counter[str]() for _ in self.window.tiles]
+        out = [Figures() for _ in self.window.tiles]
         for period, values in zip(owners, found, strict=True):
             if values:
                 add(out[period], values)
@@ -111,14 +118,14 @@ class Aggregates:
         return periods, locations
 
 
-def add(into: Counter[str], values: dict[str, float]) -> None:
+def add(into: Figures, values: Mapping[str, float]) -> None:
     """Counters and sums add up."""
     for name, value in values.items():
         into[name] += value
 
 
-def total(per_period: list[Counter[str]]) -> Counter[str]:
-    out: Counter[str] = Counter()
+def total(per_period: list[Figures]) -> Figures:
+    out = Figures()
     for counts in per_period:
         add(out, counts)
     return out

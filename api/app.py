@@ -52,7 +52,7 @@ def create_app(context: Context) -> FastAPI:
     app.include_router(traces.router, dependencies=guarded, tags=["traces"])
 
     @app.middleware("http")
-    async def _measure(request: Request, call_next):  # type: ignore[no-untyped-def]
+    async def _measure(request: Request, call_next):
         started = time.perf_counter()
         try:
             response = await call_next(request)

@@ -24,6 +24,9 @@ from trace_insights.stores.base import AggregateStore
 from trace_insights.truth.models import Experiment
 
 DEFAULT_RANGE_MS = 7 * 86_400_000
+EDGES: dict[Resolution, Literal["minute", "hour", "day"]] = {
+    Resolution.MINUTE: "minute", Resolution.HOUR: "hour", Resolution.DAY: "day"
+}  # fmt: skip
 
 
 class AssessmentPublisher(Protocol):
@@ -136,7 +139,7 @@ class Context:
             watermark=aggregates.watermark(),
             consumer_lag=sum(lag for lag, _ in progress.values()) if progress else None,
             lag_reported_at=max(at for _, at in progress.values()) if progress else None,
-            edges={"m": "minute", "h": "hour", "d": "day"}[window.edges.value],
+            edges=EDGES[window.edges],
             start_time=window.start_ms,
             end_time=window.end_ms,
             cardinality_overflow=overflow or [],

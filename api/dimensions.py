@@ -12,7 +12,7 @@ truth instead (``exact`` is None).
 import json
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from trace_insights.api.errors import invalid
@@ -87,13 +87,13 @@ def resolve(
     if name.startswith("span_count.") and len(name) > 11:
         operator, threshold = _threshold(name, parameters)
         kind = name[11:]
-        terms = _above(
+        above = _above(
             operator,
             threshold,
             stream.SPAN_COUNT_THRESHOLDS,
             lambda t: stream.span_count_above(kind, t),
         )
-        return Requested(name, f"{operator}{_shown(threshold)}", terms, parameters)
+        return Requested(name, f"{operator}{_shown(threshold)}", above, parameters)
     if name.startswith("assessment.") and len(name) > 11:
         return _assessment(name, parameters, assessment_values(name[11:]))
     raise invalid(
@@ -102,21 +102,22 @@ def resolve(
     )
 
 
-def count(terms: dict[str, int], occurrences: dict[str, float], total: int) -> int:
+def count(terms: dict[str, int], occurrences: Mapping[str, float], total: int) -> int:
     return int(sum(c * (total if d == ALL else occurrences.get(d, 0)) for d, c in terms.items()))
 
 
 def joint(
     first: dict[str, int],
     second: dict[str, int],
-    occurrences: dict[str, float],
-    partners: Callable[[str], dict[str, float]],
+    occurrences: Mapping[str, float],
+    partners: Callable[[str], Mapping[str, float]],
     total: int,
 ) -> int:
     """|first ∩ second| from ``partners(d)``: dimension → traces having both it and ``d``."""
-    out = 0
+    out = 0.0
     for d1, c1 in first.items():
         for d2, c2 in second.items():
+            both: float
             if d1 == ALL:
                 both = total if d2 == ALL else occurrences.get(d2, 0)
             elif d2 == ALL or d1 == d2:
@@ -209,7 +210,9 @@ def as_filter(requested: Requested) -> Node:
         used = Comparison(Key("span", "tool_name"), "=", name[6:])
         failing = Count(And((used, Comparison(Key("span", "status"), "=", "ERROR"))), ">", 0)
         outcome = parameters["value"]
-        return {"used": used, "error": failing, "success": And((used, Not(failing)))}[outcome]
+        outcomes: dict[str, Node] = {"used": used, "error": failing,
+                                     "success": And((used, Not(failing)))}  # fmt: skip
+        return outcomes[outcome]
     if name == "latency" or name.startswith("span_count."):
         operator, threshold = _threshold(name, parameters)
         if name == "latency":

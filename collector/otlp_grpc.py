@@ -92,7 +92,7 @@ async def start_server(ingestor: Ingestor, host: str, port: int) -> tuple[grpc.a
             ("grpc.max_send_message_length", 4 * 1024 * 1024),
         ]
     )
-    handler = grpc.unary_unary_rpc_method_handler(
+    handler: grpc.RpcMethodHandler = grpc.unary_unary_rpc_method_handler(
         TraceService(ingestor).export,
         response_serializer=ExportTraceServiceResponse.SerializeToString,
     )

@@ -9,6 +9,7 @@ import hmac
 import logging
 import time
 import zlib
+from collections.abc import Mapping
 
 from google.protobuf.message import DecodeError
 from google.rpc.status_pb2 import Status
@@ -195,7 +196,7 @@ def _decode(body: bytes, content_type: str) -> ExportTraceServiceRequest:
 
 
 def _error(
-    status: int, message: str, content_type: str, headers: dict[str, str] | None = None
+    status: int, message: str, content_type: str, headers: Mapping[str, str] | None = None
 ) -> Response:
     grpc_code, error_code = _CODES.get(status, (2, "BAD_REQUEST"))
     if content_type == PROTOBUF:

@@ -10,7 +10,7 @@ import base64
 import binascii
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -143,7 +143,7 @@ def _hex_id(value: Json, path: str) -> bytes:
         raise OtlpJsonError(f"{path}: {text!r} is not a hex string") from None
 
 
-def _enum(value: Json, path: str, names: dict[str, int]) -> int:
+def _enum(value: Json, path: str, names: Mapping[str, int]) -> int:
     if isinstance(value, str) and value in names:
         return names[value]
     return _int(value, path, bits=32, signed=True)
@@ -205,7 +205,8 @@ def _span(obj: Json, path: str, out: Span) -> None:
         if "message" in status:
             out.status.message = _string(status["message"], f"{path}.status.message")
         if "code" in status:
-            out.status.code = _enum(status["code"], f"{path}.status.code", _STATUS_NAMES)
+            code = _enum(status["code"], f"{path}.status.code", _STATUS_NAMES)
+            out.status.code = Status.StatusCode.ValueType(code)
 
 
 def _set(attr: str, convert: Callable[[Json, str], Any]) -> Callable[[Any, Json, str], None]:

@@ -192,7 +192,7 @@ class KafkaSpanProducer:
             self._producer.flush(timeout=timeout_s)
             self._producer.close(timeout=timeout_s)
 
-    def _bridge(self, loop: asyncio.AbstractEventLoop, future, size: int) -> "_Ack":  # type: ignore[no-untyped-def]
+    def _bridge(self, loop: asyncio.AbstractEventLoop, future, size: int) -> "_Ack":
         """Turn kafka-python's thread-side future into an awaitable on ``loop``."""
         ack = _Ack(loop, size)
 
@@ -243,7 +243,7 @@ class KafkaSpanProducer:
             return
 
 
-class _Ack(asyncio.Future):  # type: ignore[type-arg]
+class _Ack(asyncio.Future):
     """An acknowledgement awaited on the event loop; ``size`` is its share of the budget."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, size: int) -> None:

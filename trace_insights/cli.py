@@ -177,6 +177,7 @@ def migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Create or upgrade the database schema (idempotent)."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from trace_insights.outages import database_problem
     from trace_insights.truth.database import create_engine
     from trace_insights.truth.database import migrate as upgrade
 
@@ -185,9 +186,7 @@ def migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     try:
         upgrade(engine)
     except SQLAlchemyError as exc:
-        typer.echo(
-            f"error: migration failed: {exc.__class__.__name__}: {exc.orig or exc}", err=True
-        )
+        typer.echo(f"error: migration failed: {database_problem(exc)}", err=True)
         raise typer.Exit(1) from None
     finally:
         engine.dispose()
@@ -250,6 +249,7 @@ def dead_letters(
     from sqlalchemy.exc import SQLAlchemyError
 
     from trace_insights.aggregator.truth import dead_letters as letters
+    from trace_insights.outages import database_problem
     from trace_insights.truth.database import create_engine
 
     keys = None
@@ -269,7 +269,7 @@ def dead_letters(
         with engine.connect() as connection:
             kept = letters.listed(connection)
     except SQLAlchemyError as exc:
-        problem = f"{exc.__class__.__name__}: {exc.orig or exc}"
+        problem = database_problem(exc)
         typer.echo(f"error: {problem} (is the schema current? trace-insights migrate)", err=True)
         raise typer.Exit(1) from None
     finally:

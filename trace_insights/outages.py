@@ -55,3 +55,8 @@ def dependency_of(exc: BaseException) -> str:
     if isinstance(exc, KafkaError):
         return "Kafka"
     return "a dependency"
+
+
+def database_problem(exc: sql_errors.SQLAlchemyError) -> str:
+    """A database error in one line: the driver's own message when there is one."""
+    return f"{exc.__class__.__name__}: {getattr(exc, 'orig', None) or exc}"

@@ -18,6 +18,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+import sqlalchemy as sa
+
 from trace_insights.aggregator.app import policy
 from trace_insights.aggregator.loop import Aggregator
 from trace_insights.aggregator.source import KafkaSource, Source
@@ -127,7 +129,7 @@ async def _serve(settings: Settings, demo: bool) -> None:
         engine.dispose()
 
 
-def _pipeline(settings: Settings, engine, store: AggregateStore) -> _Pipeline:  # type: ignore[no-untyped-def]
+def _pipeline(settings: Settings, engine: sa.Engine, store: AggregateStore) -> _Pipeline:
     if settings.kafka_bootstrap_servers:
         servers = settings.kafka_bootstrap_servers
         ensure_topic(servers.split(","), settings.spans_topic, settings.topic_partitions,

@@ -101,9 +101,9 @@ def record(
             "created_ms": created.get(a.assessment_id, a.timestamp_ms),
             "updated_ms": a.timestamp_ms,
         }
-    insert_ignoring_conflicts(connection, AssessmentEvent.__table__, events)
+    insert_ignoring_conflicts(connection, AssessmentEvent, events)
     connection.execute(sa.delete(AssessmentRow).where(AssessmentRow.assessment_id.in_(ids)))
-    insert_ignoring_conflicts(connection, AssessmentRow.__table__, list(latest.values()))
+    insert_ignoring_conflicts(connection, AssessmentRow, list(latest.values()))
     _keep_current(connection, sorted({d.assessment.trace_id for d in fresh} & finalized))
 
 
@@ -114,7 +114,7 @@ def _keep_current(connection: sa.Connection, trace_ids: list[str]) -> None:
         return
     now = current_values(connection, trace_ids)
     values = {trace_id: by_name(now.get(trace_id, [])) for trace_id in trace_ids}
-    set_each(connection, Trace.__table__, "current_assessments", values)
+    set_each(connection, Trace, "current_assessments", values)
 
 
 def current_values(connection: sa.Connection, trace_ids: list[str]) -> dict[str, list[list[Any]]]:

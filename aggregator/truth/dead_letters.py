@@ -42,7 +42,7 @@ def keep(connection: sa.Connection, letters: Iterable[Letter]) -> None:
          "recorded_ms": now, "replay_requested_ms": None, "replayed_ms": None}
         for letter in letters
     ]  # fmt: skip
-    insert_ignoring_conflicts(connection, _LETTERS, rows)  # type: ignore[arg-type]
+    insert_ignoring_conflicts(connection, DeadLetter, rows)
 
 
 def listed(connection: sa.Connection) -> list[sa.Row[Any]]:

@@ -110,7 +110,7 @@ def write_batch(
     query = sa.select(Span.trace_id, Span.span_id)
     stored = {(row.trace_id, row.span_id) for row in _rows(connection, query, Span.trace_id,
                                                             reached)}  # fmt: skip
-    insert_ignoring_conflicts(connection, Span.__table__, rows)
+    insert_ignoring_conflicts(connection, Span, rows)
     # a finalized trace is summarized anew only for a span it did not have (not for a replay)
     revised = {trace for trace, span in first if trace in reached and (trace, span) not in stored}
     _revise(connection, revised)
@@ -144,23 +144,23 @@ def _revise(connection: sa.Connection, trace_ids: set[str]) -> None:
     query = sa.select(*LIGHT_COLUMNS, Span.trace_tags)
     for row in _rows(connection, query, Span.trace_id, trace_ids):
         spans.setdefault(row.trace_id, []).append(light_record(row, row.trace_tags))
-    rows, tags = [], []
+    rows: list[dict[str, Any]] = []
+    tags: list[dict[str, str]] = []
     for trace_id, trace_spans in spans.items():
         summary = summarize(trace_id, trace_spans[0].experiment_id, trace_spans)
         rows.append({"key": trace_id, **_summary_columns(summary, trace_spans)})
         tags.extend({"trace_id": trace_id, "key": k, "value": v} for k, v in summary.tags.items())
-    table = Trace.__table__
     columns = [name for name in rows[0] if name != "key"]
     statement = (
-        sa.update(table)
-        .where(table.c.trace_id == sa.bindparam("key"))
+        sa.update(Trace)
+        .where(Trace.trace_id == sa.bindparam("key"))
         .values({name: sa.bindparam(name) for name in columns})
     )
     for chunk in _chunks(rows):
         connection.execute(statement, chunk)
     for chunk in _chunks(sorted(spans)):
         connection.execute(sa.delete(TraceTag).where(one_of(connection, TraceTag.trace_id, chunk)))
-    insert_ignoring_conflicts(connection, TraceTag.__table__, tags)
+    insert_ignoring_conflicts(connection, TraceTag, tags)
 
 
 def _idle(connection: sa.Connection, partition: int, clock_ms: int, timeout_ms: int) -> set[str]:
@@ -238,8 +238,8 @@ def histories(
     for row in _rows(connection, query, Span.trace_id, late):
         spans.setdefault(row.trace_id, []).append(light_record(row, row.trace_tags))
     events: dict[str, list[Move]] = {}
-    query = sa.select(AssessmentEvent).where(sa.not_(AssessmentEvent.deferred))
-    for row in _rows(connection, query, AssessmentEvent.trace_id, unknown):
+    assessed_events = sa.select(AssessmentEvent).where(sa.not_(AssessmentEvent.deferred))
+    for row in _rows(connection, assessed_events, AssessmentEvent.trace_id, unknown):
         if row.src_partition == partition_of[row.trace_id]:
             events.setdefault(row.trace_id, []).append(move_of(row))
     return [
@@ -280,16 +280,16 @@ def _finalize(
         span = light_record(row)
         span.trace_tags = row.trace_tags or {}
         spans.setdefault(row.trace_id, []).append(span)
-    rows = []
-    tags = []
+    rows: list[dict[str, Any]] = []
+    tags: list[dict[str, str]] = []
     assessed = current_values(connection, sorted(spans))
     for trace_id, trace_spans in spans.items():
         summary = summarize(trace_id, trace_spans[0].experiment_id, trace_spans)
         rows.append(trace_row(summary, trace_spans, partition, end_offset, reason,
                               assessed.get(trace_id, [])))  # fmt: skip
         tags.extend({"trace_id": trace_id, "key": k, "value": v} for k, v in summary.tags.items())
-    insert_ignoring_conflicts(connection, Trace.__table__, rows)
-    insert_ignoring_conflicts(connection, TraceTag.__table__, tags)
+    insert_ignoring_conflicts(connection, Trace, rows)
+    insert_ignoring_conflicts(connection, TraceTag, tags)
     return spans
 
 

@@ -44,8 +44,8 @@ def create(body: RuleIn, request: Request) -> CreatedRule:
     )  # fmt: skip
     with context.engine.begin() as connection:
         connection.execute(sa.insert(AlertRule).values(**row))
-    created = _out(_rule(context, row["rule_id"]))
-    return CreatedRule(**created.model_dump(), secret=row["secret"])
+    created = _out(_rule(context, str(row["rule_id"])))
+    return CreatedRule(**created.model_dump(), secret=str(row["secret"]))
 
 
 @router.get("", response_model=RulesOut)

@@ -69,7 +69,7 @@ class _GuardedBackend(httpcore.SyncBackend):
             found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError as exc:
             raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
-        addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in found]
+        addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found]
         for address in addresses:
             why = refused(address)
             if why is not None:

@@ -94,7 +94,7 @@ class AlertWorker:
     def deliver_once(self) -> int:
         return deliver_due(self.context.engine, self._client)
 
-    def _loop(self, step) -> None:  # type: ignore[no-untyped-def]
+    def _loop(self, step) -> None:
         while not self.context.closing.wait(TICK_S):
             try:
                 step()

@@ -2,12 +2,11 @@
 strongest partners of one — from occurrence and co-occurrence counts, in O(buckets)."""
 
 import math
-from collections import Counter
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
 
-from trace_insights.api.aggregates import Aggregates, total
+from trace_insights.api.aggregates import Aggregates, Figures, total
 from trace_insights.api.context import Context
 from trace_insights.api.dimensions import ALL, Requested, as_filter, count, joint, parse, resolve
 from trace_insights.api.errors import invalid
@@ -48,22 +47,22 @@ class Counts:
     def __init__(self, aggregates: Aggregates) -> None:
         self.aggregates = aggregates
         self.total = int(total(aggregates.counters(keys.bucket, [fields.TRACES]))[fields.TRACES])
-        self._occurrences: Counter[str] | None = None
+        self._occurrences: Figures | None = None
 
     @property
-    def all_occurrences(self) -> Counter[str]:
+    def all_occurrences(self) -> Figures:
         if self._occurrences is None:
             self._occurrences = total(self.aggregates.counters(keys.occurrences))
         return self._occurrences
 
-    def occurrences(self, dimensions: list[str]) -> Counter[str]:
+    def occurrences(self, dimensions: list[str]) -> Figures:
         if self._occurrences is not None:
             return self._occurrences
         if not dimensions:
-            return Counter()
+            return Figures()
         return total(self.aggregates.counters(keys.occurrences, dimensions))
 
-    def partners(self, dimension: str, wanted: list[str] | None = None) -> Counter[str]:
+    def partners(self, dimension: str, wanted: list[str] | None = None) -> Figures:
         return total(
             self.aggregates.counters(lambda e, r, s: keys.partners(e, r, s, dimension), wanted)
         )
@@ -145,7 +144,7 @@ def correlations(body: CorrelationsRequest, request: Request) -> CorrelationsRes
             "count it apart; use calculate-filter-correlation with a filter string instead"
         )
     in_slice = count(slice_.terms, occurrences, counts.total)
-    together: Counter[str] = Counter()
+    together = Figures()
     for dim, coefficient in slice_.terms.items():
         source = occurrences if dim == ALL else counts.partners(dim)
         for partner, n in source.items():
@@ -249,7 +248,7 @@ def _overflow_of(dimensions: list[str]) -> list[str]:
                    if d.startswith("tags.")})  # fmt: skip
 
 
-def _capped_out(dimensions: list[str], occurrences: Counter[str]) -> bool:
+def _capped_out(dimensions: list[str], occurrences: Figures) -> bool:
     """A tag value the stream never counted apart: none seen, while past-the-cap values were."""
     for dim in dimensions:
         if dim.startswith("tags.") and not occurrences.get(dim):

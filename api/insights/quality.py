@@ -47,7 +47,7 @@ def discovery(body: InsightsRequest, request: Request) -> AssessmentDiscoveryRes
         data.append(
             AssessmentInfo(
                 assessment_name=name,
-                assessment_type=value_type(list(counts)),  # type: ignore[arg-type]
+                assessment_type=value_type(list(counts)),
                 sources=sources.get(name, []),
                 trace_count=sum(counts.values()),
             )
@@ -65,6 +65,8 @@ def metrics(body: AssessmentMetricsRequest, request: Request) -> AssessmentMetri
         raise not_found(f"no assessment named {body.assessment_name!r} in the range")
     kind = value_type(list(summary))
     labels = aggregates.window.labels
+    stats: FailureStats | NumericStats | StringStats
+    series: list[FailurePoint] | list[NumericPoint] | list[StringPoint]
     if kind in ("pass-fail", "boolean"):
         stats, series = (
             _failures(summary),
@@ -91,9 +93,9 @@ def metrics(body: AssessmentMetricsRequest, request: Request) -> AssessmentMetri
         )
     return AssessmentMetricsResponse(
         assessment_name=body.assessment_name,
-        assessment_type=kind,  # type: ignore[arg-type]
+        assessment_type=kind,
         summary=stats,
-        time_series=series,  # type: ignore[arg-type]
+        time_series=series,
         meta=context.meta(aggregates),
     )
 

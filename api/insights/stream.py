@@ -13,13 +13,14 @@ import base64
 import binascii
 import json
 import time
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
+from trace_insights.api.aggregates import Figures
 from trace_insights.api.context import Context
 from trace_insights.api.errors import invalid
 from trace_insights.api.insights.traffic import (
@@ -85,7 +86,7 @@ async def stream(
     cursor.done = {e: cursor.done[e] for e in experiment_ids}
     resolution = _RESOLUTIONS[time_bucket]
 
-    async def events():  # type: ignore[no-untyped-def]
+    async def events():
         yield "retry: 2000\n\n"
         beat = time.monotonic()
         while not context.closing.is_set() and not await request.is_disconnected():
@@ -161,7 +162,7 @@ def _snapshot(
     watermark: int,
     wanted: list[str],
 ) -> BucketUpdate:
-    counts = Counter(context.store.read_hash(keys.bucket(experiment, resolution, start)))
+    counts = Figures(context.store.read_hash(keys.bucket(experiment, resolution, start)))
     update = BucketUpdate(experiment_id=experiment, time_bucket=start, watermark=watermark)
     if "volume" in wanted:
         update.volume = volume_counts(counts)
@@ -176,11 +177,11 @@ def _snapshot(
     if "tokens" in wanted:
         update.tokens = token_counts(counts)
     if "tools" in wanted:
-        tools: dict[str, Counter[str]] = {}
+        tools: dict[str, Figures] = {}
         for name, value in counts.items():
             parsed = fields.parse_tool(name)
             if parsed is not None:
-                tools.setdefault(parsed[0], Counter())[parsed[1]] += value
+                tools.setdefault(parsed[0], Figures())[parsed[1]] += value
         update.tools = [
             ToolCount(tool_name=tool, count=int(c["calls"]), error_count=int(c["errors"]))
             for tool, c in sorted(tools.items())
@@ -207,7 +208,7 @@ class _Cursor:
                 raise ValueError
         except (binascii.Error, ValueError, KeyError, TypeError, AttributeError):
             raise invalid("invalid Last-Event-ID: not an id this feed sent") from None
-        return cls(done, partial)  # type: ignore[arg-type]
+        return cls(done, partial)
 
     def skips(self, experiment: str, change_id: str, index: int) -> bool:
         """Already sent before the reconnect."""

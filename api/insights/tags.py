@@ -3,7 +3,7 @@ the per-key cap are counted together as ``__other__`` and reported as overflow).
 
 from fastapi import APIRouter, Request
 
-from trace_insights.api.aggregates import total
+from trace_insights.api.aggregates import KeyOf, total
 from trace_insights.api.context import Context
 from trace_insights.api.errors import not_found
 from trace_insights.api.schemas import (
@@ -32,7 +32,7 @@ def discovery(body: InsightsRequest, request: Request) -> TagDiscoveryResponse:
         key = fields.parse_tag_key(name)
         if key is None or value <= 0:
             continue
-        distinct = aggregates.distinct(lambda e, r, s, key=key: keys.tag_distinct(e, r, s, key))
+        distinct = aggregates.distinct(_distinct_of(key))
         data.append(TagInfo(tag_key=key, trace_count=int(value), unique_values=distinct))
     data.sort(key=lambda tag: (-tag.trace_count, tag.tag_key))
     return TagDiscoveryResponse(data=data, meta=context.meta(aggregates))
@@ -64,3 +64,7 @@ def metrics(body: TagMetricsRequest, request: Request) -> TagMetricsResponse:
         data=[ValueCount(value=v, count=n, percentage=100.0 * n / traces) for v, n in ranked],
         meta=context.meta(aggregates, overflow=overflow),
     )
+
+
+def _distinct_of(tag: str) -> KeyOf:
+    return lambda e, r, s: keys.tag_distinct(e, r, s, tag)

@@ -1,11 +1,9 @@
 """``tools``: invocations, errors, traces and latency of every tool called in a range."""
 
-from collections import Counter
-
 from fastapi import APIRouter, Request
 from fastdigest import TDigest
 
-from trace_insights.api.aggregates import combined, total
+from trace_insights.api.aggregates import Figures, KeyOf, combined, total
 from trace_insights.api.context import Context
 from trace_insights.api.errors import not_found
 from trace_insights.api.schemas import (
@@ -17,6 +15,7 @@ from trace_insights.api.schemas import (
     ToolStats,
 )
 from trace_insights.core import keys
+from trace_insights.core.buckets import Resolution
 from trace_insights.core.keys import fields
 
 router = APIRouter(prefix="/tools")
@@ -28,9 +27,7 @@ def discovery(body: InsightsRequest, request: Request) -> ToolDiscoveryResponse:
     aggregates = context.aggregates(body, series=False)
     counts = total(aggregates.counters(keys.bucket))
     names = sorted({parsed[0] for f in counts if (parsed := fields.parse_tool(f)) is not None})
-    digests = aggregates.digests_by(
-        {name: lambda e, r, s, name=name: _digest_key(e, r, s, name) for name in names}
-    )
+    digests = aggregates.digests_by({name: _tool_digest(name) for name in names})
     data = [_stats(name, counts, digests[name][0]) for name in names]
     data.sort(key=lambda tool: (-tool.invocation_count, tool.tool_name))
     return ToolDiscoveryResponse(data=data, meta=context.meta(aggregates))
@@ -63,7 +60,11 @@ def metrics(body: ToolMetricsRequest, request: Request) -> ToolMetricsResponse:
     return ToolMetricsResponse(summary=summary, time_series=series, meta=context.meta(aggregates))
 
 
-def _digest_key(experiment: str, resolution, start: int, name: str) -> str:  # type: ignore[no-untyped-def]
+def _tool_digest(name: str) -> KeyOf:
+    return lambda e, r, s: _digest_key(e, r, s, name)
+
+
+def _digest_key(experiment: str, resolution: Resolution, start: int, name: str) -> str:
     return keys.digests(experiment, resolution, start, f"tool:{name}")
 
 
@@ -73,7 +74,7 @@ def _quantiles(digest: TDigest | None) -> tuple[float | None, float | None, floa
     return digest.quantile(0.5), digest.quantile(0.9), digest.quantile(0.99)
 
 
-def _stats(name: str, c: Counter[str], digest: TDigest | None) -> ToolStats:
+def _stats(name: str, c: Figures, digest: TDigest | None) -> ToolStats:
     calls, errors = int(c[fields.tool(name, "calls")]), int(c[fields.tool(name, "errors")])
     p50, p90, p99 = _quantiles(digest)
     return ToolStats(

@@ -5,7 +5,6 @@ UTC day whose hours have expired), these answer from the finalized traces instea
 (``meta.source = "store"``).
 """
 
-from collections import Counter
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import Protocol, TypeVar
@@ -13,7 +12,7 @@ from typing import Protocol, TypeVar
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from trace_insights.api.aggregates import Aggregates, combined, total
+from trace_insights.api.aggregates import Aggregates, Figures, combined, total
 from trace_insights.api.context import Context
 from trace_insights.api.schemas import (
     ErrorPoint,
@@ -50,7 +49,7 @@ _LATENCY = [fields.TRACES, fields.LATENCY_SUM]
 _TOKENS = [fields.INPUT_TOKENS, fields.OUTPUT_TOKENS]
 
 
-def _latency_key(experiment: str, resolution, start: int) -> str:  # type: ignore[no-untyped-def]
+def _latency_key(experiment: str, resolution, start: int) -> str:
     return keys.digests(experiment, resolution, start, "latency")
 
 
@@ -115,7 +114,7 @@ def tokens(body: InsightsRequest, request: Request) -> TokensResponse:
         with context.engine.connect() as connection:
             used = period_stats.model_tokens(connection, body.experiment_ids, periods[0][0],
                                              periods[-1][1])  # fmt: skip
-        by_model = Counter[str]()
+        by_model = Figures()
         for m in used:
             by_model[fields.model(m.model, "calls")] += m.calls
             by_model[fields.model(m.model, "input_tokens")] += m.input_tokens
@@ -143,16 +142,16 @@ def _exact(context: Context, aggregates: Aggregates) -> tuple[list[PeriodStats],
     return per, whole
 
 
-def _exact_counters(context: Context, aggregates: Aggregates) -> tuple[list[Counter[str]], Meta]:
+def _exact_counters(context: Context, aggregates: Aggregates) -> tuple[list[Figures], Meta]:
     periods = aggregates.window.periods
     with context.engine.connect() as connection:
         per = period_stats.period_stats(connection, aggregates.experiment_ids, periods)
     return [_counter(p) for p in per], _store_meta(context, aggregates)
 
 
-def _counter(stats: PeriodStats) -> Counter[str]:
+def _counter(stats: PeriodStats) -> Figures:
     """A period's figures under the names the stored buckets use."""
-    return Counter(
+    return Figures(
         {
             fields.TRACES: stats.traces,
             fields.status("OK"): stats.ok,
@@ -214,7 +213,7 @@ def _series(aggregates: Aggregates, point: type[P], values: Sequence[BaseModel])
     ]
 
 
-def volume_counts(c: Counter[str]) -> VolumeCounts:
+def volume_counts(c: Figures) -> VolumeCounts:
     return VolumeCounts(
         count=int(c[fields.TRACES]),
         ok_count=int(c[fields.status("OK")]),
@@ -222,7 +221,7 @@ def volume_counts(c: Counter[str]) -> VolumeCounts:
     )
 
 
-def latency_stats(c: Counter[str], digest: Quantiles | None) -> LatencyStats:
+def latency_stats(c: Figures, digest: Quantiles | None) -> LatencyStats:
     traces = int(c[fields.TRACES])
     if not traces or digest is None or digest.is_empty():
         return LatencyStats(
@@ -243,7 +242,7 @@ def latency_stats(c: Counter[str], digest: Quantiles | None) -> LatencyStats:
     )
 
 
-def error_stats(c: Counter[str]) -> ErrorStats:
+def error_stats(c: Figures) -> ErrorStats:
     traces, failed = int(c[fields.TRACES]), int(c[fields.status("ERROR")])
     return ErrorStats(
         total_count=traces,
@@ -252,17 +251,17 @@ def error_stats(c: Counter[str]) -> ErrorStats:
     )
 
 
-def token_counts(c: Counter[str]) -> TokenCounts:
+def token_counts(c: Figures) -> TokenCounts:
     given, taken = int(c[fields.INPUT_TOKENS]), int(c[fields.OUTPUT_TOKENS])
     return TokenCounts(input_tokens=given, output_tokens=taken, total_tokens=given + taken)
 
 
-def _models(c: Counter[str]) -> list[ModelTokens]:
-    by_model: dict[str, Counter[str]] = {}
+def _models(c: Figures) -> list[ModelTokens]:
+    by_model: dict[str, Figures] = {}
     for name, value in c.items():
         parsed = fields.parse_model(name)
         if parsed is not None:
-            by_model.setdefault(parsed[0], Counter())[parsed[1]] += value
+            by_model.setdefault(parsed[0], Figures())[parsed[1]] += value
     out = [
         ModelTokens(
             model=model,

@@ -88,7 +88,7 @@ def _search(context: Context, body: SearchExperiments) -> SearchExperimentsRespo
     )
 
 
-def _info(row: sa.Row) -> ExperimentInfo:  # type: ignore[type-arg]
+def _info(row: sa.Row) -> ExperimentInfo:
     return ExperimentInfo(
         experiment_id=row.experiment_id,
         name=row.name or row.experiment_id,

@@ -57,7 +57,7 @@ def correlate(context: Context, body: FilterCorrelationRequest) -> Correlation:
     scope = body.experiment_ids
     first = condition(body.filter_string1, "filter_string1", dialect, scope)
     second = condition(body.filter_string2, "filter_string2", dialect, scope)
-    universe = [Trace.experiment_id.in_(scope)]
+    universe: list[sa.ColumnElement[bool]] = [Trace.experiment_id.in_(scope)]
     joined: list[Compiled] = []
     if body.base_filter:
         base = condition(body.base_filter, "base_filter", dialect, scope)

@@ -214,13 +214,14 @@ def assessment_out(row: Any) -> AssessmentOut:
 
 
 def _out_of(assessment: Assessment, created_ms: int) -> AssessmentOut:
+    assert assessment.value is not None, "a deletion is never shown"
     return AssessmentOut(
         assessment_id=assessment.assessment_id,
         trace_id=f"tr-{assessment.trace_id}",
         assessment_name=assessment.name,
         source=Source(source_type=assessment.source_type, source_id=assessment.source_id),
         feedback=Feedback(value=assessment.value),
-        rationale=assessment.rationale,  # type: ignore[arg-type]
+        rationale=assessment.rationale,
         create_time=created_ms,
         last_update_time=assessment.timestamp_ms,
     )

@@ -145,8 +145,8 @@ class RedisStore:
         e = update.experiment_id
         all_keys = [keys.fence(e), keys.meta(e), keys.rebuilding(e), *key_index]
         token = "" if update.token is None else str(update.token)
-        args = [update.partition, update.expected_fence, update.fence, json.dumps(ops), token,
-                CLAIM_TTL_MS, *blobs]  # fmt: skip
+        args: list[int | str | bytes] = [update.partition, update.expected_fence, update.fence,
+                                         json.dumps(ops), token, CLAIM_TTL_MS, *blobs]  # fmt: skip
         outcome = int(self._apply(keys=all_keys, args=args))
         if outcome == 2:
             raise Incomplete(e, "the aggregates are not whole (the store lost them?)")

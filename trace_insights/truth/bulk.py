@@ -16,14 +16,23 @@ from psycopg import sql
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from trace_insights.truth.models import Base
+
 _STAGING = sa.MetaData()
 
 
+def _table_of(model: type[Base]) -> sa.Table:
+    table = model.__table__
+    assert isinstance(table, sa.Table)  # a declarative model maps one table
+    return table
+
+
 def insert_ignoring_conflicts(
-    connection: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
+    connection: sa.Connection, model: type[Base], rows: list[dict[str, Any]]
 ) -> None:
     if not rows:
         return
+    table = _table_of(model)
     if connection.dialect.name != "postgresql":
         connection.execute(sqlite.insert(table).on_conflict_do_nothing(), rows)
         return
@@ -50,12 +59,13 @@ def insert_ignoring_conflicts(
 
 
 def set_each(
-    connection: sa.Connection, table: sa.Table, column: str, values: dict[str, Any]
+    connection: sa.Connection, model: type[Base], column: str, values: dict[str, Any]
 ) -> None:
     """``column`` of each row whose primary key (a single column) is a key of ``values``, set
     to its value: one executemany."""
     if not values:
         return
+    table = _table_of(model)
     [key] = table.primary_key.columns
     update = sa.update(table).where(key == sa.bindparam("_key"))
     update = update.values({column: sa.bindparam("_value")})
@@ -66,8 +76,12 @@ def one_of(connection: sa.Connection, column: Any, values: list[str]) -> sa.Colu
     """``column IN values``: on PostgreSQL one array parameter (``= ANY``), which costs the
     same for 10 values or 10,000, instead of one bound parameter per value."""
     if connection.dialect.name == "postgresql":
-        return column == sa.any_(sa.cast(sa.literal(values, ARRAY(sa.Text)), ARRAY(sa.Text)))
-    return column.in_(values)
+        matched: sa.ColumnElement[bool] = column == sa.any_(
+            sa.cast(sa.literal(values, ARRAY(sa.Text)), ARRAY(sa.Text))
+        )
+    else:
+        matched = column.in_(values)
+    return matched
 
 
 def _staging(table: sa.Table) -> sa.Table:

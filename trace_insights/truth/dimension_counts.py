@@ -18,7 +18,7 @@ from trace_insights.truth.models import Assessment
 ALL = ""  # the row that counts the universe itself
 
 
-def dimension_counts(universe: Any, dialect: str) -> sa.CompoundSelect:
+def dimension_counts(universe: Any, dialect: str) -> sa.CompoundSelect[str, int, int]:
     """(dimension, traces, traces in the slice) for every dimension value of the traces in
     ``universe`` — a subquery with ``trace_id``, ``in_slice`` (1 or 0) and the traces'
     ``status``, ``execution_time_ms``, ``span_stats`` and ``tags`` — plus one ALL row for the

@@ -20,6 +20,7 @@ subquery per trace. Values only ever travel as bound parameters (a JSON path is 
 with the value as its variable); no SQL text is built from the filter.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -247,7 +248,9 @@ class _Compiler:
         return ("boolean",) if self.dialect == "postgresql" else ("true", "false")
 
 
-_NO_PATH = sa.literal_column("'{}'::text[]")  # ``jsonb #>> '{}'``: the text of a scalar
+_NO_PATH: sa.ColumnClause[Any] = sa.literal_column(
+    "'{}'::text[]"
+)  # ``jsonb #>> '{}'``: the text of a scalar
 
 
 def json_scalar(column: Any, path: str | None, dialect: str) -> tuple[Any, Any]:
@@ -268,30 +271,25 @@ def json_scalar(column: Any, path: str | None, dialect: str) -> tuple[Any, Any]:
     return kind, text
 
 
+# a backslash escapes % and _ on both databases (PostgreSQL's default; SQLite has none)
+_OPERATORS: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
+    "=": lambda column, value: column == value,
+    "!=": lambda column, value: column != value,
+    "<": lambda column, value: column < value,
+    "<=": lambda column, value: column <= value,
+    ">": lambda column, value: column > value,
+    ">=": lambda column, value: column >= value,
+    "LIKE": lambda column, value: column.like(value, escape="\\"),
+    "NOT LIKE": lambda column, value: column.not_like(value, escape="\\"),
+    "ILIKE": lambda column, value: column.ilike(value, escape="\\"),
+    "NOT ILIKE": lambda column, value: column.not_ilike(value, escape="\\"),
+    "IN": lambda column, value: column.in_(value),
+    "NOT IN": lambda column, value: column.not_in(value),
+}
+
+
 def _compare(column: Any, operator: str, value: Any) -> ColumnElement[bool]:
-    if operator == "=":
-        return column == value
-    if operator == "!=":
-        return column != value
-    if operator == "<":
-        return column < value
-    if operator == "<=":
-        return column <= value
-    if operator == ">":
-        return column > value
-    if operator == ">=":
-        return column >= value
-    # a backslash escapes % and _ on both databases (PostgreSQL's default; SQLite has none)
-    if operator == "LIKE":
-        return column.like(value, escape="\\")
-    if operator == "NOT LIKE":
-        return column.not_like(value, escape="\\")
-    if operator == "ILIKE":
-        return column.ilike(value, escape="\\")
-    if operator == "NOT ILIKE":
-        return column.not_ilike(value, escape="\\")
-    if operator == "IN":
-        return column.in_(value)
-    if operator == "NOT IN":
-        return column.not_in(value)
-    raise FilterError(f"unknown operator {operator}")
+    compare = _OPERATORS.get(operator)
+    if compare is None:
+        raise FilterError(f"unknown operator {operator}")
+    return compare(column, value)

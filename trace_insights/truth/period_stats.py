@@ -91,7 +91,7 @@ def model_tokens(
         .group_by(Span.model)
     )  # fmt: skip
     return [
-        ModelTokens(model, int(calls), int(given or 0), int(taken or 0))
+        ModelTokens(str(model), int(calls), int(given or 0), int(taken or 0))
         for model, calls, given, taken in connection.execute(query)
     ]
 
@@ -112,7 +112,9 @@ def _period_index(chunk: Sequence[tuple[int, int]], first: int) -> sa.ColumnElem
     )
 
 
-def _ranked(index: sa.ColumnElement[int], scope: sa.ColumnElement[bool]) -> sa.Select:
+def _ranked(
+    index: sa.ColumnElement[int], scope: sa.ColumnElement[bool]
+) -> sa.Select[int, int, int]:
     """(period, rank, latency) of only the ranks the quantiles interpolate between: for each
     q, floor and ceiling of q·(n-1), counted from 0."""
     traces = sa.select(index.label("i"), Trace.execution_time_ms.label("v")).where(scope).subquery()
