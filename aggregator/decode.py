@@ -77,8 +77,12 @@ def deliveries(records: list[Record]) -> Decoded:
                     problem = span_problem(span)
                     if problem is not None:  # a producer other than the collector wrote it
                         metrics.SPANS_SKIPPED.labels(problem).inc()
-                        _throttled.log(logging.ERROR, problem, "skipping a span no store can hold",
-                                       {"offset": record.offset, "error": problem})  # fmt: skip
+                        _throttled.log(
+                            logging.ERROR,
+                            problem,
+                            "skipping a span no store can hold",
+                            {"offset": record.offset, "error": problem},
+                        )
                         continue
                     out.append(
                         Delivery(

@@ -129,8 +129,12 @@ class Aggregator:
     ) -> None:
         metrics.FAILED_BATCHES.inc()
         self.liveness.failed(f"partition {partition}: {exc.__class__.__name__}")
-        _throttled.log(logging.ERROR, f"batch:{type(exc).__name__}", "batch failed, will retry",
-                       {"partition": partition, "error": str(exc)})  # fmt: skip
+        _throttled.log(
+            logging.ERROR,
+            f"batch:{type(exc).__name__}",
+            "batch failed, will retry",
+            {"partition": partition, "error": str(exc)},
+        )
         self.source.rewind(partition, offset)
         (stop or threading.Event()).wait(_BACKOFF_S)
 
@@ -173,9 +177,15 @@ class Aggregator:
         metrics.DEAD_LETTERS.labels(letter.stage).inc()
         log.error(
             "record kept as a dead letter",
-            extra={"fields": {"partition": letter.partition, "offset": letter.offset,
-                              "stage": letter.stage, "error": letter.error}},
-        )  # fmt: skip
+            extra={
+                "fields": {
+                    "partition": letter.partition,
+                    "offset": letter.offset,
+                    "stage": letter.stage,
+                    "error": letter.error,
+                }
+            },
+        )
 
     def refresh_digests(self) -> int:
         """Recompute the dirty digests of the partitions read here; returns how many."""
@@ -216,8 +226,10 @@ class Aggregator:
         self._stage = TRUTH
         decoded = deliveries(records)
         batch, assessments = decoded.spans, decoded.assessments
-        undecodable = [Letter(partition, record.offset, DECODE, error, record.value)
-                       for record, error in decoded.undecodable]  # fmt: skip
+        undecodable = [
+            Letter(partition, record.offset, DECODE, error, record.value)
+            for record, error in decoded.undecodable
+        ]
         self._last_record_ms[partition] = max(
             self._last_record_ms.get(partition, 0), records[-1].timestamp_ms
         )

@@ -73,8 +73,9 @@ class Liveness:
         failing = self._failing
         if failing is not None and time.monotonic() - failing[0] >= self._stalled_s:
             since = time.monotonic() - failing[0]
-            out.append(f"the aggregator is not consuming: batches failing for {since:.0f} s "
-                       f"({failing[1]})")  # fmt: skip
+            out.append(
+                f"the aggregator is not consuming: batches failing for {since:.0f} s ({failing[1]})"
+            )
         return out
 
 

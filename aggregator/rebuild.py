@@ -72,8 +72,9 @@ def rebuild_experiment(
     if not store.claim_rebuild(experiment_id, token):
         raise Busy(f"experiment {experiment_id}: another rebuild is under way")
     try:
-        replayed = _rebuild_claimed(engine, store, policy, experiment_id, token, start_ms, end_ms,
-                                    progress)  # fmt: skip
+        replayed = _rebuild_claimed(
+            engine, store, policy, experiment_id, token, start_ms, end_ms, progress
+        )
     except BaseException:
         with contextlib.suppress(Exception):  # else the claim expires
             store.release_rebuild(experiment_id, token)

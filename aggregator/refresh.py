@@ -58,8 +58,15 @@ class DigestRefresher:
         update = Update(experiment_id, partition, fence, fence)
         with self._engine.connect() as connection:
             for metric, resolution, start, member in marks:
-                values = _values(connection, experiment_id, partition, fence, metric,
-                                 Resolution(resolution), start)  # fmt: skip
+                values = _values(
+                    connection,
+                    experiment_id,
+                    partition,
+                    fence,
+                    metric,
+                    Resolution(resolution),
+                    start,
+                )
                 key = keys.digests(experiment_id, Resolution(resolution), start, metric)
                 update.blobs[(key, str(partition))] = sketch.dump(sketch.of_values(values))
                 ttl = self._policy.ttl_ms[Resolution(resolution)]

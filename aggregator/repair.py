@@ -98,6 +98,11 @@ class Repairer:
             return
         log.info(
             "aggregates rebuilt from the source of truth",
-            extra={"fields": {"experiment": experiment_id, "traces": traces,
-                              "seconds": round(time.perf_counter() - started, 3)}},
-        )  # fmt: skip
+            extra={
+                "fields": {
+                    "experiment": experiment_id,
+                    "traces": traces,
+                    "seconds": round(time.perf_counter() - started, 3),
+                }
+            },
+        )

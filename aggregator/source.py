@@ -157,8 +157,11 @@ class KafkaSource:
         wait out the session timeout for a restart under the same id. A clean stop is not a
         crash to wait for, so the member is removed now and the others take its partitions."""
         try:
-            admin = KafkaAdminClient(bootstrap_servers=self._servers, request_timeout_ms=5000,
-                                     client_id="trace-insights-aggregator")  # fmt: skip
+            admin = KafkaAdminClient(
+                bootstrap_servers=self._servers,
+                request_timeout_ms=5000,
+                client_id="trace-insights-aggregator",
+            )
         except KafkaError as exc:
             log.warning("could not leave the consumer group", extra={"fields": {"error": str(exc)}})
             return

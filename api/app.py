@@ -40,9 +40,11 @@ def create_app(context: Context) -> FastAPI:
         for route in module.router.routes:
             # claim the other methods, or GET .../insights/x/y would reach GET /traces/{id}/...
             insights.add_api_route(
-                route.path, _post_only, methods=["GET", "PUT", "PATCH", "DELETE"],
+                route.path,
+                _post_only,
+                methods=["GET", "PUT", "PATCH", "DELETE"],
                 include_in_schema=False,
-            )  # fmt: skip
+            )
     insights.include_router(stream.router)
     insights.include_router(alerts.router)
     app.include_router(insights)

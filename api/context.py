@@ -25,8 +25,10 @@ from trace_insights.truth.models import Experiment
 
 DEFAULT_RANGE_MS = 7 * 86_400_000
 EDGES: dict[Resolution, Literal["minute", "hour", "day"]] = {
-    Resolution.MINUTE: "minute", Resolution.HOUR: "hour", Resolution.DAY: "day"
-}  # fmt: skip
+    Resolution.MINUTE: "minute",
+    Resolution.HOUR: "hour",
+    Resolution.DAY: "day",
+}
 
 
 class AssessmentPublisher(Protocol):
@@ -54,17 +56,8 @@ class Context:
 
     def __post_init__(self) -> None:
         self.digests = DigestCache(
-            self.store, self.retention_ms, self.settings.digest_cache_entries
+            self.store, self.settings.retention_ms(), self.settings.digest_cache_entries
         )
-
-    @property
-    def retention_ms(self) -> dict[Resolution, int]:
-        s = self.settings
-        return {
-            Resolution.MINUTE: int(s.ttl_minute_hours * 3_600_000),
-            Resolution.HOUR: int(s.ttl_hour_days * 86_400_000),
-            Resolution.DAY: int(s.ttl_day_days * 86_400_000),
-        }
 
     def aggregates(
         self,
@@ -95,7 +88,7 @@ class Context:
                 end,
                 Unit(request.time_bucket) if series else None,
                 zone_of(request.timezone),
-                self.retention_ms,
+                self.settings.retention_ms(),
                 finest,
                 now,
             )

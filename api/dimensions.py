@@ -210,8 +210,11 @@ def as_filter(requested: Requested) -> Node:
         used = Comparison(Key("span", "tool_name"), "=", name[6:])
         failing = Count(And((used, Comparison(Key("span", "status"), "=", "ERROR"))), ">", 0)
         outcome = parameters["value"]
-        outcomes: dict[str, Node] = {"used": used, "error": failing,
-                                     "success": And((used, Not(failing)))}  # fmt: skip
+        outcomes: dict[str, Node] = {
+            "used": used,
+            "error": failing,
+            "success": And((used, Not(failing))),
+        }
         return outcomes[outcome]
     if name == "latency" or name.startswith("span_count."):
         operator, threshold = _threshold(name, parameters)

@@ -74,15 +74,18 @@ def failure(exc: Exception, retry_after_s: int) -> JSONResponse:
     anything else a 500. Logged once per kind a minute, with one traceback."""
     if is_outage(exc):
         dependency = dependency_of(exc)
-        _throttled.log(logging.WARNING, f"outage:{dependency}", "dependency unavailable",
-                       {"dependency": dependency, "error": str(exc)[:300]})  # fmt: skip
+        _throttled.log(
+            logging.WARNING,
+            f"outage:{dependency}",
+            "dependency unavailable",
+            {"dependency": dependency, "error": str(exc)[:300]},
+        )
         return JSONResponse(
             body(TEMPORARILY_UNAVAILABLE, f"{dependency} is unavailable; try again shortly"),
             status_code=503,
             headers={"Retry-After": str(retry_after_s)},
         )
-    _throttled.log(logging.ERROR, f"error:{type(exc).__name__}", "unexpected error",
-                   exc_info=exc)  # fmt: skip
+    _throttled.log(logging.ERROR, f"error:{type(exc).__name__}", "unexpected error", exc_info=exc)
     return JSONResponse(body(INTERNAL_ERROR, "internal error; see the API's log"), 500)
 
 

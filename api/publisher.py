@@ -60,8 +60,12 @@ class KafkaPublisher:
         servers = settings.require_kafka().split(",")
         while not self._closed.is_set():
             try:
-                ensure_topic(servers, settings.spans_topic, settings.topic_partitions,
-                             settings.topic_replication_factor)  # fmt: skip
+                ensure_topic(
+                    servers,
+                    settings.spans_topic,
+                    settings.topic_partitions,
+                    settings.topic_replication_factor,
+                )
                 producer = KafkaProducer(
                     bootstrap_servers=servers,
                     acks="all",

@@ -11,9 +11,12 @@ TimeBucket = Literal["minute", "hour", "day", "week"]
 MAX_EXPERIMENTS = 100  # in one request
 ExperimentIds = Annotated[
     list[Annotated[str, StringConstraints(min_length=1, max_length=64)]],
-    Field(min_length=1, max_length=MAX_EXPERIMENTS,
-          description=f"1 to {MAX_EXPERIMENTS} experiment ids"),
-]  # fmt: skip
+    Field(
+        min_length=1,
+        max_length=MAX_EXPERIMENTS,
+        description=f"1 to {MAX_EXPERIMENTS} experiment ids",
+    ),
+]
 
 
 class InsightsRequest(BaseModel):

@@ -6,25 +6,14 @@ import logging
 from trace_insights.api.alerts.worker import AlertWorker
 from trace_insights.api.app import create_app
 from trace_insights.api.context import Context
-from trace_insights.api.publisher import KafkaPublisher
-from trace_insights.core.settings import Settings
 from trace_insights.serving import http_server, serve_until, stop_on_signals
-from trace_insights.stores.redis import RedisStore
-from trace_insights.truth.database import create_engine, migrate
 
 log = logging.getLogger(__name__)
 
 
-async def serve(settings: Settings) -> None:
-    engine = create_engine(settings.database())
-    if settings.migrate_on_start:
-        migrate(engine)
-    context = Context(
-        settings=settings,
-        store=RedisStore(settings.require_redis(), cluster=settings.redis_cluster),
-        engine=engine,
-        publisher=KafkaPublisher(settings),
-    )
+async def serve(context: Context) -> None:
+    """Serve until SIGINT/SIGTERM; the caller opened (and closes) the context's backends."""
+    settings = context.settings
     stop = asyncio.Event()
     stop_on_signals(stop)
     alerts = AlertWorker(context)
@@ -35,10 +24,7 @@ async def serve(settings: Settings) -> None:
         await serve_until(stop, server, closing=context.closing)
     finally:
         await asyncio.to_thread(alerts.stop)
-        context.publisher.close()
-        context.store.close()
-        engine.dispose()
 
 
-def run(settings: Settings) -> None:
-    asyncio.run(serve(settings))
+def run(context: Context) -> None:
+    asyncio.run(serve(context))

@@ -74,8 +74,12 @@ def _fill(servers: str, topic: str, spans: list, experiment: str) -> int:
     producer = KafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=5)
     messages = 0
     for start in range(0, len(spans), 400):
-        grouped = regroup(encode_spans(spans[start : start + 400]), partitions=PARTITIONS,
-                          max_message_bytes=900_000, experiment_id=experiment)  # fmt: skip
+        grouped = regroup(
+            encode_spans(spans[start : start + 400]),
+            partitions=PARTITIONS,
+            max_message_bytes=900_000,
+            experiment_id=experiment,
+        )
         for partition, runs in grouped.routed.items():
             for batch in assemble(partition, runs, 900_000):
                 producer.send(topic, value=batch.payload, key=batch.key, partition=batch.partition)
@@ -101,9 +105,13 @@ def throughput(servers: str, redis_url: str, url: str, traces: int, processes: i
     _fill(servers, topic, spans, experiment)
     store = RedisStore(redis_url)
     settings = dict(
-        kafka_bootstrap_servers=servers, redis_url=redis_url, database_url=url,
-        spans_topic=topic, consumer_group=f"g-{topic}", max_poll_records=200,
-    )  # fmt: skip
+        kafka_bootstrap_servers=servers,
+        redis_url=redis_url,
+        database_url=url,
+        spans_topic=topic,
+        consumer_group=f"g-{topic}",
+        max_poll_records=200,
+    )
     members = [start_aggregator(**settings) for _ in range(processes)]
     services_before = _service_cpu()
     started = time.monotonic()
@@ -125,8 +133,13 @@ def decode_only(servers: str, traces: int) -> dict:
     topic = f"bench-{uuid.uuid4().hex[:6]}"
     spans = sdk_spans(traces, seed=3)
     _fill(servers, topic, spans, "bench")
-    consumer = KafkaConsumer(topic, bootstrap_servers=servers, auto_offset_reset="earliest",
-                             enable_auto_commit=False, consumer_timeout_ms=3000)  # fmt: skip
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=3000,
+    )
     decoded = 0
     cpu_before = time.process_time()
     started = time.monotonic()
@@ -146,16 +159,26 @@ def freshness(servers: str, redis_url: str, url: str, rate: float, probes: int) 
     probe_experiment = f"probe-{uuid.uuid4().hex[:6]}"
     collector = start_collector(servers, topic)
     aggregator = start_aggregator(
-        kafka_bootstrap_servers=servers, redis_url=redis_url, database_url=url,
-        spans_topic=topic, consumer_group=f"g-{topic}", topic_partitions=PARTITIONS,
-    )  # fmt: skip
+        kafka_bootstrap_servers=servers,
+        redis_url=redis_url,
+        database_url=url,
+        spans_topic=topic,
+        consumer_group=f"g-{topic}",
+        topic_partitions=PARTITIONS,
+    )
     store = RedisStore(redis_url)
     stop = threading.Event()
 
     def load() -> None:
         while not stop.is_set():
-            send(Traffic(seed=None), endpoint=collector.http_url, protocol="http",
-                 traces=int(rate * 5), rate=rate, experiment_id="bench-load")  # fmt: skip
+            send(
+                Traffic(seed=None),
+                endpoint=collector.http_url,
+                protocol="http",
+                traces=int(rate * 5),
+                rate=rate,
+                experiment_id="bench-load",
+            )
 
     loader = threading.Thread(target=load)
     loader.start()
@@ -164,8 +187,14 @@ def freshness(servers: str, redis_url: str, url: str, rate: float, probes: int) 
     try:
         for index in range(1, probes + 1):
             started = time.monotonic()
-            send(Traffic(seed=index), endpoint=collector.http_url, protocol="http", traces=1,
-                 rate=0, experiment_id=probe_experiment)  # fmt: skip
+            send(
+                Traffic(seed=index),
+                endpoint=collector.http_url,
+                protocol="http",
+                traces=1,
+                rate=0,
+                experiment_id=probe_experiment,
+            )
             while _traces(store, probe_experiment) < index:
                 time.sleep(0.005)
                 if time.monotonic() - started > 60:
@@ -200,16 +229,20 @@ def main() -> None:
         ("aggregator: topic → PostgreSQL + Redis (2 processes)", two),
         ("baseline: consume + decode only, no stores", floor),
     ):
-        print(f"| {name:<52} | {row['spans'] / row['wall']:>9,.0f} | "
-              f"{row['cpu'] / row['spans'] * 100_000:>18.1f} |")  # fmt: skip
+        print(
+            f"| {name:<52} | {row['spans'] / row['wall']:>9,.0f} | "
+            f"{row['cpu'] / row['spans'] * 100_000:>18.1f} |"
+        )
     print("\nwhere the CPU went while one aggregator drained the topic (CPU s / 100k spans):")
     spent = {"aggregator": one["cpu"], **one["services"]}
     for name, seconds in spent.items():
         print(f"| {name:<14} | {seconds / one['spans'] * 100_000:>6.1f} |")
     print(f"| {'all':<14} | {sum(spent.values()) / one['spans'] * 100_000:>6.1f} |")
     p50, p99 = np.percentile(np.array(fresh) * 1000, [50, 99])
-    print(f"\nfreshness (OTLP request → counted in Redis) at {args.rate:g} traces/s offered, "
-          f"{len(fresh)} probes: p50 {p50:.0f} ms, p99 {p99:.0f} ms")  # fmt: skip
+    print(
+        f"\nfreshness (OTLP request → counted in Redis) at {args.rate:g} traces/s offered, "
+        f"{len(fresh)} probes: p50 {p50:.0f} ms, p99 {p99:.0f} ms"
+    )
     print(f"{args.traces} traces, {one['spans']} spans; 2-core machine, all services local")
 
 

@@ -145,8 +145,9 @@ def main() -> None:
     with harness.started() as up:
         engine, store = create_engine(up.database), RedisStore(up.redis)
         port = services.free_port()
-        settings = dict(kafka_bootstrap_servers=up.kafka, redis_url=up.redis,
-                        database_url=up.database)  # fmt: skip
+        settings = dict(
+            kafka_bootstrap_servers=up.kafka, redis_url=up.redis, database_url=up.database
+        )
         api = start_process(["api", "--api-port", str(port)], service_env(**settings), port, port)
         try:
             client = httpx.Client(base_url=api.api_url, timeout=600)

@@ -140,9 +140,13 @@ def bench_producer_only(servers: str, payloads: list[bytes], seconds: float) -> 
         ]
         groups.append((grouped.accepted, batches))
     producer = KafkaProducer(
-        bootstrap_servers=servers, acks="all", enable_idempotence=True,
-        compression_type="lz4", linger_ms=2, batch_size=1024 * 1024,
-    )  # fmt: skip
+        bootstrap_servers=servers,
+        acks="all",
+        enable_idempotence=True,
+        compression_type="lz4",
+        linger_ms=2,
+        batch_size=1024 * 1024,
+    )
     producer.partitions_for(topic)
     spans = 0
     cpu_before = time.process_time()
@@ -191,8 +195,10 @@ def main() -> None:
         if broker is not None:
             broker.stop()
     print()
-    print(f"| {'what':<40} | {'spans/s (wall)':>14} | {'CPU s / 100k spans':>18} | "
-          f"{'spans per CPU-second':>20} | {'errors':>6} |")  # fmt: skip
+    print(
+        f"| {'what':<40} | {'spans/s (wall)':>14} | {'CPU s / 100k spans':>18} | "
+        f"{'spans per CPU-second':>20} | {'errors':>6} |"
+    )
     print(f"|{'-' * 42}|{'-' * 16}:|{'-' * 20}:|{'-' * 22}:|{'-' * 8}:|")
     for name, row in rows:
         per_cpu = row["spans"] / row["cpu"] if row["cpu"] else float("inf")
@@ -201,8 +207,10 @@ def main() -> None:
             f"{row['cpu'] / row['spans'] * 100_000:>18.2f} | {per_cpu:>20,.0f} | "
             f"{row['errors']:>6} |"
         )
-    print(f"\n{args.clients} client processes, {args.seconds:g} s, 2-core machine: clients, "
-          "collector and broker share the cores; CPU is the collector process's own.")  # fmt: skip
+    print(
+        f"\n{args.clients} client processes, {args.seconds:g} s, 2-core machine: clients, "
+        "collector and broker share the cores; CPU is the collector process's own."
+    )
 
 
 if __name__ == "__main__":

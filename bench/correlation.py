@@ -28,15 +28,20 @@ from trace_insights.truth.models import Span, Trace  # noqa: E402
 
 PAIRS = {
     "span type": ("span.type = 'TOOL'", "trace.status = 'ERROR'"),
-    "tool error": ("count(span.tool_name = 'web_search' AND span.status = 'ERROR') > 0",
-                   "trace.status = 'ERROR'"),
+    "tool error": (
+        "count(span.tool_name = 'web_search' AND span.status = 'ERROR') > 0",
+        "trace.status = 'ERROR'",
+    ),
     "count()": ("count(span.type = 'CHAT_MODEL') > 2", "trace.execution_time_ms > 2000"),
     "tag": ("tags.query_type = 'complex'", "trace.status = 'ERROR'"),
     "feedback": ("feedback.quality >= 0.8", "span.tool_name = 'sql_query'"),
-    "OR combination": ("span.tool_name = 'send_email' OR (tags.customer_tier = 'free' "
-                       "AND NOT trace.status = 'OK')", "trace.execution_time_ms > 1000"),
+    "OR combination": (
+        "span.tool_name = 'send_email' OR (tags.customer_tier = 'free' "
+        "AND NOT trace.status = 'OK')",
+        "trace.execution_time_ms > 1000",
+    ),
     "span name LIKE": ("span.name LIKE 'web%'", "tags.user IN ('user-1', 'user-2', 'user-3')"),
-}  # fmt: skip
+}
 
 
 def _floor(connection: sa.Connection, experiment: str, runs: int) -> tuple[float, float]:
@@ -74,26 +79,39 @@ def main() -> None:
             spans = connection.scalar(sa.select(sa.func.count()).select_from(Span))
             floor = _floor(connection, experiment, args.requests)
         port = services.free_port()
-        settings = dict(kafka_bootstrap_servers=up.kafka, redis_url=up.redis,
-                        database_url=up.database)  # fmt: skip
+        settings = dict(
+            kafka_bootstrap_servers=up.kafka, redis_url=up.redis, database_url=up.database
+        )
         api = start_process(["api", "--api-port", str(port)], service_env(**settings), port, port)
         try:
             client = httpx.Client(base_url=api.api_url, timeout=600)
             for name, (first, second) in PAIRS.items():
-                results[name] = (first, second, *_timed(client, experiment, first, second,
-                                                        args.requests))  # fmt: skip
+                results[name] = (
+                    first,
+                    second,
+                    *_timed(client, experiment, first, second, args.requests),
+                )
         finally:
             api.stop()
-    print(f"\n| filters ({args.traces:,} traces, {spans:,} spans) | p50 ms | p99 ms | "
-          "counts (1, 2, joint) | npmi |")  # fmt: skip
+    print(
+        f"\n| filters ({args.traces:,} traces, {spans:,} spans) | p50 ms | p99 ms | "
+        "counts (1, 2, joint) | npmi |"
+    )
     print("|---|---:|---:|---|---:|")
     for name, (first, second, (p50, p99), answer) in results.items():
-        counts = (answer["filter_string1_count"], answer["filter_string2_count"],
-                  answer["joint_count"])  # fmt: skip
-        print(f"| {name}: `{first}` vs `{second}` | {p50:,.0f} | {p99:,.0f} | {counts} | "
-              f"{answer.get('npmi', float('nan')):.3f} |")  # fmt: skip
-    print(f"| baseline: `count(*)` of the traces in PostgreSQL | {floor[0]:,.0f} | "
-          f"{floor[1]:,.0f} | | |")  # fmt: skip
+        counts = (
+            answer["filter_string1_count"],
+            answer["filter_string2_count"],
+            answer["joint_count"],
+        )
+        print(
+            f"| {name}: `{first}` vs `{second}` | {p50:,.0f} | {p99:,.0f} | {counts} | "
+            f"{answer.get('npmi', float('nan')):.3f} |"
+        )
+    print(
+        f"| baseline: `count(*)` of the traces in PostgreSQL | {floor[0]:,.0f} | "
+        f"{floor[1]:,.0f} | | |"
+    )
     print(
         f"\n{args.requests} timed requests per pair (after one warm-up); 2-core machine, "
         "all services local. Peer: MLflow 3.17 on SQLite, 11-70 s at 5,000 traces."

@@ -46,9 +46,14 @@ from trace_insights.truth.database import create_engine  # noqa: E402
 from trace_insights.truth.models import AlertRule  # noqa: E402
 
 FEED = "/api/3.0/mlflow/traces/insights/stream"
-METRICS = [("error_rate", {}), ("trace_count", {}), ("latency_p99", {}), ("token_count", {}),
-           ("tool_error_rate", {"tool_name": "web_search"}),
-           ("assessment_failure_rate", {"assessment_name": "correct"})]  # fmt: skip
+METRICS = [
+    ("error_rate", {}),
+    ("trace_count", {}),
+    ("latency_p99", {}),
+    ("token_count", {}),
+    ("tool_error_rate", {"tool_name": "web_search"}),
+    ("assessment_failure_rate", {"assessment_name": "correct"}),
+]
 
 
 def follow(api_url: str, experiment: str, latencies: list[float], stop: threading.Event) -> None:
@@ -68,8 +73,13 @@ def follow(api_url: str, experiment: str, latencies: list[float], stop: threadin
 
 def feed(servers: str, redis_url: str, url: str, subscribers: int, rate: float, seconds: int):
     topic = f"bench-{uuid.uuid4().hex[:6]}"
-    settings = dict(kafka_bootstrap_servers=servers, redis_url=redis_url, database_url=url,
-                    spans_topic=topic, topic_partitions=4)  # fmt: skip
+    settings = dict(
+        kafka_bootstrap_servers=servers,
+        redis_url=redis_url,
+        database_url=url,
+        spans_topic=topic,
+        topic_partitions=4,
+    )
     collector = start_collector(servers, topic)
     aggregator = start_aggregator(consumer_group=f"g-{topic}", **settings)
     port = services.free_port()
@@ -79,8 +89,12 @@ def feed(servers: str, redis_url: str, url: str, subscribers: int, rate: float, 
     time.sleep(3)
     latencies: list[float] = []
     stop = threading.Event()
-    followers = [threading.Thread(target=follow, args=(api.api_url, experiment, latencies, stop),
-                                  daemon=True) for _ in range(subscribers)]  # fmt: skip
+    followers = [
+        threading.Thread(
+            target=follow, args=(api.api_url, experiment, latencies, stop), daemon=True
+        )
+        for _ in range(subscribers)
+    ]
     for thread in followers:
         thread.start()
     time.sleep(3)
@@ -104,18 +118,40 @@ def rules(redis_url: str, url: str, count: int) -> tuple[float, float]:
     """Seconds to evaluate ``count`` rules once, and one insights-style measurement."""
     engine = create_engine(url)
     store = RedisStore(redis_url)
-    context = Context(settings=Settings(), store=store, engine=engine,
-                      publisher=BusPublisher(LocalBus(1)))  # fmt: skip
+    context = Context(
+        settings=Settings(), store=store, engine=engine, publisher=BusPublisher(LocalBus(1))
+    )
     experiment = f"rules-{uuid.uuid4().hex[:6]}"
     with engine.begin() as connection:
-        connection.execute(sa.insert(AlertRule), [dict(
-            rule_id=f"r-{i:06d}", name=f"rule {i}", experiment_ids=[experiment],
-            metric=METRICS[i % len(METRICS)][0], parameters=METRICS[i % len(METRICS)][1],
-            window_s=300 + 60 * (i % 10), comparator=">", threshold=1e12, min_traces=1,
-            baseline=None, webhooks=["http://127.0.0.1:9/never"], secret="x" * 16,
-            cooldown_s=0, slack=False, created_ms=0, state="ok", state_since_ms=0,
-            last_value=None, last_evaluated_ms=None, last_notified_ms=None, version=0)
-            for i in range(count)])  # fmt: skip
+        connection.execute(
+            sa.insert(AlertRule),
+            [
+                dict(
+                    rule_id=f"r-{i:06d}",
+                    name=f"rule {i}",
+                    experiment_ids=[experiment],
+                    metric=METRICS[i % len(METRICS)][0],
+                    parameters=METRICS[i % len(METRICS)][1],
+                    window_s=300 + 60 * (i % 10),
+                    comparator=">",
+                    threshold=1e12,
+                    min_traces=1,
+                    baseline=None,
+                    webhooks=["http://127.0.0.1:9/never"],
+                    secret="x" * 16,
+                    cooldown_s=0,
+                    slack=False,
+                    created_ms=0,
+                    state="ok",
+                    state_since_ms=0,
+                    last_value=None,
+                    last_evaluated_ms=None,
+                    last_notified_ms=None,
+                    version=0,
+                )
+                for i in range(count)
+            ],
+        )
     worker = AlertWorker(context)
     worker.evaluate_once()  # first pass: cursors
     samples = []
@@ -145,8 +181,9 @@ def main() -> None:
     parser.add_argument("--rules", type=int, default=1000)
     args = parser.parse_args()
     with harness.started() as up:
-        latencies, sent = feed(up.kafka, up.redis, up.database, args.subscribers, args.rate,
-                               args.seconds)  # fmt: skip
+        latencies, sent = feed(
+            up.kafka, up.redis, up.database, args.subscribers, args.rate, args.seconds
+        )
         all_rules, one_rule = rules(up.redis, up.database, args.rules)
     p50, p99 = np.percentile(latencies, [50, 99]) if latencies else (float("nan"),) * 2
     print("\n| measure | value |\n|---|---:|")
@@ -155,8 +192,10 @@ def main() -> None:
     )
     print(f"| feed latency, apply → SSE event, p99 | {p99:,.0f} ms |")
     print(f"| events received | {len(latencies):,} ({sent} traces at {args.rate:g}/s) |")
-    print(f"| evaluating {args.rules:,} rules after an update | {all_rules * 1000:,.0f} ms "
-          f"({all_rules / args.rules * 1e6:,.0f} µs per rule) |")  # fmt: skip
+    print(
+        f"| evaluating {args.rules:,} rules after an update | {all_rules * 1000:,.0f} ms "
+        f"({all_rules / args.rules * 1e6:,.0f} µs per rule) |"
+    )
     print(f"| baseline: the same evaluation with 1 rule | {one_rule * 1000:,.1f} ms |")
     print("\n2-core machine, all services local")
 

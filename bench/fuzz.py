@@ -54,8 +54,9 @@ def _each(strategy: st.SearchStrategy, examples: int, send: Callable[[object], N
     """Call ``send`` on ``examples`` random draws of ``strategy``; it raises on a problem."""
 
     @given(strategy)
-    @settings(max_examples=examples, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))  # fmt: skip
+    @settings(
+        max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
     def run(value: object) -> None:
         send(value)
 
@@ -88,10 +89,21 @@ def main() -> None:
     ports = free_port(), free_port(), free_port()
     data = Path(tempfile.mkdtemp(prefix="trace-insights-fuzz-")) / "data"
     up = start_process(
-        ["up", "--data-dir", str(data), "--api-port", str(ports[0]),
-         "--otlp-http-port", str(ports[1]), "--otlp-grpc-port", str(ports[2])],
-        service_env(trace_idle_timeout_s=3), ports[0], ports[1],
-    )  # fmt: skip
+        [
+            "up",
+            "--data-dir",
+            str(data),
+            "--api-port",
+            str(ports[0]),
+            "--otlp-http-port",
+            str(ports[1]),
+            "--otlp-grpc-port",
+            str(ports[2]),
+        ],
+        service_env(trace_idle_timeout_s=3),
+        ports[0],
+        ports[1],
+    )
     rows = []
     try:
         export_spans(up.otlp_url, sdk_spans(200, seed=15), EXPERIMENT)
@@ -107,27 +119,52 @@ def main() -> None:
         otlp, client = Phase(), httpx.Client()
         began = time.monotonic()
         bodies = JSON | JSON.map(lambda v: {"resourceSpans": [v]})
-        _each(bodies, args.examples, lambda v: otlp.post(
-            client, f"{up.otlp_url}/v1/traces", json.dumps(v)[:200],
-            content=json.dumps(v).encode("utf-8", "surrogatepass"),
-            headers={"content-type": "application/json"}))  # fmt: skip
-        rows.append(("OTLP/JSON bodies (collector)", otlp.sent, otlp.problems,
-                     time.monotonic() - began))  # fmt: skip
+        _each(
+            bodies,
+            args.examples,
+            lambda v: otlp.post(
+                client,
+                f"{up.otlp_url}/v1/traces",
+                json.dumps(v)[:200],
+                content=json.dumps(v).encode("utf-8", "surrogatepass"),
+                headers={"content-type": "application/json"},
+            ),
+        )
+        rows.append(
+            ("OTLP/JSON bodies (collector)", otlp.sent, otlp.problems, time.monotonic() - began)
+        )
 
         filters = Phase()
         began = time.monotonic()
         api = up.api_url + "/api/3.0/mlflow/traces"
 
         def send_filter(text: object) -> None:
-            filters.post(client, f"{api}/search", repr(text),
-                         json={"experiment_ids": [EXPERIMENT], "filter": text})  # fmt: skip
-            filters.post(client, f"{api}/calculate-filter-correlation", repr(text),
-                         json={"experiment_ids": [EXPERIMENT], "filter_string1": text,
-                               "filter_string2": "trace.status = 'ERROR'"})  # fmt: skip
+            filters.post(
+                client,
+                f"{api}/search",
+                repr(text),
+                json={"experiment_ids": [EXPERIMENT], "filter": text},
+            )
+            filters.post(
+                client,
+                f"{api}/calculate-filter-correlation",
+                repr(text),
+                json={
+                    "experiment_ids": [EXPERIMENT],
+                    "filter_string1": text,
+                    "filter_string2": "trace.status = 'ERROR'",
+                },
+            )
 
         _each(FILTERS, args.examples, send_filter)
-        rows.append(("filter strings (search, correlation)", filters.sent, filters.problems,
-                     time.monotonic() - began))  # fmt: skip
+        rows.append(
+            (
+                "filter strings (search, correlation)",
+                filters.sent,
+                filters.problems,
+                time.monotonic() - began,
+            )
+        )
         ready = httpx.get(f"{up.api_url}/ready", timeout=10).status_code == 200
         peak_mb = _rss_mb(up.process.pid, "VmHWM")
     finally:
@@ -136,8 +173,10 @@ def main() -> None:
     print("|---|---:|---:|---:|")
     for phase, sent, problems, seconds in rows:
         print(f"| {phase} | {sent:,} | {len(problems)} | {seconds:.0f} |")
-    print(f"\n`up` after it: ready {ready}, exit code {stopped}; RSS {started_mb:.0f} MB after "
-          f"the traffic, peak {peak_mb:.0f} MB")  # fmt: skip
+    print(
+        f"\n`up` after it: ready {ready}, exit code {stopped}; RSS {started_mb:.0f} MB after "
+        f"the traffic, peak {peak_mb:.0f} MB"
+    )
     for _, _, problems, _ in rows:
         for problem in problems:
             print(f"- {problem}")

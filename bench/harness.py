@@ -29,8 +29,11 @@ class Servers:
 def started() -> Iterator[Servers]:
     root = Path(tempfile.mkdtemp(prefix="trace-insights-bench-"))
     root.chmod(0o755)
-    running = [services.Kafka(root / "kafka"), services.Redis(root / "redis"),
-               services.Postgres(root / "postgres")]  # fmt: skip
+    running = [
+        services.Kafka(root / "kafka"),
+        services.Redis(root / "redis"),
+        services.Postgres(root / "postgres"),
+    ]
     try:
         for service in running:
             service.start()

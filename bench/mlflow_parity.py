@@ -48,8 +48,9 @@ def _spans(traces: int) -> list:
         total = int(rnd.lognormvariate(7.3, 0.5) * 1e6)  # ns; the median is about 1.5 s
         root = tracer.start_span("agent", start_time=start)
         root.set_attribute("mlflow.spanType", '"AGENT"')
-        child = tracer.start_span("llm", context=trace.set_span_in_context(root),
-                                  start_time=start + rnd.randint(1, 10**6))  # fmt: skip
+        child = tracer.start_span(
+            "llm", context=trace.set_span_in_context(root), start_time=start + rnd.randint(1, 10**6)
+        )
         child.end(end_time=start + total - rnd.randint(1, 10**6))
         root.end(end_time=start + total)
     return list(memory.get_finished_spans())
@@ -74,9 +75,14 @@ def _matches(times: list[int], expression: str) -> int:
 def _mlflow_count(url: str, experiment: str, expression: str) -> int:
     found, token = 0, None
     while True:
-        body = {"locations": [{"type": "MLFLOW_EXPERIMENT",
-                               "mlflow_experiment": {"experiment_id": experiment}}],
-                "filter": expression, "max_results": 500, "page_token": token}  # fmt: skip
+        body = {
+            "locations": [
+                {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": experiment}}
+            ],
+            "filter": expression,
+            "max_results": 500,
+            "page_token": token,
+        }
         reply = httpx.post(f"{url}/api/3.0/mlflow/traces/search", json=body, timeout=120).json()
         found += len(reply.get("traces", []))
         token = reply.get("next_page_token")
@@ -98,10 +104,21 @@ def main() -> None:
     api_port, http_port, grpc_port = (services.free_port() for _ in range(3))
     data = Path(tempfile.mkdtemp(prefix="trace-insights-parity-"))
     running = start_process(
-        ["up", "--data-dir", str(data), "--api-port", str(api_port),
-         "--otlp-http-port", str(http_port), "--otlp-grpc-port", str(grpc_port)],
-        service_env(), api_port, http_port,
-    )  # fmt: skip
+        [
+            "up",
+            "--data-dir",
+            str(data),
+            "--api-port",
+            str(api_port),
+            "--otlp-http-port",
+            str(http_port),
+            "--otlp-grpc-port",
+            str(grpc_port),
+        ],
+        service_env(),
+        api_port,
+        http_port,
+    )
     try:
         export_spans(running.otlp_url, spans, "parity")
         time.sleep(3)  # the last traces finalize
@@ -109,15 +126,20 @@ def main() -> None:
         for expression in FILTERS:
             reply = httpx.post(
                 f"{running.api_url}/api/2.0/mlflow/traces/calculate-filter-correlation",
-                json={"experiment_ids": ["parity"], "filter_string1": expression,
-                      "filter_string2": "trace.status = 'OK'"},
+                json={
+                    "experiment_ids": ["parity"],
+                    "filter_string1": expression,
+                    "filter_string2": "trace.status = 'OK'",
+                },
                 timeout=120,
-            ).json()  # fmt: skip
+            ).json()
             mlflow_way = _matches([t[0] for t in predicted.values()], expression)
             floored = _matches([t[1] for t in predicted.values()], expression)
             mlflow = _mlflow_count(args.mlflow, experiment, expression)
-            print(f"{expression} | {mlflow_way} | {floored} | {mlflow} | "
-                  f"{reply['filter_string1_count']}")  # fmt: skip
+            print(
+                f"{expression} | {mlflow_way} | {floored} | {mlflow} | "
+                f"{reply['filter_string1_count']}"
+            )
     finally:
         running.stop()
 

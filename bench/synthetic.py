@@ -141,10 +141,16 @@ def load(engine: sa.Engine, store: AggregateStore | None, experiment: str, trace
         ]
         assessments = {s.trace_id: _assessment(s, rnd) for s, _ in made[::10]}
         rows = [
-            trace_row(s, spans, partition, offset, "root",
-                      [(a["name"], a["value"])] if (a := assessments.get(s.trace_id)) else [])
+            trace_row(
+                s,
+                spans,
+                partition,
+                offset,
+                "root",
+                [(a["name"], a["value"])] if (a := assessments.get(s.trace_id)) else [],
+            )
             for s, spans in made
-        ]  # fmt: skip
+        ]
         with engine.begin() as connection:
             insert_ignoring_conflicts(connection, Trace.__table__, rows)
             insert_ignoring_conflicts(
@@ -186,7 +192,15 @@ def _progress(chunk_start: int, traces: int, started: float) -> None:
 
 def _assessment(s: TraceSummary, rnd: random.Random) -> dict[str, Any]:
     """A ``quality`` score from an LLM judge."""
-    return dict(assessment_id=f"a-{s.trace_id}", trace_id=s.trace_id,
-                experiment_id=s.experiment_id, name="quality", value=round(rnd.random(), 2),
-                source_type="LLM_JUDGE", source_id="judge", rationale=None,
-                created_ms=s.timestamp_ms, updated_ms=s.timestamp_ms)  # fmt: skip
+    return dict(
+        assessment_id=f"a-{s.trace_id}",
+        trace_id=s.trace_id,
+        experiment_id=s.experiment_id,
+        name="quality",
+        value=round(rnd.random(), 2),
+        source_type="LLM_JUDGE",
+        source_id="judge",
+        rationale=None,
+        created_ms=s.timestamp_ms,
+        updated_ms=s.timestamp_ms,
+    )

@@ -10,7 +10,7 @@ from trace_insights.collector.batcher import PartitionBatcher
 from trace_insights.collector.ingest import Ingestor
 from trace_insights.collector.otlp_grpc import start_server
 from trace_insights.collector.otlp_http import create_app
-from trace_insights.collector.producer import KafkaSpanProducer, SpanProducer
+from trace_insights.collector.producer import SpanProducer
 from trace_insights.core.settings import Settings
 from trace_insights.serving import http_server, serve_until, stop_on_signals
 
@@ -48,10 +48,8 @@ class Collector:
         await asyncio.to_thread(self.producer.close)
 
 
-async def serve(settings: Settings) -> None:
-    """Run until SIGINT/SIGTERM, then stop receiving and flush."""
-    producer = KafkaSpanProducer(settings)
-    producer.start()
+async def serve(settings: Settings, producer: SpanProducer) -> None:
+    """Run until SIGINT/SIGTERM, then stop receiving and flush (closing ``producer``)."""
     collector = Collector(settings, producer)
     stop = asyncio.Event()
     stop_on_signals(stop)
@@ -62,5 +60,5 @@ async def serve(settings: Settings) -> None:
         await collector.stop()
 
 
-def run(settings: Settings) -> None:
-    asyncio.run(serve(settings))
+def run(settings: Settings, producer: SpanProducer) -> None:
+    asyncio.run(serve(settings, producer))

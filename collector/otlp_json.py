@@ -78,10 +78,23 @@ _RESOURCE = _aliases("attributes", "droppedAttributesCount")
 _SCOPE_SPANS = _aliases("scope", "spans", "schemaUrl")
 _SCOPE = _aliases("name", "version", "attributes", "droppedAttributesCount")
 _SPAN = _aliases(
-    "traceId", "spanId", "traceState", "parentSpanId", "flags", "name", "kind",
-    "startTimeUnixNano", "endTimeUnixNano", "attributes", "droppedAttributesCount", "events",
-    "droppedEventsCount", "links", "droppedLinksCount", "status",
-)  # fmt: skip
+    "traceId",
+    "spanId",
+    "traceState",
+    "parentSpanId",
+    "flags",
+    "name",
+    "kind",
+    "startTimeUnixNano",
+    "endTimeUnixNano",
+    "attributes",
+    "droppedAttributesCount",
+    "events",
+    "droppedEventsCount",
+    "links",
+    "droppedLinksCount",
+    "status",
+)
 _EVENT = _aliases("timeUnixNano", "name", "attributes", "droppedAttributesCount")
 _LINK = _aliases("traceId", "spanId", "traceState", "attributes", "droppedAttributesCount", "flags")
 _STATUS = _aliases("message", "code")
@@ -306,15 +319,17 @@ def _any_value(obj: Json, path: str, out: AnyValue, depth: int) -> None:
             out.array_value.SetInParent()
             values = _fields(value, field_path, _VALUES).get("values", [])
             for i, item in enumerate(_list(values, f"{field_path}.values")):
-                _any_value(item, f"{field_path}.values[{i}]", out.array_value.values.add(),
-                           depth + 2)  # fmt: skip
+                _any_value(
+                    item, f"{field_path}.values[{i}]", out.array_value.values.add(), depth + 2
+                )
         else:
             _within_depth(field_path, depth + 1)
             out.kvlist_value.SetInParent()
             values = _fields(value, field_path, _VALUES).get("values", [])
             for i, item in enumerate(_list(values, f"{field_path}.values")):
-                _key_value(item, f"{field_path}.values[{i}]", out.kvlist_value.values.add(),
-                           depth + 2)  # fmt: skip
+                _key_value(
+                    item, f"{field_path}.values[{i}]", out.kvlist_value.values.add(), depth + 2
+                )
 
 
 _SPECIAL_DOUBLES = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}

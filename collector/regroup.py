@@ -145,10 +145,12 @@ def _resource_frame(
         value = stamped.value
         kind = value.WhichOneof("value")
         experiment_id = (
-            value.string_value if kind == "string_value"
-            else str(value.int_value) if kind == "int_value"
+            value.string_value
+            if kind == "string_value"
+            else str(value.int_value)
+            if kind == "int_value"
             else DEFAULT_EXPERIMENT
-        )  # fmt: skip
+        )
     problem = None
     try:
         check_experiment_id(experiment_id)

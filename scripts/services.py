@@ -104,17 +104,36 @@ class Kafka:
         if not (self.directory / "data" / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             subprocess.run(
-                [java, "-cp", classpath, "kafka.tools.StorageTool", "format",
-                 f"--cluster-id={cluster_id}", "-c", str(config)],
-                check=True, capture_output=True,
-            )  # fmt: skip
+                [
+                    java,
+                    "-cp",
+                    classpath,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    f"--cluster-id={cluster_id}",
+                    "-c",
+                    str(config),
+                ],
+                check=True,
+                capture_output=True,
+            )
         log = (self.directory / "broker.log").open("ab")
         self.process = subprocess.Popen(
-            [java, "-Xms256m", "-Xmx768m", "-XX:+UseSerialGC",
-             f"-Dlog4j2.configurationFile={KAFKA_LOG_CONFIG}", "-cp", classpath,
-             "kafka.Kafka", str(config)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [
+                java,
+                "-Xms256m",
+                "-Xmx768m",
+                "-XX:+UseSerialGC",
+                f"-Dlog4j2.configurationFile={KAFKA_LOG_CONFIG}",
+                "-cp",
+                classpath,
+                "kafka.Kafka",
+                str(config),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         wait_for_port(self.port, timeout_s, self.process)
         self._wait_ready(timeout_s)
 
@@ -176,10 +195,19 @@ def kafka_jars() -> Path:
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     result = subprocess.run(
-        [mvn, "-q", "-B", "-f", str(KAFKA_POM), "dependency:copy-dependencies",
-         "-DincludeScope=runtime", f"-DoutputDirectory={staging}"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(KAFKA_POM),
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={staging}",
+        ],
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         raise ServiceError(
             f"could not fetch the Kafka broker jars:\n{result.stdout}{result.stderr}"
@@ -207,11 +235,25 @@ class Redis:
             raise ServiceError("redis-server is not installed: apt-get install redis-server")
         self.directory.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory), "--daemonize", "no"],
-            stdout=(self.directory / "redis.log").open("ab"), stderr=subprocess.STDOUT,
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+                "--daemonize",
+                "no",
+            ],
+            stdout=(self.directory / "redis.log").open("ab"),
+            stderr=subprocess.STDOUT,
             start_new_session=True,
-        )  # fmt: skip
+        )
         wait_for_port(self.port, 20, self.process)
 
     def stop(self) -> None:
@@ -245,15 +287,36 @@ class Postgres:
             f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         )
-        self._run("pg_ctl", "-D", str(data), "-o", options, "-l",
-                  str(self.directory / "postgres.log"), "-w", "start")  # fmt: skip
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(self.directory / "postgres.log"),
+            "-w",
+            "start",
+        )
         self.started = True
         if created:
             return
-        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-                  "trace_insights")  # fmt: skip
-        self._run("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d",
-                  "trace_insights", "-qc", "CREATE EXTENSION IF NOT EXISTS pg_trgm")  # fmt: skip
+        self._run(
+            "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "trace_insights"
+        )
+        self._run(
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-d",
+            "trace_insights",
+            "-qc",
+            "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+        )
 
     def stop(self) -> None:
         if self.started:

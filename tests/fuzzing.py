@@ -13,20 +13,58 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 TIMEOUT_S = 10  # a reply slower than this is a hang
-OTLP_KEYS = ["resourceSpans", "scopeSpans", "spans", "resource", "attributes", "key", "value",
-             "stringValue", "intValue", "doubleValue", "boolValue", "arrayValue", "kvlistValue",
-             "bytesValue", "values", "traceId", "spanId", "parentSpanId", "name", "kind",
-             "startTimeUnixNano", "endTimeUnixNano", "status", "code", "message", "events",
-             "links", "scope", "version", "timeUnixNano", "droppedAttributesCount"]  # fmt: skip
+OTLP_KEYS = [
+    "resourceSpans",
+    "scopeSpans",
+    "spans",
+    "resource",
+    "attributes",
+    "key",
+    "value",
+    "stringValue",
+    "intValue",
+    "doubleValue",
+    "boolValue",
+    "arrayValue",
+    "kvlistValue",
+    "bytesValue",
+    "values",
+    "traceId",
+    "spanId",
+    "parentSpanId",
+    "name",
+    "kind",
+    "startTimeUnixNano",
+    "endTimeUnixNano",
+    "status",
+    "code",
+    "message",
+    "events",
+    "links",
+    "scope",
+    "version",
+    "timeUnixNano",
+    "droppedAttributesCount",
+]
 _LEAVES = (
     st.none()
     | st.booleans()
     | st.integers(min_value=-(2**70), max_value=2**70)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=20)
-    | st.sampled_from(["5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174", "\ud800", "\x00",
-                       "1700000000000000000", "18446744073709551615", "-1", "1e30"])
-)  # fmt: skip
+    | st.sampled_from(
+        [
+            "5b8efff798038103d269b633813fc60c",
+            "eee19b7ec3c1b174",
+            "\ud800",
+            "\x00",
+            "1700000000000000000",
+            "18446744073709551615",
+            "-1",
+            "1e30",
+        ]
+    )
+)
 JSON = st.recursive(
     _LEAVES,
     lambda inner: (
@@ -36,10 +74,40 @@ JSON = st.recursive(
     max_leaves=40,
 )
 
-TOKENS = ["span.name", "span.type", "trace.status", "trace.execution_time_ms", "tags.env",
-          "feedback.ok", "span.attributes['k']", "count(", "(", ")", "AND", "OR", "NOT", "=",
-          "!=", "<", ">=", "LIKE", "ILIKE", "IN", ",", "'LLM'", "'a\\'", "'%x_'", "5",
-          "99999999999999999999", "1e400", "-3", "true", "'\x00'", "`k`", "\\"]  # fmt: skip
+TOKENS = [
+    "span.name",
+    "span.type",
+    "trace.status",
+    "trace.execution_time_ms",
+    "tags.env",
+    "feedback.ok",
+    "span.attributes['k']",
+    "count(",
+    "(",
+    ")",
+    "AND",
+    "OR",
+    "NOT",
+    "=",
+    "!=",
+    "<",
+    ">=",
+    "LIKE",
+    "ILIKE",
+    "IN",
+    ",",
+    "'LLM'",
+    "'a\\'",
+    "'%x_'",
+    "5",
+    "99999999999999999999",
+    "1e400",
+    "-3",
+    "true",
+    "'\x00'",
+    "`k`",
+    "\\",
+]
 FILTERS = st.lists(st.sampled_from(TOKENS), min_size=1, max_size=12).map(" ".join) | st.text(
     alphabet=string.printable, max_size=40
 )
@@ -61,8 +129,13 @@ def fuzz_api(
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
             @given(case=operation.as_strategy(generation_mode=mode))
-            @settings(max_examples=examples, deadline=None, derandomize=derandomize,
-                      suppress_health_check=list(HealthCheck), database=None)  # fmt: skip
+            @settings(
+                max_examples=examples,
+                deadline=None,
+                derandomize=derandomize,
+                suppress_health_check=list(HealthCheck),
+                database=None,
+            )
             def check(case: schemathesis.Case) -> None:
                 nonlocal sent
                 sent += 1

@@ -9,8 +9,12 @@ from typing import Any
 
 LATENCY_THRESHOLDS = (100, 250, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000)
 COUNT_THRESHOLDS = (0, 1, 2, 3, 5, 10)
-_GENAI_KINDS = {"invoke_agent": "AGENT", "chat": "CHAT_MODEL", "execute_tool": "TOOL",
-                "retrieval": "RETRIEVER"}  # fmt: skip
+_GENAI_KINDS = {
+    "invoke_agent": "AGENT",
+    "chat": "CHAT_MODEL",
+    "execute_tool": "TOOL",
+    "retrieval": "RETRIEVER",
+}
 
 
 @dataclass
@@ -127,13 +131,18 @@ def _tags(root: Any) -> dict[str, str]:
     tags = {k[5:]: str(v) for k, v in a.items() if k.startswith("tags.")}
     if "metadata" in a:
         tags.update({k: str(v) for k, v in json.loads(a["metadata"]).items()})
-    for key, names in (("user", ("mlflow.trace.user", "user.id")),
-                       ("session", ("mlflow.trace.session", "session.id"))):  # fmt: skip
+    for key, names in (
+        ("user", ("mlflow.trace.user", "user.id")),
+        ("session", ("mlflow.trace.session", "session.id")),
+    ):
         for name in names:
             if name in a:
                 tags[key] = str(a[name])
-    for key, name in (("environment", "deployment.environment.name"),
-                      ("service", "service.name"), ("version", "service.version")):  # fmt: skip
+    for key, name in (
+        ("environment", "deployment.environment.name"),
+        ("service", "service.name"),
+        ("version", "service.version"),
+    ):
         if name in resource:
             tags[key] = str(resource[name])
     return tags

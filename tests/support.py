@@ -174,10 +174,17 @@ def start_collector(
     )
     env.update({f"TRACE_INSIGHTS_{key.upper()}": str(value) for key, value in settings.items()})
     process = subprocess.Popen(
-        [*command, "collector", "--otlp-http-port", str(http_port),
-         "--otlp-grpc-port", str(grpc_port)],
-        env=env, cwd=cwd,
-    )  # fmt: skip
+        [
+            *command,
+            "collector",
+            "--otlp-http-port",
+            str(http_port),
+            "--otlp-grpc-port",
+            str(grpc_port),
+        ],
+        env=env,
+        cwd=cwd,
+    )
     wait_for_port(http_port, 30, process)
     collector = Collector(process, f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", topic)
     deadline = time.monotonic() + 60
@@ -222,9 +229,13 @@ def sdk_spans(
 _TYPE_ATTRIBUTES = {
     "mlflow.spanType": lambda v: json.loads(v),
     "openinference.span.kind": lambda v: v,
-    "gen_ai.operation.name": lambda v: {"invoke_agent": "AGENT", "chat": "CHAT_MODEL",
-                                        "execute_tool": "TOOL", "retrieval": "RETRIEVER"}[v],
-}  # fmt: skip
+    "gen_ai.operation.name": lambda v: {
+        "invoke_agent": "AGENT",
+        "chat": "CHAT_MODEL",
+        "execute_tool": "TOOL",
+        "retrieval": "RETRIEVER",
+    }[v],
+}
 
 
 def ground_truth(spans: list) -> dict[str, Any]:
@@ -287,8 +298,12 @@ def publish_to_bus(bus: Any, spans: list, experiment_id: str, chunk: int = 40) -
 
     for start in range(0, len(spans), chunk):
         request = encode_spans(spans[start : start + chunk])
-        grouped = regroup(request, partitions=bus.partitions, max_message_bytes=500_000,
-                          experiment_id=experiment_id)  # fmt: skip
+        grouped = regroup(
+            request,
+            partitions=bus.partitions,
+            max_message_bytes=500_000,
+            experiment_id=experiment_id,
+        )
         for partition, runs in grouped.routed.items():
             for batch in assemble(partition, runs, 500_000):
                 bus.append(batch.partition, batch.payload, int(time.time() * 1000))
@@ -307,8 +322,12 @@ def trace_insights(
     """Run a ``trace-insights`` command to completion."""
     return subprocess.run(
         [*command, *args],
-        env=service_env(**settings), cwd=cwd, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        env=service_env(**settings),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def start_aggregator(
@@ -417,8 +436,13 @@ def start_process(
     from services import wait_for_port
 
     output = log.open("ab") if log is not None else None
-    process = subprocess.Popen([*command, *args], env=env, cwd=cwd, stdout=output,
-                               stderr=subprocess.STDOUT if output else None)  # fmt: skip
+    process = subprocess.Popen(
+        [*command, *args],
+        env=env,
+        cwd=cwd,
+        stdout=output,
+        stderr=subprocess.STDOUT if output else None,
+    )
     running = Running(process, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{otlp_port}")
     deadline = time.monotonic() + 60
     try:

@@ -54,7 +54,7 @@ def collector(
     kafka_bootstrap_servers: KafkaServers = None,
 ) -> None:
     """Receive OTLP traces over HTTP and gRPC and write them durably to Kafka."""
-    from trace_insights.collector.app import run
+    from trace_insights.wiring import run_collector
 
     settings = load_settings(
         otlp_http_port=otlp_http_port,
@@ -68,7 +68,7 @@ def collector(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     logs.configure(settings.log_level, settings.log_format)
-    run(settings)
+    run_collector(settings)
 
 
 RedisUrl = Annotated[str | None, typer.Option(help="Redis URL [env: TRACE_INSIGHTS_REDIS_URL]")]
@@ -95,7 +95,7 @@ def aggregator(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Consume the span topic into PostgreSQL and the Redis aggregates (one group member)."""
-    from trace_insights.aggregator.app import run
+    from trace_insights.wiring import run_aggregator
 
     settings = load_settings(
         aggregator_port=aggregator_port,
@@ -111,7 +111,7 @@ def aggregator(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     logs.configure(settings.log_level, settings.log_format)
-    run(settings)
+    run_aggregator(settings)
 
 
 ApiPort = Annotated[
@@ -153,7 +153,7 @@ def api(
     kafka_bootstrap_servers: KafkaServers = None,
 ) -> None:
     """Serve the insights API over Redis and PostgreSQL (assessments go through Kafka)."""
-    from trace_insights.api.server import run
+    from trace_insights.wiring import run_api
 
     settings = load_settings(
         api_port=api_port,
@@ -169,7 +169,7 @@ def api(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     logs.configure(settings.log_level, settings.log_format)
-    run(settings)
+    run_api(settings)
 
 
 @app.command()
@@ -206,10 +206,10 @@ def rebuild(
 ) -> None:
     """Recompute the Redis aggregates from the database (live aggregators wait meanwhile;
     they also do this by themselves for experiments the store lost)."""
-    from trace_insights.aggregator.app import open_store, policy
     from trace_insights.aggregator.rebuild import Busy, count_traces
     from trace_insights.aggregator.rebuild import rebuild as replay
     from trace_insights.truth.database import create_engine
+    from trace_insights.wiring import open_store, policy
 
     if (start_ms is None) != (end_ms is None):
         raise typer.BadParameter("give both --start-ms and --end-ms, or neither")
@@ -277,12 +277,19 @@ def dead_letters(
     if not kept:
         typer.echo("no dead letters")
     for letter in kept:
-        state = ("replayed" if letter.replayed_ms else
-                 "replay requested" if letter.replay_requested_ms else "kept")  # fmt: skip
+        state = (
+            "replayed"
+            if letter.replayed_ms
+            else "replay requested"
+            if letter.replay_requested_ms
+            else "kept"
+        )
         when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(letter.recorded_ms / 1000))
         error = (letter.error.splitlines() or [""])[0][:200]
-        typer.echo(f"{letter.src_partition}:{letter.src_offset}\t{when}\t{letter.stage}\t"
-                   f"{state}\t{len(letter.payload)} bytes\t{error}")  # fmt: skip
+        typer.echo(
+            f"{letter.src_partition}:{letter.src_offset}\t{when}\t{letter.stage}\t"
+            f"{state}\t{len(letter.payload)} bytes\t{error}"
+        )
 
 
 @app.command()

@@ -36,11 +36,16 @@ class TraceFilterCorrelationResult:
 
 
 class TracingClient:
-    def __init__(self, tracking_uri: str = "http://127.0.0.1:8000", token: str | None = None,
-                 timeout_s: float = 60.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        tracking_uri: str = "http://127.0.0.1:8000",
+        token: str | None = None,
+        timeout_s: float = 60.0,
+    ) -> None:
         headers = {"authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=tracking_uri.rstrip("/"), headers=headers,
-                                  timeout=timeout_s)  # fmt: skip
+        self._http = httpx.Client(
+            base_url=tracking_uri.rstrip("/"), headers=headers, timeout=timeout_s
+        )
 
     def calculate_trace_filter_correlation(
         self,
@@ -49,10 +54,15 @@ class TracingClient:
         filter_string2: str,
         base_filter: str | None = None,
     ) -> TraceFilterCorrelationResult:
-        body = self._post("/api/2.0/mlflow/traces/calculate-filter-correlation", {
-            "experiment_ids": experiment_ids, "filter_string1": filter_string1,
-            "filter_string2": filter_string2, "base_filter": base_filter,
-        })  # fmt: skip
+        body = self._post(
+            "/api/2.0/mlflow/traces/calculate-filter-correlation",
+            {
+                "experiment_ids": experiment_ids,
+                "filter_string1": filter_string1,
+                "filter_string2": filter_string2,
+                "base_filter": base_filter,
+            },
+        )
         return TraceFilterCorrelationResult(
             npmi=body.get("npmi", math.nan),
             npmi_smoothed=body.get("npmi_smoothed", math.nan),
@@ -86,8 +96,12 @@ class TracingClient:
     ) -> Iterator[dict[str, Any]]:
         token = None
         while True:
-            body: dict[str, Any] = {"experiment_ids": experiment_ids, "filter": filter_string,
-                                    "max_results": 1000, "page_token": token}  # fmt: skip
+            body: dict[str, Any] = {
+                "experiment_ids": experiment_ids,
+                "filter": filter_string,
+                "max_results": 1000,
+                "page_token": token,
+            }
             if order_by:
                 body["order_by"] = order_by
             page = self._post("/api/3.0/mlflow/traces/search", body)
@@ -101,8 +115,9 @@ class TracingClient:
         if response.status_code >= 400:
             try:
                 error = response.json()
-                raise TraceInsightsError(response.status_code, error["error_code"],
-                                         error["message"])  # fmt: skip
+                raise TraceInsightsError(
+                    response.status_code, error["error_code"], error["message"]
+                )
             except (ValueError, KeyError):
                 raise TraceInsightsError(response.status_code, "UNKNOWN", response.text) from None
         return response.json()

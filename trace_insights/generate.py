@@ -30,10 +30,14 @@ _KIND = {
     "openinference": ("openinference.span.kind", lambda t: "LLM" if t == "CHAT_MODEL" else t),
     "genai": (
         "gen_ai.operation.name",
-        lambda t: {"AGENT": "invoke_agent", "CHAT_MODEL": "chat", "TOOL": "execute_tool",
-                   "RETRIEVER": "retrieval"}[t],
+        lambda t: {
+            "AGENT": "invoke_agent",
+            "CHAT_MODEL": "chat",
+            "TOOL": "execute_tool",
+            "RETRIEVER": "retrieval",
+        }[t],
     ),
-}  # fmt: skip
+}
 
 
 @dataclass
@@ -119,9 +123,14 @@ class Traffic:
             span.set_attribute("mlflow.llm.model", model)
             span.set_attribute(
                 "mlflow.chat.tokenUsage",
-                json.dumps({"input_tokens": tokens_in, "output_tokens": tokens_out,
-                            "total_tokens": tokens_in + tokens_out}),
-            )  # fmt: skip
+                json.dumps(
+                    {
+                        "input_tokens": tokens_in,
+                        "output_tokens": tokens_out,
+                        "total_tokens": tokens_in + tokens_out,
+                    }
+                ),
+            )
         elif convention == "openinference":
             span.set_attribute("llm.model_name", model)
             span.set_attribute("llm.token_count.prompt", tokens_in)
@@ -189,10 +198,13 @@ def send(
     exporter = _CountingExporter(exporter_for(endpoint, protocol, headers))
     provider = TracerProvider(
         resource=Resource.create(
-            {"service.name": "agent-demo", "service.version": "1.4.2",
-             "deployment.environment.name": "demo"}
+            {
+                "service.name": "agent-demo",
+                "service.version": "1.4.2",
+                "deployment.environment.name": "demo",
+            }
         )
-    )  # fmt: skip
+    )
     provider.add_span_processor(
         BatchSpanProcessor(exporter, max_queue_size=100_000, schedule_delay_millis=200)
     )

@@ -37,11 +37,18 @@ def keep(connection: sa.Connection, letters: Iterable[Letter]) -> None:
     """Record them; one already kept (a replayed batch) stays as it was."""
     now = int(time.time() * 1000)
     rows = [
-        {"src_partition": letter.partition, "src_offset": letter.offset, "stage": letter.stage,
-         "error": storable.text(letter.error)[:_ERROR_CHARS], "payload": letter.payload,
-         "recorded_ms": now, "replay_requested_ms": None, "replayed_ms": None}
+        {
+            "src_partition": letter.partition,
+            "src_offset": letter.offset,
+            "stage": letter.stage,
+            "error": storable.text(letter.error)[:_ERROR_CHARS],
+            "payload": letter.payload,
+            "recorded_ms": now,
+            "replay_requested_ms": None,
+            "replayed_ms": None,
+        }
         for letter in letters
-    ]  # fmt: skip
+    ]
     insert_ignoring_conflicts(connection, DeadLetter, rows)
 
 

@@ -108,8 +108,9 @@ def write_batch(
     ]
     reached = trace_ids & finalized
     query = sa.select(Span.trace_id, Span.span_id)
-    stored = {(row.trace_id, row.span_id) for row in _rows(connection, query, Span.trace_id,
-                                                            reached)}  # fmt: skip
+    stored = {
+        (row.trace_id, row.span_id) for row in _rows(connection, query, Span.trace_id, reached)
+    }
     insert_ignoring_conflicts(connection, Span, rows)
     # a finalized trace is summarized anew only for a span it did not have (not for a replay)
     revised = {trace for trace, span in first if trace in reached and (trace, span) not in stored}
@@ -285,8 +286,11 @@ def _finalize(
     assessed = current_values(connection, sorted(spans))
     for trace_id, trace_spans in spans.items():
         summary = summarize(trace_id, trace_spans[0].experiment_id, trace_spans)
-        rows.append(trace_row(summary, trace_spans, partition, end_offset, reason,
-                              assessed.get(trace_id, [])))  # fmt: skip
+        rows.append(
+            trace_row(
+                summary, trace_spans, partition, end_offset, reason, assessed.get(trace_id, [])
+            )
+        )
         tags.extend({"trace_id": trace_id, "key": k, "value": v} for k, v in summary.tags.items())
     insert_ignoring_conflicts(connection, Trace, rows)
     insert_ignoring_conflicts(connection, TraceTag, tags)
@@ -294,10 +298,20 @@ def _finalize(
 
 
 LIGHT_COLUMNS = (
-    Span.trace_id, Span.span_id, Span.parent_span_id, Span.experiment_id, Span.name,
-    Span.span_type, Span.status, Span.start_time_ns, Span.end_time_ns, Span.tool_name,
-    Span.model, Span.input_tokens, Span.output_tokens,
-)  # fmt: skip
+    Span.trace_id,
+    Span.span_id,
+    Span.parent_span_id,
+    Span.experiment_id,
+    Span.name,
+    Span.span_type,
+    Span.status,
+    Span.start_time_ns,
+    Span.end_time_ns,
+    Span.tool_name,
+    Span.model,
+    Span.input_tokens,
+    Span.output_tokens,
+)
 
 
 def light_record(row: Any, trace_tags: dict[str, str] | None = None) -> SpanRecord:

@@ -33,13 +33,15 @@ def deliver_due(engine: sa.Engine, client: httpx.Client, now_ms: int | None = No
     """Send the deliveries that are due; returns how many were attempted."""
     now = int(time.time() * 1000) if now_ms is None else now_ms
     with engine.connect() as connection:
-        due = list(connection.execute(
-            sa.select(AlertDelivery, AlertRule.secret)
-            .join(AlertRule, AlertRule.rule_id == AlertDelivery.rule_id, isouter=True)
-            .where(AlertDelivery.status == "pending", AlertDelivery.next_attempt_ms <= now)
-            .order_by(AlertDelivery.next_attempt_ms)
-            .limit(50)
-        ))  # fmt: skip
+        due = list(
+            connection.execute(
+                sa.select(AlertDelivery, AlertRule.secret)
+                .join(AlertRule, AlertRule.rule_id == AlertDelivery.rule_id, isouter=True)
+                .where(AlertDelivery.status == "pending", AlertDelivery.next_attempt_ms <= now)
+                .order_by(AlertDelivery.next_attempt_ms)
+                .limit(50)
+            )
+        )
     attempted = 0
     for delivery in due:
         secret = delivery.secret
@@ -50,11 +52,13 @@ def deliver_due(engine: sa.Engine, client: httpx.Client, now_ms: int | None = No
         with engine.begin() as connection:
             claimed = connection.execute(
                 sa.update(AlertDelivery)
-                .where(AlertDelivery.delivery_id == delivery.delivery_id,
-                       AlertDelivery.attempts == delivery.attempts,
-                       AlertDelivery.status == "pending")
+                .where(
+                    AlertDelivery.delivery_id == delivery.delivery_id,
+                    AlertDelivery.attempts == delivery.attempts,
+                    AlertDelivery.status == "pending",
+                )
                 .values(attempts=delivery.attempts + 1, next_attempt_ms=now + backoff)
-            ).rowcount  # fmt: skip
+            ).rowcount
         if claimed != 1:
             continue
         attempted += 1
@@ -79,8 +83,7 @@ def _send(engine: sa.Engine, client: httpx.Client, delivery: Any, secret: str, n
     if 200 <= response.status_code < 300:
         _finish(engine, delivery.delivery_id, "delivered", response.status_code, None, now)
     else:
-        _retry_or_fail(engine, delivery, response.status_code,
-                       f"HTTP {response.status_code}", now)  # fmt: skip
+        _retry_or_fail(engine, delivery, response.status_code, f"HTTP {response.status_code}", now)
 
 
 def _retry_or_fail(
@@ -89,8 +92,10 @@ def _retry_or_fail(
     if delivery.attempts + 1 >= MAX_ATTEMPTS:
         _finish(engine, delivery.delivery_id, "failed", status, error, now)
         return
-    log.warning("webhook failed, will retry",
-                extra={"fields": {"delivery": delivery.delivery_id, "error": error}})  # fmt: skip
+    log.warning(
+        "webhook failed, will retry",
+        extra={"fields": {"delivery": delivery.delivery_id, "error": error}},
+    )
     with engine.begin() as connection:
         connection.execute(
             sa.update(AlertDelivery)

@@ -57,8 +57,9 @@ def measure(context: Context, rule: Any, end_ms: int) -> Measurement:
 
 def _measure(context: Context, rule: Any, end_ms: int) -> Measurement:
     finest = Resolution.HOUR if rule.metric == "npmi" else Resolution.MINUTE
-    window = window_of(end_ms - rule.window_s * 1000, end_ms, None, _UTC,
-                       context.retention_ms, finest)  # fmt: skip
+    window = window_of(
+        end_ms - rule.window_s * 1000, end_ms, None, _UTC, context.settings.retention_ms(), finest
+    )
     aggregates = context.over(list(rule.experiment_ids), window)
     bucket = total(aggregates.counters(keys.bucket))
     traces = int(bucket[fields.TRACES])
@@ -85,10 +86,12 @@ def _measure(context: Context, rule: Any, end_ms: int) -> Measurement:
         failed = sum(n for v, n in values.items() if n > 0 and is_failure(json.loads(v)))
         return Measurement(_percent(failed, assessed), traces)
     counts = Counts(aggregates)
-    first = resolve(parameters["dimension1"]["name"], parameters["dimension1"]["parameters"],
-                    counts.values_of)  # fmt: skip
-    second = resolve(parameters["dimension2"]["name"], parameters["dimension2"]["parameters"],
-                     counts.values_of)  # fmt: skip
+    first = resolve(
+        parameters["dimension1"]["name"], parameters["dimension1"]["parameters"], counts.values_of
+    )
+    second = resolve(
+        parameters["dimension2"]["name"], parameters["dimension2"]["parameters"], counts.values_of
+    )
     if first.terms is None or second.terms is None:
         return Measurement(None, traces)
     occurrences = counts.all_occurrences
@@ -113,8 +116,11 @@ def evaluate(context: Context, rule: Any, now_ms: int | None = None) -> str | No
     if decided:
         state = "firing" if breached else "ok"
     event = {("ok", "firing"): "firing", ("firing", "ok"): "resolved"}.get((rule.state, state))
-    changes: dict[str, Any] = {"last_value": found.value, "last_evaluated_ms": now,
-                               "version": rule.version + 1}  # fmt: skip
+    changes: dict[str, Any] = {
+        "last_value": found.value,
+        "last_evaluated_ms": now,
+        "version": rule.version + 1,
+    }
     notify = False
     if event is not None:
         changes.update(state=state, state_since_ms=now)
@@ -131,12 +137,23 @@ def evaluate(context: Context, rule: Any, now_ms: int | None = None) -> str | No
             return None
         if notify:
             payload = _payload(rule, event, found.value, now)  # type: ignore[arg-type]
-            connection.execute(sa.insert(AlertDelivery), [
-                dict(delivery_id=f"d-{secrets.token_hex(12)}", rule_id=rule.rule_id,
-                     event=event, target=target, payload=payload, created_ms=now,
-                     status="pending", attempts=0, next_attempt_ms=now)
-                for target in rule.webhooks
-            ])  # fmt: skip
+            connection.execute(
+                sa.insert(AlertDelivery),
+                [
+                    dict(
+                        delivery_id=f"d-{secrets.token_hex(12)}",
+                        rule_id=rule.rule_id,
+                        event=event,
+                        target=target,
+                        payload=payload,
+                        created_ms=now,
+                        status="pending",
+                        attempts=0,
+                        next_attempt_ms=now,
+                    )
+                    for target in rule.webhooks
+                ],
+            )
     return event if notify else None
 
 
@@ -157,23 +174,39 @@ def _should_notify(context: Context, rule: Any, event: str, now: int) -> bool:
 
 
 def _payload(rule: Any, event: str, value: float | None, now: int) -> dict[str, Any]:
-    query = {"experiment_ids": list(rule.experiment_ids), "start_time": now - rule.window_s * 1000,
-             "end_time": now, "time_bucket": "minute"}  # fmt: skip
+    query = {
+        "experiment_ids": list(rule.experiment_ids),
+        "start_time": now - rule.window_s * 1000,
+        "end_time": now,
+        "time_bucket": "minute",
+    }
     endpoint = ENDPOINTS.get(rule.metric, "traffic-cost/latency")
     body = {
-        "rule_id": rule.rule_id, "rule": rule.name, "state": event, "metric": rule.metric,
-        "value": value, "comparator": rule.comparator, "threshold": rule.threshold,
-        "window_s": rule.window_s, "baseline": rule.baseline,
-        "experiment_ids": list(rule.experiment_ids), "evaluated_at": now,
-        "link": {"method": "POST", "path": f"/api/3.0/mlflow/traces/insights/{endpoint}",
-                 "body": {**query, **_link_parameters(rule)}},
-    }  # fmt: skip
+        "rule_id": rule.rule_id,
+        "rule": rule.name,
+        "state": event,
+        "metric": rule.metric,
+        "value": value,
+        "comparator": rule.comparator,
+        "threshold": rule.threshold,
+        "window_s": rule.window_s,
+        "baseline": rule.baseline,
+        "experiment_ids": list(rule.experiment_ids),
+        "evaluated_at": now,
+        "link": {
+            "method": "POST",
+            "path": f"/api/3.0/mlflow/traces/insights/{endpoint}",
+            "body": {**query, **_link_parameters(rule)},
+        },
+    }
     if not rule.slack:
         return body
     shown = "n/a" if value is None else f"{value:.4g}"
     icon = ":rotating_light:" if event == "firing" else ":white_check_mark:"
-    text = (f"{icon} *{rule.name}* is {event}: {rule.metric} = {shown} "
-            f"({rule.comparator} {rule.threshold:g} over {rule.window_s}s)")  # fmt: skip
+    text = (
+        f"{icon} *{rule.name}* is {event}: {rule.metric} = {shown} "
+        f"({rule.comparator} {rule.threshold:g} over {rule.window_s}s)"
+    )
     return {"text": text, "trace_insights": body}
 
 
@@ -193,5 +226,9 @@ def _percent(part: float, whole: float) -> float | None:
 
 
 def _compare(value: float, comparator: str, threshold: float) -> bool:
-    return {">": value > threshold, ">=": value >= threshold, "<": value < threshold,
-            "<=": value <= threshold}[comparator]  # fmt: skip
+    return {
+        ">": value > threshold,
+        ">=": value >= threshold,
+        "<": value < threshold,
+        "<=": value <= threshold,
+    }[comparator]

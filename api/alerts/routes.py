@@ -34,14 +34,28 @@ def create(body: RuleIn, request: Request) -> CreatedRule:
     _check_targets(context, body.webhooks)
     now = int(time.time() * 1000)
     row = dict(
-        rule_id=f"r-{secrets.token_hex(8)}", name=body.name, experiment_ids=body.experiment_ids,
-        metric=body.metric, parameters=body.parameters.model_dump(exclude_none=True),
-        window_s=body.window_s, comparator=body.comparator, threshold=body.threshold,
-        min_traces=body.min_traces, baseline=body.baseline, webhooks=body.webhooks,
-        secret=body.secret or secrets.token_hex(24), cooldown_s=body.cooldown_s,
-        slack=body.slack, created_ms=now, state="ok", state_since_ms=now, last_value=None,
-        last_evaluated_ms=None, last_notified_ms=None, version=0,
-    )  # fmt: skip
+        rule_id=f"r-{secrets.token_hex(8)}",
+        name=body.name,
+        experiment_ids=body.experiment_ids,
+        metric=body.metric,
+        parameters=body.parameters.model_dump(exclude_none=True),
+        window_s=body.window_s,
+        comparator=body.comparator,
+        threshold=body.threshold,
+        min_traces=body.min_traces,
+        baseline=body.baseline,
+        webhooks=body.webhooks,
+        secret=body.secret or secrets.token_hex(24),
+        cooldown_s=body.cooldown_s,
+        slack=body.slack,
+        created_ms=now,
+        state="ok",
+        state_since_ms=now,
+        last_value=None,
+        last_evaluated_ms=None,
+        last_notified_ms=None,
+        version=0,
+    )
     with context.engine.begin() as connection:
         connection.execute(sa.insert(AlertRule).values(**row))
     created = _out(_rule(context, str(row["rule_id"])))
@@ -98,20 +112,32 @@ def deliveries(rule_id: str, request: Request) -> DeliveriesOut:
             .order_by(AlertDelivery.created_ms.desc())
             .limit(500)
         )
-        return DeliveriesOut(deliveries=[
-            DeliveryOut(delivery_id=d.delivery_id, event=d.event, target=d.target,
-                        status=d.status, attempts=d.attempts, created=d.created_ms,
-                        delivered=d.delivered_ms, response_status=d.response_status,
-                        last_error=d.last_error, payload=d.payload)
-            for d in rows
-        ])  # fmt: skip
+        return DeliveriesOut(
+            deliveries=[
+                DeliveryOut(
+                    delivery_id=d.delivery_id,
+                    event=d.event,
+                    target=d.target,
+                    status=d.status,
+                    attempts=d.attempts,
+                    created=d.created_ms,
+                    delivered=d.delivered_ms,
+                    response_status=d.response_status,
+                    last_error=d.last_error,
+                    payload=d.payload,
+                )
+                for d in rows
+            ]
+        )
 
 
 def _check(context: Context, window_s: int, baseline: str | None, body: RuleIn | None) -> None:
     """The window must fit in what the aggregates keep; NPMI dimensions must make sense."""
-    kept = max(context.retention_ms.values()) if window_s >= 86_400 else min(
-        context.retention_ms.values()
-    )  # fmt: skip
+    kept = (
+        max(context.settings.retention_ms().values())
+        if window_s >= 86_400
+        else min(context.settings.retention_ms().values())
+    )
     reach = window_s * 1000 + {"day": 86_400_000, "week": 7 * 86_400_000}.get(baseline or "", 0)
     if reach > kept:
         raise invalid(
@@ -142,11 +168,22 @@ def _rule(context: Context, rule_id: str) -> Any:
 
 def _out(rule: Any) -> RuleOut:
     return RuleOut(
-        rule_id=rule.rule_id, name=rule.name, experiment_ids=rule.experiment_ids,
-        metric=rule.metric, parameters=rule.parameters, window_s=rule.window_s,
-        comparator=rule.comparator, threshold=rule.threshold, min_traces=rule.min_traces,
-        baseline=rule.baseline, webhooks=rule.webhooks, cooldown_s=rule.cooldown_s,
-        slack=rule.slack, state=rule.state, state_since=rule.state_since_ms,
-        last_value=rule.last_value, last_evaluated=rule.last_evaluated_ms,
+        rule_id=rule.rule_id,
+        name=rule.name,
+        experiment_ids=rule.experiment_ids,
+        metric=rule.metric,
+        parameters=rule.parameters,
+        window_s=rule.window_s,
+        comparator=rule.comparator,
+        threshold=rule.threshold,
+        min_traces=rule.min_traces,
+        baseline=rule.baseline,
+        webhooks=rule.webhooks,
+        cooldown_s=rule.cooldown_s,
+        slack=rule.slack,
+        state=rule.state,
+        state_since=rule.state_since_ms,
+        last_value=rule.last_value,
+        last_evaluated=rule.last_evaluated_ms,
         created=rule.created_ms,
-    )  # fmt: skip
+    )

@@ -7,8 +7,17 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from trace_insights.api.alerts.targets import check_url
 from trace_insights.api.schemas import DimensionValue, ExperimentIds
 
-Metric = Literal["error_rate", "trace_count", "latency_p50", "latency_p90", "latency_p99",
-                 "tool_error_rate", "token_count", "assessment_failure_rate", "npmi"]  # fmt: skip
+Metric = Literal[
+    "error_rate",
+    "trace_count",
+    "latency_p50",
+    "latency_p90",
+    "latency_p99",
+    "tool_error_rate",
+    "token_count",
+    "assessment_failure_rate",
+    "npmi",
+]
 Comparator = Literal[">", ">=", "<", "<="]
 NEEDS = {"tool_error_rate": "tool_name", "assessment_failure_rate": "assessment_name"}
 
@@ -50,9 +59,10 @@ class RuleIn(RuleChange):
     threshold: float
     min_traces: int = Field(1, ge=0, description="Fewer traces in the window: no decision")
     baseline: Literal["day", "week"] | None = Field(
-        None, description="Compare with the same window a day or a week earlier: the rule's "
-        "value is the absolute change"
-    )  # fmt: skip
+        None,
+        description="Compare with the same window a day or a week earlier: the rule's "
+        "value is the absolute change",
+    )
     webhooks: list[str] = Field(min_length=1)
     secret: str | None = Field(None, min_length=16, max_length=128)
     cooldown_s: int = Field(300, ge=0, description="No new notification sooner than this")

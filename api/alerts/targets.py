@@ -74,8 +74,7 @@ class _GuardedBackend(httpcore.SyncBackend):
             why = refused(address)
             if why is not None:
                 raise httpcore.ConnectError(f"{host} resolves to {why}; {_HOW}")
-        return super().connect_tcp(str(addresses[0]), port, timeout, local_address,
-                                   socket_options)  # fmt: skip
+        return super().connect_tcp(str(addresses[0]), port, timeout, local_address, socket_options)
 
 
 def client(allow_private: bool) -> httpx.Client:

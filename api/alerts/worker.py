@@ -31,11 +31,13 @@ class AlertWorker:
         self._last_sweep = 0.0
         self._client = targets.client(context.settings.webhook_allow_private)
         self._threads = [
-            threading.Thread(target=self._loop, args=(self.evaluate_once,), name="alert-rules",
-                             daemon=True),
-            threading.Thread(target=self._loop, args=(self.deliver_once,), name="alert-webhooks",
-                             daemon=True),
-        ]  # fmt: skip
+            threading.Thread(
+                target=self._loop, args=(self.evaluate_once,), name="alert-rules", daemon=True
+            ),
+            threading.Thread(
+                target=self._loop, args=(self.deliver_once,), name="alert-webhooks", daemon=True
+            ),
+        ]
 
     def start(self) -> None:
         for thread in self._threads:
@@ -99,5 +101,9 @@ class AlertWorker:
             try:
                 step()
             except (SQLAlchemyError, RedisError, OSError) as exc:
-                _throttled.log(logging.WARNING, type(exc).__name__, "alert worker step failed",
-                               {"error": str(exc)})  # fmt: skip
+                _throttled.log(
+                    logging.WARNING,
+                    type(exc).__name__,
+                    "alert worker step failed",
+                    {"error": str(exc)},
+                )

@@ -101,8 +101,13 @@ def calculate_npmi(body: NpmiRequest, request: Request) -> NpmiResponse:
         partners = [d for d in second.terms if d != ALL]
         c1 = count(first.terms, occurrences, counts.total)
         c2 = count(second.terms, occurrences, counts.total)
-        both = joint(first.terms, second.terms, occurrences,
-                     lambda d: counts.partners(d, partners), counts.total)  # fmt: skip
+        both = joint(
+            first.terms,
+            second.terms,
+            occurrences,
+            lambda d: counts.partners(d, partners),
+            counts.total,
+        )
         n = counts.total
     else:
         source = "store"
@@ -244,8 +249,13 @@ def _correlations_from_truth(
 
 def _overflow_of(dimensions: list[str]) -> list[str]:
     """The ``tags.<key>=__other__`` dimensions of the tag dimensions among ``dimensions``."""
-    return sorted({stream.tag(d[5:].partition("=")[0], stream.OTHER) for d in dimensions
-                   if d.startswith("tags.")})  # fmt: skip
+    return sorted(
+        {
+            stream.tag(d[5:].partition("=")[0], stream.OTHER)
+            for d in dimensions
+            if d.startswith("tags.")
+        }
+    )
 
 
 def _capped_out(dimensions: list[str], occurrences: Figures) -> bool:

@@ -76,8 +76,10 @@ async def stream(
     wanted = [m.strip() for m in metrics.split(",") if m.strip()]
     unknown = sorted(set(wanted) - set(METRICS))
     if unknown or not wanted:
-        raise invalid(f"invalid value for 'metrics': {', '.join(unknown) or 'empty'}; "
-                      f"choose from {', '.join(METRICS)}")  # fmt: skip
+        raise invalid(
+            f"invalid value for 'metrics': {', '.join(unknown) or 'empty'}; "
+            f"choose from {', '.join(METRICS)}"
+        )
     await asyncio.to_thread(context.require_experiments, experiment_ids)
     cursor = _Cursor.parse(last_event_id) if last_event_id else _Cursor({}, None)
     for experiment in experiment_ids:
@@ -140,9 +142,17 @@ class Snapshots:
         key = (change.experiment_id, change.id, resolution, start, tuple(sorted(wanted)))
         task = self._reads.get(key)
         if task is None:
-            task = asyncio.ensure_future(asyncio.to_thread(
-                _snapshot, context, change.experiment_id, resolution, start,
-                change.watermark_ms, wanted))  # fmt: skip
+            task = asyncio.ensure_future(
+                asyncio.to_thread(
+                    _snapshot,
+                    context,
+                    change.experiment_id,
+                    resolution,
+                    start,
+                    change.watermark_ms,
+                    wanted,
+                )
+            )
             self._reads[key] = task
             while len(self._reads) > self._kept:
                 self._reads.popitem(last=False)

@@ -112,8 +112,9 @@ def tokens(body: InsightsRequest, request: Request) -> TokensResponse:
         per, meta = _exact_counters(context, aggregates)
         periods = aggregates.window.periods
         with context.engine.connect() as connection:
-            used = period_stats.model_tokens(connection, body.experiment_ids, periods[0][0],
-                                             periods[-1][1])  # fmt: skip
+            used = period_stats.model_tokens(
+                connection, body.experiment_ids, periods[0][0], periods[-1][1]
+            )
         by_model = Figures()
         for m in used:
             by_model[fields.model(m.model, "calls")] += m.calls

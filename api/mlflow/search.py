@@ -29,8 +29,12 @@ from trace_insights.truth.pair_counts import pair_counts
 
 v2 = APIRouter(prefix="/api/2.0/mlflow/traces")
 v3 = APIRouter(prefix="/api/3.0/mlflow/traces")
-_ORDERABLE = {"timestamp_ms": Trace.timestamp_ms, "execution_time_ms": Trace.execution_time_ms,
-              "status": Trace.status, "name": Trace.root_name}  # fmt: skip
+_ORDERABLE = {
+    "timestamp_ms": Trace.timestamp_ms,
+    "execution_time_ms": Trace.execution_time_ms,
+    "status": Trace.status,
+    "name": Trace.root_name,
+}
 
 
 def condition(
@@ -76,26 +80,38 @@ def _finite(value: float) -> float | None:
     return None if math.isnan(value) else value
 
 
-@v2.post("/calculate-filter-correlation", response_model=FilterCorrelationV2,
-         response_model_exclude_none=True)  # fmt: skip
+@v2.post(
+    "/calculate-filter-correlation",
+    response_model=FilterCorrelationV2,
+    response_model_exclude_none=True,
+)
 def correlation_v2(body: FilterCorrelationRequest, request: Request) -> FilterCorrelationV2:
     found = correlate(request.app.state.context, body)
     return FilterCorrelationV2(
-        npmi=_finite(found.score.npmi), npmi_smoothed=_finite(found.score.npmi_smoothed),
-        filter_string1_count=found.c1, filter_string2_count=found.c2,
-        joint_count=found.joint, total_count=found.total,
-    )  # fmt: skip
+        npmi=_finite(found.score.npmi),
+        npmi_smoothed=_finite(found.score.npmi_smoothed),
+        filter_string1_count=found.c1,
+        filter_string2_count=found.c2,
+        joint_count=found.joint,
+        total_count=found.total,
+    )
 
 
-@v3.post("/calculate-filter-correlation", response_model=FilterCorrelationV3,
-         response_model_exclude_none=True)  # fmt: skip
+@v3.post(
+    "/calculate-filter-correlation",
+    response_model=FilterCorrelationV3,
+    response_model_exclude_none=True,
+)
 def correlation_v3(body: FilterCorrelationRequest, request: Request) -> FilterCorrelationV3:
     found = correlate(request.app.state.context, body)
     return FilterCorrelationV3(
-        npmi=_finite(found.score.npmi), npmi_smoothed=_finite(found.score.npmi_smoothed),
-        filter1_count=found.c1, filter2_count=found.c2,
-        joint_count=found.joint, total_count=found.total,
-    )  # fmt: skip
+        npmi=_finite(found.score.npmi),
+        npmi_smoothed=_finite(found.score.npmi_smoothed),
+        filter1_count=found.c1,
+        filter2_count=found.c2,
+        joint_count=found.joint,
+        total_count=found.total,
+    )
 
 
 @v3.post("/search", response_model=SearchTracesResponse)

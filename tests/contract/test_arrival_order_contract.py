@@ -36,24 +36,42 @@ def _renamed(spans: list, salt: int) -> list:
     def moved(context):  # type: ignore[no-untyped-def]
         if context is None:
             return None
-        return SpanContext(context.trace_id ^ salt, context.span_id, context.is_remote,
-                           context.trace_flags, context.trace_state)  # fmt: skip
+        return SpanContext(
+            context.trace_id ^ salt,
+            context.span_id,
+            context.is_remote,
+            context.trace_flags,
+            context.trace_state,
+        )
 
     return [
-        ReadableSpan(name=s.name, context=moved(s.context), parent=moved(s.parent),
-                     resource=s.resource, attributes=s.attributes, events=s.events,
-                     links=s.links, kind=s.kind, status=s.status, start_time=s.start_time,
-                     end_time=s.end_time, instrumentation_scope=s.instrumentation_scope)
+        ReadableSpan(
+            name=s.name,
+            context=moved(s.context),
+            parent=moved(s.parent),
+            resource=s.resource,
+            attributes=s.attributes,
+            events=s.events,
+            links=s.links,
+            kind=s.kind,
+            status=s.status,
+            start_time=s.start_time,
+            end_time=s.end_time,
+            instrumentation_scope=s.instrumentation_scope,
+        )
         for s in spans
-    ]  # fmt: skip
+    ]
 
 
 def _deliver(bus, aggregator, spans, experiment, order, assessed):
     """Deliver ``spans`` in an order; assess some traces while they are still incomplete."""
     roots = [s for s in spans if s.parent is None]
     children = [s for s in spans if s.parent is not None]
-    first, second = {"whole": (spans, []), "root first": (roots, children),
-                     "root after the idle timeout": (children, roots)}[order]  # fmt: skip
+    first, second = {
+        "whole": (spans, []),
+        "root first": (roots, children),
+        "root after the idle timeout": (children, roots),
+    }[order]
     publish_to_bus(bus, first, experiment)
     _drain(aggregator)
     if order == "root after the idle timeout":
@@ -61,8 +79,9 @@ def _deliver(bus, aggregator, spans, experiment, order, assessed):
         _drain(aggregator)
     for index, root in enumerate(assessed):
         value = index % 3 == 0
-        publish_assessment(bus, _assessment(root.context.trace_id, value, experiment,
-                                            f"{experiment}-{index}"))  # fmt: skip
+        publish_assessment(
+            bus, _assessment(root.context.trace_id, value, experiment, f"{experiment}-{index}")
+        )
     _drain(aggregator)
     publish_to_bus(bus, second, experiment)
     _drain(aggregator)
@@ -89,26 +108,44 @@ def _aggregates(store, experiment, starts):
         for name in ("correct",):
             key = keys.assessment_values(experiment, resolution, start, name)
             out[("av", resolution, start)] = store.read_hash(key)
-        metrics = [LATENCY, *(f"tool:{n[5:].rsplit(':', 1)[0]}" for n in bucket
-                              if n.startswith("tool:") and n.endswith(":calls"))]  # fmt: skip
+        metrics = [
+            LATENCY,
+            *(
+                f"tool:{n[5:].rsplit(':', 1)[0]}"
+                for n in bucket
+                if n.startswith("tool:") and n.endswith(":calls")
+            ),
+        ]
         for metric in metrics:
             copies = store.read_blob_hashes([keys.digests(experiment, resolution, start, metric)])
             digest = sketch.merged(list(copies[0].values()))
-            out[("td", resolution, start, metric)] = None if digest.is_empty() else (
-                digest.n_values, digest.min(), digest.max(),
-                *(round(digest.quantile(q), 3) for q in (0.5, 0.9, 0.99)),
-            )  # fmt: skip
+            out[("td", resolution, start, metric)] = (
+                None
+                if digest.is_empty()
+                else (
+                    digest.n_values,
+                    digest.min(),
+                    digest.max(),
+                    *(round(digest.quantile(q), 3) for q in (0.5, 0.9, 0.99)),
+                )
+            )
     return out
 
 
 def _store_counts(engine, experiment):
     """The SQL dimension counts of the experiment's traces (the filter-language side)."""
     universe = (
-        sa.select(Trace.trace_id, Trace.status, Trace.execution_time_ms, Trace.span_stats,
-                  Trace.tags, sa.literal(0).label("in_slice"))
+        sa.select(
+            Trace.trace_id,
+            Trace.status,
+            Trace.execution_time_ms,
+            Trace.span_stats,
+            Trace.tags,
+            sa.literal(0).label("in_slice"),
+        )
         .where(Trace.experiment_id == experiment)
         .cte("universe")
-    )  # fmt: skip
+    )
     with engine.connect() as connection:
         rows = connection.execute(dimension_counts(universe, engine.dialect.name))
         return {row[0]: int(row[1]) for row in rows if int(row[1])}

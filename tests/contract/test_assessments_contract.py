@@ -23,9 +23,15 @@ DAY = Resolution.DAY
 def _assessment(trace_id: int, value, experiment: str, assessment_id: str | None = None):
     return Assessment(
         assessment_id=assessment_id or f"a-{trace_id:032x}",
-        trace_id=f"{trace_id:032x}", experiment_id=experiment, name="correct", value=value,
-        source_type="HUMAN", source_id="reviewer", rationale=None, timestamp_ms=1,
-    )  # fmt: skip
+        trace_id=f"{trace_id:032x}",
+        experiment_id=experiment,
+        name="correct",
+        value=value,
+        source_type="HUMAN",
+        source_id="reviewer",
+        rationale=None,
+        timestamp_ms=1,
+    )
 
 
 def test_assessments_count_once_move_on_overwrite_and_leave_on_delete(truth_engine, store):

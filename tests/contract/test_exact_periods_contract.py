@@ -57,9 +57,13 @@ def test_local_days_past_the_hour_retention_are_answered_exactly_from_the_traces
     with embedded(tmp_path, **overrides) as api:
         publish_to_bus(api.bus, spans, "old")
         api.drain()
-        body = {"experiment_ids": ["old"], "time_bucket": "day",
-                "timezone": "America/New_York", "start_time": first - DAY_MS,
-                "end_time": first + 5 * DAY_MS}  # fmt: skip
+        body = {
+            "experiment_ids": ["old"],
+            "time_bucket": "day",
+            "timezone": "America/New_York",
+            "start_time": first - DAY_MS,
+            "end_time": first + 5 * DAY_MS,
+        }
 
         def post(path: str, **changes: object) -> dict:
             reply = api.client.post(f"{INSIGHTS}/{path}", json={**body, **changes})
@@ -69,16 +73,20 @@ def test_local_days_past_the_hour_retention_are_answered_exactly_from_the_traces
         volume = post("traffic-cost/volume")
         assert volume["meta"]["source"] == "store"
         assert (volume["meta"]["start_time"], volume["meta"]["end_time"]) == (
-            body["start_time"], body["end_time"])  # fmt: skip
+            body["start_time"],
+            body["end_time"],
+        )
         counted = {p["time_bucket"]: p["count"] for p in volume["time_series"] if p["count"]}
         assert counted == {day: len(latencies) for day, latencies in by_day.items()}
-        assert all(_local_midnight(p["time_bucket"]) == p["time_bucket"]
-                   for p in volume["time_series"][1:])  # fmt: skip
+        assert all(
+            _local_midnight(p["time_bucket"]) == p["time_bucket"] for p in volume["time_series"][1:]
+        )
         assert volume["summary"]["count"] == 80
 
         failed = post("traffic-cost/errors")
-        assert {p["time_bucket"]: p["error_count"] for p in failed["time_series"]
-                if p["total_count"]} == {day: errors[day] for day in by_day}  # fmt: skip
+        assert {
+            p["time_bucket"]: p["error_count"] for p in failed["time_series"] if p["total_count"]
+        } == {day: errors[day] for day in by_day}
 
         latency = post("traffic-cost/latency")
         for point in latency["time_series"]:

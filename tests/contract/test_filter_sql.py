@@ -20,25 +20,54 @@ T0 = 1735689600000
 def _trace(n: int, status: str, latency: int, spans: list[dict], tags: dict, assessments: dict):
     trace_id = f"{n:032x}"
     start = T0 + (n - 2) * 1000  # t1 starts before T0, the others at or after it
-    trace = dict(trace_id=trace_id, experiment_id="f", final_partition=0, final_offset=n,
-                 final_reason="root", timestamp_ms=start, execution_time_ms=latency,
-                 status=status, root_name=spans[0]["name"], input_tokens=0, output_tokens=0,
-                 total_tokens=0, span_count=len(spans), tags=tags, assessments=[],
-                 current_assessments=by_name(assessments.items()),
-                 span_stats=span_stats.count((s["type"], s.get("status", "OK"), s.get("tool"),
-                                              s.get("model")) for s in spans))  # fmt: skip
+    trace = dict(
+        trace_id=trace_id,
+        experiment_id="f",
+        final_partition=0,
+        final_offset=n,
+        final_reason="root",
+        timestamp_ms=start,
+        execution_time_ms=latency,
+        status=status,
+        root_name=spans[0]["name"],
+        input_tokens=0,
+        output_tokens=0,
+        total_tokens=0,
+        span_count=len(spans),
+        tags=tags,
+        assessments=[],
+        current_assessments=by_name(assessments.items()),
+        span_stats=span_stats.count(
+            (s["type"], s.get("status", "OK"), s.get("tool"), s.get("model")) for s in spans
+        ),
+    )
     rows = []
     for index, span in enumerate(spans):
-        rows.append(dict(
-            trace_id=trace_id, span_id=f"{index + 1:016x}",
-            parent_span_id=None if index == 0 else f"{1:016x}", experiment_id="f",
-            name=span["name"], span_type=span["type"], status=span.get("status", "OK"),
-            status_message="", start_time_ns=start * 1_000_000, end_time_ns=start * 1_000_000,
-            duration_ms=0.0, tool_name=span.get("tool"), model=span.get("model"),
-            input_tokens=None, output_tokens=None, attributes=span.get("attributes", {}),
-            trace_tags={}, content=span.get("content", span["name"]), src_partition=0,
-            src_offset=n, late=False,
-        ))  # fmt: skip
+        rows.append(
+            dict(
+                trace_id=trace_id,
+                span_id=f"{index + 1:016x}",
+                parent_span_id=None if index == 0 else f"{1:016x}",
+                experiment_id="f",
+                name=span["name"],
+                span_type=span["type"],
+                status=span.get("status", "OK"),
+                status_message="",
+                start_time_ns=start * 1_000_000,
+                end_time_ns=start * 1_000_000,
+                duration_ms=0.0,
+                tool_name=span.get("tool"),
+                model=span.get("model"),
+                input_tokens=None,
+                output_tokens=None,
+                attributes=span.get("attributes", {}),
+                trace_tags={},
+                content=span.get("content", span["name"]),
+                src_partition=0,
+                src_offset=n,
+                late=False,
+            )
+        )
     tag_rows = [dict(trace_id=trace_id, key=k, value=v) for k, v in tags.items()]
     assessment_rows = [
         dict(
@@ -60,30 +89,67 @@ def _trace(n: int, status: str, latency: int, spans: list[dict], tags: dict, ass
 
 ROOT = {"name": "agent_run", "type": "AGENT"}
 TRACES = [
-    _trace(1, "OK", 1200, [ROOT,
-        {"name": "chat gpt-4", "type": "LLM", "model": "gpt-4",
-         "attributes": {"model_name": "gpt-4", "cache_hit": True, "temperature": 0.2}},
-        {"name": "chat", "type": "LLM"}, {"name": "chat", "type": "LLM"},
-        {"name": "chat", "type": "LLM"}],
-        {"environment": "production", "query_type": "complex",
-         "deployment.environment": "prod"},
-        {"quality": 0.9, "accuracy": "correct"}),
-    _trace(2, "ERROR", 6000, [{**ROOT, "status": "ERROR"},
-        {"name": "web_search", "type": "TOOL", "tool": "web_search", "status": "ERROR",
-         "content": "web_search Timeout after 30s"},
-        *({"name": f"vectorize_{i}", "type": "EMBEDDING"} for i in range(6))],
+    _trace(
+        1,
+        "OK",
+        1200,
+        [
+            ROOT,
+            {
+                "name": "chat gpt-4",
+                "type": "LLM",
+                "model": "gpt-4",
+                "attributes": {"model_name": "gpt-4", "cache_hit": True, "temperature": 0.2},
+            },
+            {"name": "chat", "type": "LLM"},
+            {"name": "chat", "type": "LLM"},
+            {"name": "chat", "type": "LLM"},
+        ],
+        {"environment": "production", "query_type": "complex", "deployment.environment": "prod"},
+        {"quality": 0.9, "accuracy": "correct"},
+    ),
+    _trace(
+        2,
+        "ERROR",
+        6000,
+        [
+            {**ROOT, "status": "ERROR"},
+            {
+                "name": "web_search",
+                "type": "TOOL",
+                "tool": "web_search",
+                "status": "ERROR",
+                "content": "web_search Timeout after 30s",
+            },
+            *({"name": f"vectorize_{i}", "type": "EMBEDDING"} for i in range(6)),
+        ],
         {"environment": "dev", "query_type": "complex", "deployment.environment": "dev"},
-        {"user_rating": 5}),
-    _trace(3, "OK", 300, [ROOT, {"name": "retry_llm", "type": "CHAT_MODEL",
-                                 "attributes": {"cache_hit": "false"}}],
+        {"user_rating": 5},
+    ),
+    _trace(
+        3,
+        "OK",
+        300,
+        [ROOT, {"name": "retry_llm", "type": "CHAT_MODEL", "attributes": {"cache_hit": "false"}}],
         {"environment": "production", "query_type": "simple"},
-        {"accuracy": "incorrect", "is_helpful": True}),
+        {"accuracy": "incorrect", "is_helpful": True},
+    ),
     _trace(4, "OK", 100, [{"name": "embed_docs", "type": "CHAIN"}], {}, {}),
-    _trace(5, "ERROR", 5001, [{**ROOT, "status": "ERROR"}, {"name": "chat", "type": "LLM"},
-        {"name": "chat", "type": "LLM"}, {"name": "embed_a", "type": "EMBEDDING"},
-        {"name": "embed_b", "type": "EMBEDDING"}],
-        {"query_type": "complex"}, {"user_rating": 3, "quality": "n/a"}),
-]  # fmt: skip
+    _trace(
+        5,
+        "ERROR",
+        5001,
+        [
+            {**ROOT, "status": "ERROR"},
+            {"name": "chat", "type": "LLM"},
+            {"name": "chat", "type": "LLM"},
+            {"name": "embed_a", "type": "EMBEDDING"},
+            {"name": "embed_b", "type": "EMBEDDING"},
+        ],
+        {"query_type": "complex"},
+        {"user_rating": 3, "quality": "n/a"},
+    ),
+]
 
 CASES = [
     ("span.type = 'LLM'", {1, 5}),
@@ -115,16 +181,23 @@ CASES = [
     ("span.content ILIKE '%timeout%'", {2}),
     ("span.content LIKE '%timeout%'", set()),
     ("trace.text ILIKE '%TIMEOUT%'", {2}),
-    ("count(span.type = 'EMBEDDING') > 5 OR "
-     "(tags.query_type = 'complex' AND NOT trace.status = 'OK')",
-     {2, 5}),
+    (
+        "count(span.type = 'EMBEDDING') > 5 OR "
+        "(tags.query_type = 'complex' AND NOT trace.status = 'OK')",
+        {2, 5},
+    ),
     ("span.type IN ('LLM', 'CHAT_MODEL')", {1, 3, 5}),
     ("span.type NOT IN ('AGENT')", {1, 2, 3, 4, 5}),
     ("NOT span.type = 'LLM'", {2, 3, 4}),
-    ("tags.query_type = 'complex' and trace.status = 'ERROR' or trace.execution_time_ms < 200",
-     {2, 5, 4}),
-    ("""span.type = 'TOOL'
-        AND span.status = 'ERROR'""", {2}),
+    (
+        "tags.query_type = 'complex' and trace.status = 'ERROR' or trace.execution_time_ms < 200",
+        {2, 5, 4},
+    ),
+    (
+        """span.type = 'TOOL'
+        AND span.status = 'ERROR'""",
+        {2},
+    ),
     ("tags.environment = '; DROP TABLE traces; --'", set()),
     ("span.tool_name = 'web_search'", {2}),
     ("span.model IN ('gpt-4', 'gpt-5')", {1}),
@@ -138,7 +211,7 @@ CASES = [
     ("feedback.quality < 1", {1}),  # trace 5's quality is the text 'n/a'
     ("feedback.quality != 0.9", set()),
     ("feedback.user_rating IN (3, 5)", {2, 5}),
-]  # fmt: skip
+]
 
 
 @pytest.fixture
@@ -146,8 +219,9 @@ def truth(truth_engine):
     with truth_engine.begin() as connection:
         connection.execute(sa.insert(Experiment), [{"experiment_id": "f", "created_ms": 0}])
         for table, index in ((Trace, 0), (Span, 1), (TraceTag, 2), (Assessment, 3)):
-            rows = [row for trace in TRACES for row in
-                    ([trace[index]] if index == 0 else trace[index])]  # fmt: skip
+            rows = [
+                row for trace in TRACES for row in ([trace[index]] if index == 0 else trace[index])
+            ]
             if rows:
                 connection.execute(sa.insert(table), rows)
     return truth_engine
@@ -174,9 +248,12 @@ def test_an_injection_attempt_is_only_a_value(truth):
 
 @pytest.mark.parametrize(
     "text",
-    ["feedback.quality > 'high'", "span.attributes.cache_hit >= true",
-     "feedback.is_helpful > true"],
-)  # fmt: skip
+    [
+        "feedback.quality > 'high'",
+        "span.attributes.cache_hit >= true",
+        "feedback.is_helpful > true",
+    ],
+)
 def test_values_the_key_cannot_compare_are_refused(truth, text):
     with pytest.raises(FilterError):
         compile_filter(parse(text), truth.dialect.name)
@@ -206,8 +283,12 @@ def test_pair_counts_are_the_sets_sizes(truth, first, second):
     dialect = truth.dialect.name
     universe = [Trace.experiment_id == "f"]
     with truth.connect() as connection:
-        counts = pair_counts(connection, compile_filter(parse(first), dialect),
-                             compile_filter(parse(second), dialect), universe)  # fmt: skip
+        counts = pair_counts(
+            connection,
+            compile_filter(parse(first), dialect),
+            compile_filter(parse(second), dialect),
+            universe,
+        )
     a, b = _matching(truth, first), _matching(truth, second)
     assert counts == (5, len(a), len(b), len(a & b))
 
@@ -217,10 +298,20 @@ def test_dimension_counts_count_each_dimension_in_and_out_of_a_slice(truth):
     once, weighted by their traces), hand-checked: (traces, traces in the slice)."""
     dialect = truth.dialect.name
     in_slice = compile_filter(parse("trace.status = 'ERROR'"), dialect)  # traces 2 and 5
-    universe = in_slice.joined(sa.select(
-        Trace.trace_id, Trace.status, Trace.execution_time_ms, Trace.span_stats, Trace.tags,
-        sa.case((in_slice.predicate, 1), else_=0).label("in_slice"),
-    )).where(Trace.experiment_id == "f").cte("universe")  # fmt: skip
+    universe = (
+        in_slice.joined(
+            sa.select(
+                Trace.trace_id,
+                Trace.status,
+                Trace.execution_time_ms,
+                Trace.span_stats,
+                Trace.tags,
+                sa.case((in_slice.predicate, 1), else_=0).label("in_slice"),
+            )
+        )
+        .where(Trace.experiment_id == "f")
+        .cte("universe")
+    )
     with truth.connect() as connection:
         rows = connection.execute(dimension_counts(universe, dialect))
         counts = {row[0]: (int(row[1]), int(row[2] or 0)) for row in rows}
@@ -228,12 +319,23 @@ def test_dimension_counts_count_each_dimension_in_and_out_of_a_slice(truth):
 
 
 EXPECTED_COUNTS = {
-    "": (5, 2), "status=ERROR": (2, 2), "status=OK": (3, 0),
-    "span.type=LLM": (2, 1), "span.type=EMBEDDING": (2, 2), "span.type=AGENT": (4, 2),
-    "count(span.type=LLM)>3": (1, 0), "count(span.type=EMBEDDING)>5": (1, 1),
-    "tools.web_search=used": (1, 1), "tools.web_search=error": (1, 1), "model=gpt-4": (1, 0),
-    "tags.environment=production": (2, 0), "tags.query_type=complex": (3, 2),
-    "tags.deployment.environment=dev": (1, 1), "latency>5000": (2, 2), "latency>1000": (3, 2),
-    "assessment.quality=0.9": (1, 0), "assessment.quality=n/a": (1, 1),
+    "": (5, 2),
+    "status=ERROR": (2, 2),
+    "status=OK": (3, 0),
+    "span.type=LLM": (2, 1),
+    "span.type=EMBEDDING": (2, 2),
+    "span.type=AGENT": (4, 2),
+    "count(span.type=LLM)>3": (1, 0),
+    "count(span.type=EMBEDDING)>5": (1, 1),
+    "tools.web_search=used": (1, 1),
+    "tools.web_search=error": (1, 1),
+    "model=gpt-4": (1, 0),
+    "tags.environment=production": (2, 0),
+    "tags.query_type=complex": (3, 2),
+    "tags.deployment.environment=dev": (1, 1),
+    "latency>5000": (2, 2),
+    "latency>1000": (3, 2),
+    "assessment.quality=0.9": (1, 0),
+    "assessment.quality=n/a": (1, 1),
     "assessment.is_helpful=true": (1, 0),
-}  # fmt: skip
+}

@@ -40,43 +40,141 @@ def _to(engine, revision: str) -> None:  # type: ignore[no-untyped-def]
 
 def test_upgrading_a_populated_database_fills_the_filter_columns_and_execution_times(truth_engine):
     _to(truth_engine, "0003")
-    traces = sa.table("traces", *(sa.column(name) for name in (
-        "trace_id", "experiment_id", "final_partition", "final_offset", "final_reason",
-        "timestamp_ms", "execution_time_ms", "status", "root_name", "input_tokens",
-        "output_tokens", "total_tokens", "span_count", "tags", "assessments")))  # fmt: skip
-    spans = sa.table("spans", *(sa.column(name) for name in (
-        "trace_id", "span_id", "experiment_id", "name", "span_type", "status", "status_message",
-        "start_time_ns", "end_time_ns", "duration_ms", "tool_name", "model", "attributes",
-        "trace_tags", "content", "src_partition", "src_offset", "late")))  # fmt: skip
-    facts = {"a": [("AGENT", "OK", None, None), ("TOOL", "ERROR", "search", None)],
-             "b": [("LLM", "OK", None, "gpt-4o")], "c": []}  # fmt: skip
+    traces = sa.table(
+        "traces",
+        *(
+            sa.column(name)
+            for name in (
+                "trace_id",
+                "experiment_id",
+                "final_partition",
+                "final_offset",
+                "final_reason",
+                "timestamp_ms",
+                "execution_time_ms",
+                "status",
+                "root_name",
+                "input_tokens",
+                "output_tokens",
+                "total_tokens",
+                "span_count",
+                "tags",
+                "assessments",
+            )
+        ),
+    )
+    spans = sa.table(
+        "spans",
+        *(
+            sa.column(name)
+            for name in (
+                "trace_id",
+                "span_id",
+                "experiment_id",
+                "name",
+                "span_type",
+                "status",
+                "status_message",
+                "start_time_ns",
+                "end_time_ns",
+                "duration_ms",
+                "tool_name",
+                "model",
+                "attributes",
+                "trace_tags",
+                "content",
+                "src_partition",
+                "src_offset",
+                "late",
+            )
+        ),
+    )
+    facts = {
+        "a": [("AGENT", "OK", None, None), ("TOOL", "ERROR", "search", None)],
+        "b": [("LLM", "OK", None, "gpt-4o")],
+        "c": [],
+    }
     # a's spans are 1999.2 ms apart, stored as 1999 before 0007; MLflow's arithmetic says 2000
     times = {"a": [(900_000, 5_000_000), (1_000_000, 2_000_100_000)], "b": [(0, 0)]}
-    assessments = sa.table("assessments", *(sa.column(name) for name in (
-        "assessment_id", "trace_id", "experiment_id", "name", "value", "source_type",
-        "source_id", "rationale", "created_ms", "updated_ms")))  # fmt: skip
+    assessments = sa.table(
+        "assessments",
+        *(
+            sa.column(name)
+            for name in (
+                "assessment_id",
+                "trace_id",
+                "experiment_id",
+                "name",
+                "value",
+                "source_type",
+                "source_id",
+                "rationale",
+                "created_ms",
+                "updated_ms",
+            )
+        ),
+    )
     values = {"x1": 0.5, "x2": 4, "x3": True}
     with truth_engine.begin() as connection:
         for trace_id, trace_facts in facts.items():
-            connection.execute(sa.insert(traces).values(
-                trace_id=trace_id, experiment_id="1", final_partition=0, final_offset=0,
-                final_reason="root", timestamp_ms=0, status="OK",
-                execution_time_ms=1999 if trace_id == "a" else 0,
-                root_name=None, input_tokens=0, output_tokens=0, total_tokens=0,
-                span_count=len(trace_facts), tags="{}", assessments="[]"))  # fmt: skip
+            connection.execute(
+                sa.insert(traces).values(
+                    trace_id=trace_id,
+                    experiment_id="1",
+                    final_partition=0,
+                    final_offset=0,
+                    final_reason="root",
+                    timestamp_ms=0,
+                    status="OK",
+                    execution_time_ms=1999 if trace_id == "a" else 0,
+                    root_name=None,
+                    input_tokens=0,
+                    output_tokens=0,
+                    total_tokens=0,
+                    span_count=len(trace_facts),
+                    tags="{}",
+                    assessments="[]",
+                )
+            )
             for index, (kind, status, tool, model) in enumerate(trace_facts):
                 start, end = times[trace_id][index]
-                connection.execute(sa.insert(spans).values(
-                    trace_id=trace_id, span_id=str(index), experiment_id="1", name="s",
-                    span_type=kind, status=status, status_message="", start_time_ns=start,
-                    end_time_ns=end, duration_ms=0.0, tool_name=tool, model=model,
-                    attributes="{}", trace_tags="{}", content="s", src_partition=0,
-                    src_offset=0, late=False))  # fmt: skip
+                connection.execute(
+                    sa.insert(spans).values(
+                        trace_id=trace_id,
+                        span_id=str(index),
+                        experiment_id="1",
+                        name="s",
+                        span_type=kind,
+                        status=status,
+                        status_message="",
+                        start_time_ns=start,
+                        end_time_ns=end,
+                        duration_ms=0.0,
+                        tool_name=tool,
+                        model=model,
+                        attributes="{}",
+                        trace_tags="{}",
+                        content="s",
+                        src_partition=0,
+                        src_offset=0,
+                        late=False,
+                    )
+                )
         for assessment_id, value in values.items():
-            connection.execute(sa.insert(assessments).values(
-                assessment_id=assessment_id, trace_id="a", experiment_id="1", name="q",
-                value=json.dumps(value), source_type="HUMAN", source_id=None, rationale=None,
-                created_ms=0, updated_ms=0))  # fmt: skip
+            connection.execute(
+                sa.insert(assessments).values(
+                    assessment_id=assessment_id,
+                    trace_id="a",
+                    experiment_id="1",
+                    name="q",
+                    value=json.dumps(value),
+                    source_type="HUMAN",
+                    source_id=None,
+                    rationale=None,
+                    created_ms=0,
+                    updated_ms=0,
+                )
+            )
     _to(truth_engine, "head")
     with truth_engine.connect() as connection:
         stored = dict(connection.execute(sa.select(Trace.trace_id, Trace.span_stats)).all())

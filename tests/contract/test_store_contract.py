@@ -27,26 +27,35 @@ def test_apply_counts_sums_extremes_blobs_sets_and_fence(store):
     e = _experiment(store)
     h = _key(e, "b:h:0")
     update = Update(
-        e, 3, -1, 41,
+        e,
+        3,
+        -1,
+        41,
         counters=Counter({(h, "traces"): 2, (h, "status:OK"): 1}),
         sums={(h, "latency_sum"): 12.5},
         maximums={(h, "latency_max"): 9.5},
         blobs={(_key(e, "td:h:0:latency"), "3"): b"\x01\x00\xff"},
         distinct={_key(e, "hll:h:0:env"): {"a", "b", "c"}},
         expire_at_ms={h: int(time.time() * 1000) + 60_000},
-    )  # fmt: skip
+    )
     assert store.apply(update)
     second = Update(
-        e, 3, 41, 57,
+        e,
+        3,
+        41,
+        57,
         counters=Counter({(h, "traces"): 1}),
         sums={(h, "latency_sum"): 0.5},
         maximums={(h, "latency_max"): 5.0},
         distinct={_key(e, "hll:h:1:env"): {"c", "d"}},
-    )  # fmt: skip
+    )
     assert store.apply(second)
     assert store.read_hash(h) == {
-        "traces": 3, "status:OK": 1, "latency_sum": 13.0, "latency_max": 9.5,
-    }  # fmt: skip
+        "traces": 3,
+        "status:OK": 1,
+        "latency_sum": 13.0,
+        "latency_max": 9.5,
+    }
     assert store.fences(e) == {3: 57}
     assert store.read_blob_fields([(_key(e, "td:h:0:latency"), "3"), (h, "nope")]) == [
         b"\x01\x00\xff",
@@ -74,8 +83,9 @@ def test_expired_keys_disappear(store):
     e = _experiment(store)
     h = _key(e, "b:m:0")
     past = int(time.time() * 1000) - 1
-    assert store.apply(Update(e, 0, -1, 1, counters=Counter({(h, "traces"): 1}),
-                              expire_at_ms={h: past}))  # fmt: skip
+    assert store.apply(
+        Update(e, 0, -1, 1, counters=Counter({(h, "traces"): 1}), expire_at_ms={h: past})
+    )
     assert store.read_hash(h) == {}
 
 
@@ -83,8 +93,15 @@ def test_drop_a_range_or_everything(store):
     e, other = _experiment(store), _experiment(store)
     day0, day1 = _key(e, "b:d:0"), _key(e, "b:d:86400000")
     for experiment, key in ((e, day0), (e, day1), (other, _key(other, "b:d:0"))):
-        store.apply(Update(experiment, 0, store.fences(experiment).get(0, -1), 5,
-                           counters=Counter({(key, "traces"): 1})))  # fmt: skip
+        store.apply(
+            Update(
+                experiment,
+                0,
+                store.fences(experiment).get(0, -1),
+                5,
+                counters=Counter({(key, "traces"): 1}),
+            )
+        )
     store.drop(e, 0, 86_400_000)
     assert store.generations([e, other]) == [None, store.generations([other])[0]]
     make_whole(store, e)
@@ -120,9 +137,15 @@ def test_each_applied_update_is_announced_once_in_order(store):
     e, other = _experiment(store), _experiment(store)
     h = _key(e, "b:h:0")
     assert store.last_change(e) == "0-0"
-    first = Update(e, 0, -1, 5, counters=Counter({(h, "traces"): 1}),
-                   maximums={(_key(e, "meta"), "watermark"): 1234.0},
-                   changed=[("m", 0), ("h", 0)])  # fmt: skip
+    first = Update(
+        e,
+        0,
+        -1,
+        5,
+        counters=Counter({(h, "traces"): 1}),
+        maximums={(_key(e, "meta"), "watermark"): 1234.0},
+        changed=[("m", 0), ("h", 0)],
+    )
     assert store.apply(first)
     stale = Update(e, 0, -1, 9, counters=Counter({(h, "traces"): 1}), changed=[("m", 60_000)])
     assert not store.apply(stale), "a fenced-out update changes nothing, announces nothing"
@@ -167,8 +190,17 @@ def test_dropping_announces_the_buckets_and_a_follower_behind_a_drop_is_told(one
     store = one_millisecond(e)
     make_whole(store, e)
     hour, day = _key(e, "b:h:3600000"), _key(e, "td:d:0:latency")
-    assert store.apply(Update(e, 0, -1, 1, counters=Counter({(hour, "traces"): 1}),
-                              blobs={(day, "0"): b"\x01"}, changed=[("h", 3_600_000)]))  # fmt: skip
+    assert store.apply(
+        Update(
+            e,
+            0,
+            -1,
+            1,
+            counters=Counter({(hour, "traces"): 1}),
+            blobs={(day, "0"): b"\x01"},
+            changed=[("h", 3_600_000)],
+        )
+    )
     cursor = store.last_change(e)
     store.drop(e, 0, 7_200_000)
     [dropped] = store.changes({e: cursor})
@@ -177,8 +209,9 @@ def test_dropping_announces_the_buckets_and_a_follower_behind_a_drop_is_told(one
     assert store.read_hash(hour) == {}
     store.drop(e, None, None)
     make_whole(store, e)
-    assert store.apply(Update(e, 0, -1, 2, counters=Counter({(hour, "traces"): 1}),
-                              changed=[("h", 3_600_000)]))  # fmt: skip
+    assert store.apply(
+        Update(e, 0, -1, 2, counters=Counter({(hour, "traces"): 1}), changed=[("h", 3_600_000)])
+    )
     lost, after = store.changes({e: dropped.id})
     assert lost.lost and lost.id == dropped.id, "the entries it had not read are gone"
     assert after.buckets == [("h", 3_600_000)] and not after.lost

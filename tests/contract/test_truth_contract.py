@@ -11,13 +11,23 @@ IDLE_MS = 60_000
 
 def _span(trace: str, span: str, parent: str | None = None, **kwargs) -> SpanRecord:
     values = dict(
-        trace_id=trace.ljust(32, "0"), span_id=span.ljust(16, "0"),
-        parent_span_id=parent.ljust(16, "0") if parent else None, experiment_id="1",
-        name=span, span_type="TOOL" if parent else "AGENT", status="OK", status_message="",
-        start_time_ns=1_000_000_000, end_time_ns=3_000_000_000,
-        tool_name="search" if parent else None, model=None, input_tokens=None,
-        output_tokens=None, attributes={"k": "v", "n": 1}, trace_tags={"env": "prod"},
-    )  # fmt: skip
+        trace_id=trace.ljust(32, "0"),
+        span_id=span.ljust(16, "0"),
+        parent_span_id=parent.ljust(16, "0") if parent else None,
+        experiment_id="1",
+        name=span,
+        span_type="TOOL" if parent else "AGENT",
+        status="OK",
+        status_message="",
+        start_time_ns=1_000_000_000,
+        end_time_ns=3_000_000_000,
+        tool_name="search" if parent else None,
+        model=None,
+        input_tokens=None,
+        output_tokens=None,
+        attributes={"k": "v", "n": 1},
+        trace_tags={"env": "prod"},
+    )
     values.update(kwargs)
     return SpanRecord(**values)
 
@@ -35,13 +45,20 @@ def _owed(engine, partition, after, end):
 
 def _finalized(items):
     """(state at finalization, final offset) of the traces finalized in the range."""
-    return [(h.at(h.final_offset), h.final_offset) for h in items.histories
-            if items.after < h.final_offset <= items.end]  # fmt: skip
+    return [
+        (h.at(h.final_offset), h.final_offset)
+        for h in items.histories
+        if items.after < h.final_offset <= items.end
+    ]
 
 
 def _late(items):
-    return [(span, offset) for h in items.histories for offset, span in h.late
-            if items.after < offset <= items.end]  # fmt: skip
+    return [
+        (span, offset)
+        for h in items.histories
+        for offset, span in h.late
+        if items.after < offset <= items.end
+    ]
 
 
 def _count(engine, model):
@@ -133,15 +150,24 @@ def test_span_stats_count_every_stored_span_late_ones_once(truth_engine):
     _write(truth_engine, 3, [Delivery(1, 1000, tool), Delivery(1, 1000, root)], 1)
     trace_id = root.trace_id
     assert _stats(truth_engine)[trace_id] == {
-        "type:AGENT": 1, "type:TOOL": 1, "tool:search": 1, "tool_error:search": 1, "error": 1,
-    }  # fmt: skip
+        "type:AGENT": 1,
+        "type:TOOL": 1,
+        "tool:search": 1,
+        "tool_error:search": 1,
+        "error": 1,
+    }
     late = _span("s", "c2", parent="r", span_type="LLM", tool_name=None, model="gpt-4")
     _write(truth_engine, 3, [Delivery(2, 1000, late), Delivery(3, 1000, tool)], 3)
     _write(truth_engine, 3, [Delivery(4, 1000, late)], 4)  # delivered again
     assert _stats(truth_engine)[trace_id] == {
-        "type:AGENT": 1, "type:TOOL": 1, "tool:search": 1, "tool_error:search": 1, "error": 1,
-        "type:LLM": 1, "model:gpt-4": 1,
-    }  # fmt: skip
+        "type:AGENT": 1,
+        "type:TOOL": 1,
+        "tool:search": 1,
+        "tool_error:search": 1,
+        "error": 1,
+        "type:LLM": 1,
+        "model:gpt-4": 1,
+    }
 
 
 def test_traces_without_a_root_finalize_after_the_idle_timeout_in_stream_time(truth_engine):

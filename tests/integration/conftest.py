@@ -30,11 +30,21 @@ def deployment(request: pytest.FixtureRequest, tmp_path) -> Iterator[Running]:
     api_port, http_port, grpc_port = free_port(), free_port(), free_port()
     if request.param == "up":
         running = start_process(
-            ["up", "--data-dir", str(tmp_path / "data"), "--api-port", str(api_port),
-             "--otlp-http-port", str(http_port), "--otlp-grpc-port", str(grpc_port)],
-            service_env(trace_idle_timeout_s=IDLE_S, webhook_allow_private=True), api_port,
+            [
+                "up",
+                "--data-dir",
+                str(tmp_path / "data"),
+                "--api-port",
+                str(api_port),
+                "--otlp-http-port",
+                str(http_port),
+                "--otlp-grpc-port",
+                str(grpc_port),
+            ],
+            service_env(trace_idle_timeout_s=IDLE_S, webhook_allow_private=True),
+            api_port,
             http_port,
-        )  # fmt: skip
+        )
         yield running
         assert running.stop() == 0, "up stops cleanly on SIGINT"
         return
@@ -43,13 +53,20 @@ def deployment(request: pytest.FixtureRequest, tmp_path) -> Iterator[Running]:
     _, database = schema_url(request.getfixturevalue("database_url"))
     assert trace_insights("migrate", database_url=database).returncode == 0
     topic = f"spans-{uuid.uuid4().hex[:12]}"
-    settings = dict(kafka_bootstrap_servers=servers, redis_url=redis_url, database_url=database,
-                    spans_topic=topic, topic_partitions=4, trace_idle_timeout_s=IDLE_S,
-                    webhook_allow_private=True)  # fmt: skip
+    settings = dict(
+        kafka_bootstrap_servers=servers,
+        redis_url=redis_url,
+        database_url=database,
+        spans_topic=topic,
+        topic_partitions=4,
+        trace_idle_timeout_s=IDLE_S,
+        webhook_allow_private=True,
+    )
     collector = start_collector(servers, topic)
     aggregator = start_aggregator(consumer_group=f"g-{topic}", **settings)
-    api = start_process(["api", "--api-port", str(api_port)], service_env(**settings),
-                        api_port, api_port)  # fmt: skip
+    api = start_process(
+        ["api", "--api-port", str(api_port)], service_env(**settings), api_port, api_port
+    )
     yield Running(api.process, api.api_url, collector.http_url)
     assert api.stop() == 0
     aggregator.terminate()

@@ -31,8 +31,12 @@ def _messages(spans, experiment):
     """The topic's messages, as the collector writes them, ~400 spans per request."""
     out = []
     for start in range(0, len(spans), 400):
-        grouped = regroup(encode_spans(spans[start : start + 400]), partitions=PARTITIONS,
-                          max_message_bytes=900_000, experiment_id=experiment)  # fmt: skip
+        grouped = regroup(
+            encode_spans(spans[start : start + 400]),
+            partitions=PARTITIONS,
+            max_message_bytes=900_000,
+            experiment_id=experiment,
+        )
         for partition, runs in grouped.routed.items():
             out.extend(assemble(partition, runs, 900_000))
     return out
@@ -64,8 +68,11 @@ def test_sigkill_ten_times_loses_and_double_counts_nothing(kafka_servers, redis_
         try:
             sent = []
             for index, batch in enumerate(stream):
-                sent.append(producer.send(topic, value=batch.payload, key=batch.key,
-                                          partition=batch.partition))  # fmt: skip
+                sent.append(
+                    producer.send(
+                        topic, value=batch.payload, key=batch.key, partition=batch.partition
+                    )
+                )
                 if index % 20 == 0:
                     time.sleep(0.05)
             producer.flush()
@@ -77,10 +84,15 @@ def test_sigkill_ten_times_loses_and_double_counts_nothing(kafka_servers, redis_
             done.set()
 
     settings = dict(
-        kafka_bootstrap_servers=kafka_servers, redis_url=redis_url, database_url=url,
-        spans_topic=topic, consumer_group=f"g-{topic}", consumer_instance_id="aggregator-0",
-        max_poll_records=20, log_level="INFO",  # on a failure, the report shows the rebalances
-    )  # fmt: skip
+        kafka_bootstrap_servers=kafka_servers,
+        redis_url=redis_url,
+        database_url=url,
+        spans_topic=topic,
+        consumer_group=f"g-{topic}",
+        consumer_instance_id="aggregator-0",
+        max_poll_records=20,
+        log_level="INFO",  # on a failure, the report shows the rebalances
+    )
     store = RedisStore(redis_url)
     feeder = threading.Thread(target=produce)
     feeder.start()

@@ -53,9 +53,13 @@ def test_sdk_traffic_through_two_aggregators_equals_the_ground_truth(
     assert "schema is up to date" in migrated.stdout
     collector = collector_factory(topic)
     settings = dict(
-        kafka_bootstrap_servers=kafka_servers, redis_url=redis_url, database_url=url,
-        spans_topic=topic, topic_partitions=4, consumer_group=f"g-{topic}",
-    )  # fmt: skip
+        kafka_bootstrap_servers=kafka_servers,
+        redis_url=redis_url,
+        database_url=url,
+        spans_topic=topic,
+        topic_partitions=4,
+        consumer_group=f"g-{topic}",
+    )
     sys.path.insert(0, str(ROOT / "scripts"))
     from services import free_port
 

@@ -26,9 +26,14 @@ def test_a_store_outage_makes_the_aggregator_not_ready_until_it_consumes_again(
     collector = collector_factory(topic)
     port = free_port()
     aggregator = start_aggregator(
-        kafka_bootstrap_servers=kafka_servers, redis_url=redis.url, database_url=database,
-        spans_topic=topic, topic_partitions=2, consumer_group=f"g-{topic}", aggregator_port=port,
-    )  # fmt: skip
+        kafka_bootstrap_servers=kafka_servers,
+        redis_url=redis.url,
+        database_url=database,
+        spans_topic=topic,
+        topic_partitions=2,
+        consumer_group=f"g-{topic}",
+        aggregator_port=port,
+    )
     base = f"http://127.0.0.1:{port}"
 
     def ready() -> httpx.Response | None:
@@ -39,8 +44,13 @@ def test_a_store_outage_makes_the_aggregator_not_ready_until_it_consumes_again(
 
     def send(name: str) -> None:
         now = 1_795_000_000_000_000_000
-        span = {"traceId": uuid.uuid4().hex, "spanId": uuid.uuid4().hex[:16], "name": name,
-                "startTimeUnixNano": str(now), "endTimeUnixNano": str(now + 1000)}  # fmt: skip
+        span = {
+            "traceId": uuid.uuid4().hex,
+            "spanId": uuid.uuid4().hex[:16],
+            "name": name,
+            "startTimeUnixNano": str(now),
+            "endTimeUnixNano": str(now + 1000),
+        }
         body = {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
         assert httpx.post(f"{collector.http_url}/v1/traces", json=body).status_code == 200
 

@@ -78,10 +78,21 @@ def _traces(count: int, failing: bool) -> list:
 
 
 def _rule(client: httpx.Client, experiment: str, receiver: Receiver) -> dict:
-    response = client.post(ALERTS, json={
-        "name": "errors spike", "experiment_ids": [experiment], "metric": "error_rate",
-        "comparator": ">", "threshold": 50, "window_s": 600, "min_traces": 3,
-        "webhooks": [receiver.url], "secret": SECRET, "cooldown_s": 0})  # fmt: skip
+    response = client.post(
+        ALERTS,
+        json={
+            "name": "errors spike",
+            "experiment_ids": [experiment],
+            "metric": "error_rate",
+            "comparator": ">",
+            "threshold": 50,
+            "window_s": 600,
+            "min_traces": 3,
+            "webhooks": [receiver.url],
+            "secret": SECRET,
+            "cooldown_s": 0,
+        },
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -91,8 +102,16 @@ def test_a_burst_fires_once_and_recovery_resolves(deployment: Running):
     client = httpx.Client(base_url=deployment.api_url, timeout=30)
     export_spans(deployment.otlp_url, _traces(2, failing=False), experiment)
     volume = {"experiment_ids": [experiment]}
-    wait_for(lambda: client.post("/api/3.0/mlflow/traces/insights/traffic-cost/volume",
-                                 json=volume).status_code == 200, 30, "the experiment")  # fmt: skip
+    wait_for(
+        lambda: (
+            client.post(
+                "/api/3.0/mlflow/traces/insights/traffic-cost/volume", json=volume
+            ).status_code
+            == 200
+        ),
+        30,
+        "the experiment",
+    )
     receiver = Receiver(failures=2)  # down for the first two attempts
     rule = _rule(client, experiment, receiver)
     assert rule["state"] == "ok" and rule["secret"] == SECRET
@@ -106,15 +125,22 @@ def test_a_burst_fires_once_and_recovery_resolves(deployment: Running):
     assert payload["link"]["path"].endswith("/traffic-cost/errors")
     deliveries = client.get(f"{ALERTS}/{rule['rule_id']}/deliveries").json()["deliveries"]
     assert [(d["event"], d["status"], d["attempts"]) for d in deliveries] == [
-        ("firing", "delivered", 3)], "retried past the outage, delivered once"  # fmt: skip
+        ("firing", "delivered", 3)
+    ], "retried past the outage, delivered once"
     assert client.get(f"{ALERTS}/{rule['rule_id']}").json()["state"] == "firing"
 
     export_spans(deployment.otlp_url, _traces(20, failing=False), experiment)  # 8 of 30
     wait_for(lambda: receiver.events() == ["firing", "resolved"], 60, "the resolution")
     assert client.get(f"{ALERTS}/{rule['rule_id']}").json()["state"] == "ok"
     export_spans(deployment.otlp_url, _traces(3, failing=False), experiment)
-    wait_for(lambda: client.get(f"{ALERTS}/{rule['rule_id']}").json()["last_value"]
-             == pytest.approx(800 / 33), 30, "an evaluation of the new traffic")  # fmt: skip
+    wait_for(
+        lambda: (
+            client.get(f"{ALERTS}/{rule['rule_id']}").json()["last_value"]
+            == pytest.approx(800 / 33)
+        ),
+        30,
+        "an evaluation of the new traffic",
+    )
     assert receiver.events() == ["firing", "resolved"], "no repeat while nothing changes"
     receiver.close()
 
@@ -123,23 +149,44 @@ def test_bad_rules_are_refused_with_a_reason(deployment: Running):
     client = httpx.Client(base_url=deployment.api_url, timeout=30)
     experiment = f"alert-{uuid.uuid4().hex[:8]}"
     export_spans(deployment.otlp_url, _traces(1, failing=False), experiment)
-    wait_for(lambda: client.get("/api/2.0/mlflow/experiments/get",
-                                params={"experiment_id": experiment}).status_code == 200,
-             30, "the experiment")  # fmt: skip
-    base = {"name": "r", "experiment_ids": [experiment], "metric": "error_rate",
-            "threshold": 5, "webhooks": ["https://hooks.example.com/x"]}  # fmt: skip
+    wait_for(
+        lambda: (
+            client.get(
+                "/api/2.0/mlflow/experiments/get", params={"experiment_id": experiment}
+            ).status_code
+            == 200
+        ),
+        30,
+        "the experiment",
+    )
+    base = {
+        "name": "r",
+        "experiment_ids": [experiment],
+        "metric": "error_rate",
+        "threshold": 5,
+        "webhooks": ["https://hooks.example.com/x"],
+    }
     for change, status, mention in [
         ({"metric": "happiness"}, 400, "metric"),
         ({"window_s": 1000 * 86_400}, 400, "window_s"),
         ({"webhooks": ["ftp://example.com/x"]}, 400, "webhooks"),
         ({"webhooks": []}, 400, "webhooks"),
         ({"metric": "tool_error_rate"}, 400, "tool_name"),
-        ({"metric": "npmi", "window_s": 3600, "parameters": {
-            "dimension1": {"name": "colour", "parameters": {"value": "x"}},
-            "dimension2": {"name": "status", "parameters": {"value": "ERROR"}}}}, 400, "colour"),
+        (
+            {
+                "metric": "npmi",
+                "window_s": 3600,
+                "parameters": {
+                    "dimension1": {"name": "colour", "parameters": {"value": "x"}},
+                    "dimension2": {"name": "status", "parameters": {"value": "ERROR"}},
+                },
+            },
+            400,
+            "colour",
+        ),
         ({"comparator": "~"}, 400, "comparator"),
         ({"experiment_ids": ["nope"]}, 404, "nope"),
-    ]:  # fmt: skip
+    ]:
         response = client.post(ALERTS, json={**base, **change})
         assert response.status_code == status, (change, response.text)
         assert mention in response.json()["message"]
@@ -156,16 +203,32 @@ def test_a_restart_mid_incident_neither_repeats_nor_loses(tmp_path):
     from services import free_port
 
     ports = [free_port() for _ in range(3)]
-    args = ["up", "--data-dir", str(tmp_path / "data"), "--api-port", str(ports[0]),
-            "--otlp-http-port", str(ports[1]), "--otlp-grpc-port", str(ports[2])]  # fmt: skip
+    args = [
+        "up",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--api-port",
+        str(ports[0]),
+        "--otlp-http-port",
+        str(ports[1]),
+        "--otlp-grpc-port",
+        str(ports[2]),
+    ]
     receiver = Receiver()
     experiment = "restarted"
     first = start_process(args, service_env(webhook_allow_private=True), ports[0], ports[1])
     client = httpx.Client(base_url=first.api_url, timeout=30)
     export_spans(first.otlp_url, _traces(2, failing=False), experiment)
-    wait_for(lambda: client.get("/api/2.0/mlflow/experiments/get",
-                                params={"experiment_id": experiment}).status_code == 200,
-             30, "the experiment")  # fmt: skip
+    wait_for(
+        lambda: (
+            client.get(
+                "/api/2.0/mlflow/experiments/get", params={"experiment_id": experiment}
+            ).status_code
+            == 200
+        ),
+        30,
+        "the experiment",
+    )
     rule = _rule(client, experiment, receiver)
     export_spans(first.otlp_url, _traces(8, failing=True), experiment)
     wait_for(lambda: receiver.events() == ["firing"], 60, "the firing")
@@ -175,8 +238,14 @@ def test_a_restart_mid_incident_neither_repeats_nor_loses(tmp_path):
         client = httpx.Client(base_url=second.api_url, timeout=30)
         assert client.get(f"{ALERTS}/{rule['rule_id']}").json()["state"] == "firing"
         export_spans(second.otlp_url, _traces(1, failing=True), experiment)
-        wait_for(lambda: client.get(f"{ALERTS}/{rule['rule_id']}").json()["last_value"]
-                 == pytest.approx(900 / 11), 30, "an evaluation after the restart")  # fmt: skip
+        wait_for(
+            lambda: (
+                client.get(f"{ALERTS}/{rule['rule_id']}").json()["last_value"]
+                == pytest.approx(900 / 11)
+            ),
+            30,
+            "an evaluation after the restart",
+        )
         assert receiver.events() == ["firing"], "not notified again"
         export_spans(second.otlp_url, _traces(30, failing=False), experiment)
         wait_for(lambda: receiver.events() == ["firing", "resolved"], 60, "the resolution")

@@ -40,10 +40,22 @@ def test_outages_are_503s_and_redis_answers_while_postgresql_is_down(tmp_path):
     log = tmp_path / "up.log"
     env = service_env(database_url=postgres.url, redis_url=redis.url, log_format="json")
     up = start_process(
-        ["up", "--data-dir", str(tmp_path / "data"), "--api-port", str(api_port),
-         "--otlp-http-port", str(http_port), "--otlp-grpc-port", str(grpc_port)],
-        env, api_port, http_port, log=log,
-    )  # fmt: skip
+        [
+            "up",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--api-port",
+            str(api_port),
+            "--otlp-http-port",
+            str(http_port),
+            "--otlp-grpc-port",
+            str(grpc_port),
+        ],
+        env,
+        api_port,
+        http_port,
+        log=log,
+    )
     experiment = f"o-{uuid.uuid4().hex[:6]}"
     body = {"experiment_ids": [experiment]}
     try:

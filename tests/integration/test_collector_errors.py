@@ -123,8 +123,9 @@ def test_body_limits_and_gzip_bomb(collector_factory):
     # connection reset (issue 15 measured resets over 8 MiB; not reproduced on loopback)
     import requests
 
-    huge = requests.post(f"{collector.http_url}/v1/traces", data=b"\0" * 20_000_000,
-                         headers=PROTOBUF, timeout=30)  # fmt: skip
+    huge = requests.post(
+        f"{collector.http_url}/v1/traces", data=b"\0" * 20_000_000, headers=PROTOBUF, timeout=30
+    )
     assert huge.status_code == 413
     assert "4096-byte limit" in Status.FromString(huge.content).message
 
@@ -184,8 +185,9 @@ def test_unknown_json_fields_are_ignored(collector):
     document = to_otlp_json(make_request(traces=1, spans_per_trace=1))
     document["somethingNew"] = {"a": 1}
     document["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["futureField"] = [1, 2]
-    response = httpx.post(f"{collector.http_url}/v1/traces", content=json.dumps(document),
-                          headers=JSON)  # fmt: skip
+    response = httpx.post(
+        f"{collector.http_url}/v1/traces", content=json.dumps(document), headers=JSON
+    )
     assert response.status_code == 200
     assert response.json() == {}
 

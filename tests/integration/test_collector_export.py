@@ -32,8 +32,10 @@ def test_sdk_exporter_spans_arrive_in_kafka_exactly(protocol, collector, kafka_s
     for index in range(40):
         traffic.emit(tracer, index)
     provider.shutdown()
-    sent = {(s.context.trace_id.to_bytes(16, "big"), s.context.span_id.to_bytes(8, "big")): s
-            for s in memory.get_finished_spans()}  # fmt: skip
+    sent = {
+        (s.context.trace_id.to_bytes(16, "big"), s.context.span_id.to_bytes(8, "big")): s
+        for s in memory.get_finished_spans()
+    }
 
     records = read_topic(kafka_servers, collector.topic, len(sent))
     received = spans_of(records)

@@ -44,9 +44,13 @@ def _sender(protocol: str, endpoint: str, memory: InMemorySpanExporter, stop_aft
     provider.shutdown()
 
 
-_SPAN = {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
-         "name": "probe", "startTimeUnixNano": "1700000000000000000",
-         "endTimeUnixNano": "1700000001000000000"}  # fmt: skip
+_SPAN = {
+    "traceId": "5b8efff798038103d269b633813fc60c",
+    "spanId": "eee19b7ec3c1b174",
+    "name": "probe",
+    "startTimeUnixNano": "1700000000000000000",
+    "endTimeUnixNano": "1700000001000000000",
+}
 _ONE_SPAN = {"resourceSpans": [{"scopeSpans": [{"spans": [_SPAN]}]}]}
 
 

@@ -33,10 +33,16 @@ INT64_MAX = 2**63 - 1
 
 def _span(trace_id: str, name: str = "root", attributes: list | None = None, **times) -> dict:
     now = time.time_ns()
-    return {"traceId": trace_id, "spanId": os.urandom(8).hex(), "name": name, "kind": 1,
-            "startTimeUnixNano": str(times.get("start", now)),
-            "endTimeUnixNano": str(times.get("end", now + 2_000_000)),
-            "status": {"code": 1}, "attributes": attributes or []}  # fmt: skip
+    return {
+        "traceId": trace_id,
+        "spanId": os.urandom(8).hex(),
+        "name": name,
+        "kind": 1,
+        "startTimeUnixNano": str(times.get("start", now)),
+        "endTimeUnixNano": str(times.get("end", now + 2_000_000)),
+        "status": {"code": 1},
+        "attributes": attributes or [],
+    }
 
 
 def _attribute(key: str, value: str) -> dict:
@@ -45,8 +51,12 @@ def _attribute(key: str, value: str) -> dict:
 
 def _send(otlp_url: str, experiment: str, *spans: dict) -> dict:
     body = {"resourceSpans": [{"scopeSpans": [{"spans": list(spans)}]}]}
-    reply = httpx.post(f"{otlp_url}/v1/traces", json=body,
-                       headers={"x-mlflow-experiment-id": experiment}, timeout=30)  # fmt: skip
+    reply = httpx.post(
+        f"{otlp_url}/v1/traces",
+        json=body,
+        headers={"x-mlflow-experiment-id": experiment},
+        timeout=30,
+    )
     assert reply.status_code == 200, reply.text
     return reply.json()
 
@@ -74,8 +84,10 @@ def test_unstorable_values_are_made_storable_or_refused_and_ingestion_goes_on(
     tokens = "gen_ai.usage.input_tokens"
     _send(deployment.otlp_url, experiment, _span(huge, attributes=[_attribute(tokens, "1e30")]))
     root = _span(overflow, attributes=[_attribute(tokens, str(INT64_MAX))])
-    child = {**_span(overflow, "child", [_attribute(tokens, str(INT64_MAX))]),
-             "parentSpanId": root["spanId"]}  # fmt: skip
+    child = {
+        **_span(overflow, "child", [_attribute(tokens, str(INT64_MAX))]),
+        "parentSpanId": root["spanId"],
+    }
     _send(deployment.otlp_url, experiment, child, root)
     _send(deployment.otlp_url, experiment, _span(good, "after"))
 
@@ -118,17 +130,26 @@ def test_another_producers_unstorable_records_are_skipped_and_the_partition_goes
     _, database = schema_url(database_url)
     assert trace_insights("migrate", database_url=database).returncode == 0
     collector = collector_factory(topic)
-    aggregator = start_aggregator(kafka_bootstrap_servers=kafka_servers, redis_url=redis_url,
-                                  database_url=database, spans_topic=topic, topic_partitions=4,
-                                  consumer_group=f"g-{topic}")  # fmt: skip
+    aggregator = start_aggregator(
+        kafka_bootstrap_servers=kafka_servers,
+        redis_url=redis_url,
+        database_url=database,
+        spans_topic=topic,
+        topic_partitions=4,
+        consumer_group=f"g-{topic}",
+    )
     try:
         experiment = f"foreign-{uuid.uuid4().hex[:8]}"
         good, after = uuid.uuid4().hex, uuid.uuid4().hex
         _send(collector.http_url, experiment, _span(good, "before"))
         producer = KafkaProducer(bootstrap_servers=kafka_servers)
         for payload in _foreign_records(after):
-            producer.send(topic, payload, key=bytes.fromhex(after),
-                          partition=partition_for(bytes.fromhex(after), 4))  # fmt: skip
+            producer.send(
+                topic,
+                payload,
+                key=bytes.fromhex(after),
+                partition=partition_for(bytes.fromhex(after), 4),
+            )
         producer.flush()
         producer.close()
         _send(collector.http_url, experiment, _span(after, "after"))
@@ -168,9 +189,12 @@ def _foreign_records(trace_id: str) -> list[bytes]:
         resource_spans = request.resource_spans.add()
         resource_spans.resource.attributes.add(key=EXPERIMENT_ATTRIBUTE).value.string_value = stamp
         resource_spans.scope_spans.add().spans.add(
-            trace_id=bytes.fromhex(trace_id), span_id=os.urandom(8), name="foreign",
-            start_time_unix_nano=1, end_time_unix_nano=end,
-        )  # fmt: skip
+            trace_id=bytes.fromhex(trace_id),
+            span_id=os.urandom(8),
+            name="foreign",
+            start_time_unix_nano=1,
+            end_time_unix_nano=end,
+        )
         records.append(request.SerializeToString())
     bad = Assessment("a-" + "z" * 80, trace_id, "ok", "n", "v", "HUMAN", None, None, 0)
     records.append(encode(bad).SerializeToString())
@@ -191,8 +215,14 @@ def test_a_request_nested_too_deep_is_refused_and_takes_no_one_elses_spans(deplo
     replies: list[httpx.Response] = []
 
     def nested_request() -> None:
-        replies.append(httpx.post(f"{deployment.otlp_url}/v1/traces", json=body, timeout=30,
-                                  headers={"x-mlflow-experiment-id": experiment}))  # fmt: skip
+        replies.append(
+            httpx.post(
+                f"{deployment.otlp_url}/v1/traces",
+                json=body,
+                timeout=30,
+                headers={"x-mlflow-experiment-id": experiment},
+            )
+        )
 
     senders = [threading.Thread(target=nested_request)] + [
         threading.Thread(target=_send, args=(deployment.otlp_url, experiment, _span(t)))

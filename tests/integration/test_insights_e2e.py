@@ -48,16 +48,23 @@ def test_every_endpoint_equals_the_ground_truth(deployment: Running, order: str)
         "end_time": max(t.timestamp_ms for t in traces) + 120_000,
     }
     _deliver(deployment, client, body, spans, experiment, order)
-    expected = (TRACES, sum(t.input_tokens for t in traces),
-                min(t.latency_ms for t in traces), max(t.latency_ms for t in traces))  # fmt: skip
+    expected = (
+        TRACES,
+        sum(t.input_tokens for t in traces),
+        min(t.latency_ms for t in traces),
+        max(t.latency_ms for t in traces),
+    )
 
     def aggregated() -> tuple:
         volume = _post(client, "traffic-cost/volume", body, ok=None).get("summary", {})
         tokens = _post(client, "traffic-cost/tokens", body, ok=None).get("summary", {})
         latency = _post(client, "traffic-cost/latency", body, ok=None).get("summary", {})
-        return (volume.get("ok_count", 0) + volume.get("error_count", 0),
-                tokens.get("input_tokens"), latency.get("min_latency"),
-                latency.get("max_latency"))  # fmt: skip
+        return (
+            volume.get("ok_count", 0) + volume.get("error_count", 0),
+            tokens.get("input_tokens"),
+            latency.get("min_latency"),
+            latency.get("max_latency"),
+        )
 
     wait_for(lambda: aggregated() == expected, 90, f"every trace to be aggregated ({order})")
 
@@ -84,8 +91,14 @@ def _deliver(
     children = [span for span in spans if span.parent is not None]
     first, then = (roots, children) if order == "root first" else (children, roots)
     export_spans(deployment.otlp_url, first, experiment)
-    wait_for(lambda: _post(client, "traffic-cost/volume", body, ok=None).get("summary", {})
-             .get("count") == TRACES, 90, "every trace to be finalized")  # fmt: skip
+    wait_for(
+        lambda: (
+            _post(client, "traffic-cost/volume", body, ok=None).get("summary", {}).get("count")
+            == TRACES
+        ),
+        90,
+        "every trace to be finalized",
+    )
     export_spans(deployment.otlp_url, then, experiment)
 
 
@@ -112,9 +125,14 @@ def _post_assessments(client: httpx.Client, experiment: str, traces: list[TraceF
     for trace, name, value, source in plans:
         response = client.post(
             f"/api/3.0/mlflow/traces/tr-{trace.trace_id}/assessments",
-            json={"assessment": {"assessment_name": name, "feedback": {"value": value},
-                                 "source": {"source_type": source, "source_id": "test"}}},
-        )  # fmt: skip
+            json={
+                "assessment": {
+                    "assessment_name": name,
+                    "feedback": {"value": value},
+                    "source": {"source_type": source, "source_id": "test"},
+                }
+            },
+        )
         assert response.status_code == 200, response.text
         out = response.json()["assessment"]
         assert out["trace_id"] == f"tr-{trace.trace_id}" and out["feedback"]["value"] == value
@@ -135,14 +153,20 @@ def _post_assessments(client: httpx.Client, experiment: str, traces: list[TraceF
     assert response.status_code == 200, response.text
     del second.assessments["correct"]
     expected = sum(1 for t in traces if "correct" in t.assessments)
-    body = {"experiment_ids": [experiment], "assessment_name": "correct",
-            "start_time": min(t.timestamp_ms for t in traces) - HOUR}  # fmt: skip
+    body = {
+        "experiment_ids": [experiment],
+        "assessment_name": "correct",
+        "start_time": min(t.timestamp_ms for t in traces) - HOUR,
+    }
     wait_for(
-        lambda: _post(client, "assessments/metrics", body)["summary"]["total_count"] == expected
-        and _post(client, "assessments/metrics", body)["summary"]["failure_count"]
-        == sum(1 for t in traces if t.assessments.get("correct") == "no"),
-        30, "the overwrite and the deletion to move the counts",
-    )  # fmt: skip
+        lambda: (
+            _post(client, "assessments/metrics", body)["summary"]["total_count"] == expected
+            and _post(client, "assessments/metrics", body)["summary"]["failure_count"]
+            == sum(1 for t in traces if t.assessments.get("correct") == "no")
+        ),
+        30,
+        "the overwrite and the deletion to move the counts",
+    )
     url = f"/api/3.0/mlflow/traces/tr-{second.trace_id}/assessments/{created[1]}"
     wait_for(lambda: client.get(url).status_code == 404, 30, "the deleted assessment to go")
 
@@ -156,8 +180,11 @@ def _hours(traces: list[TraceFacts], start: int) -> Counter[int]:
 def _check_traffic(client: httpx.Client, body: dict, traces: list[TraceFacts]) -> None:
     volume = _post(client, "traffic-cost/volume", body)
     errors = sum(t.status == "ERROR" for t in traces)
-    assert volume["summary"] == {"count": TRACES, "ok_count": TRACES - errors,
-                                 "error_count": errors}  # fmt: skip
+    assert volume["summary"] == {
+        "count": TRACES,
+        "ok_count": TRACES - errors,
+        "error_count": errors,
+    }
     series = {p["time_bucket"]: p["count"] for p in volume["time_series"]}
     hours = _hours(traces, body["start_time"])
     assert {k: v for k, v in series.items() if v} == dict(hours)
@@ -182,23 +209,29 @@ def _check_traffic(client: httpx.Client, body: dict, traces: list[TraceFacts]) -
     assert (latency["min_latency"], latency["max_latency"]) == (values.min(), values.max())
 
     rate = _post(client, "traffic-cost/errors", body)["summary"]
-    assert rate == {"total_count": TRACES, "error_count": errors,
-                    "error_rate": pytest.approx(100 * errors / TRACES)}  # fmt: skip
+    assert rate == {
+        "total_count": TRACES,
+        "error_count": errors,
+        "error_rate": pytest.approx(100 * errors / TRACES),
+    }
 
     tokens = _post(client, "traffic-cost/tokens", body)
     given = sum(t.input_tokens for t in traces)
     taken = sum(t.output_tokens for t in traces)
-    assert tokens["summary"] == {"input_tokens": given, "output_tokens": taken,
-                                 "total_tokens": given + taken}  # fmt: skip
+    assert tokens["summary"] == {
+        "input_tokens": given,
+        "output_tokens": taken,
+        "total_tokens": given + taken,
+    }
     models: dict[str, Counter[str]] = {}
     for trace in traces:
         for name, tokens_in, tokens_out in trace.model_calls:
             m = models.setdefault(name, Counter())
             m.update(calls=1, input_tokens=tokens_in, output_tokens=tokens_out)
-    assert {m["model"]: (m["call_count"], m["input_tokens"], m["output_tokens"])
-            for m in tokens["models"]} == {
-        name: (m["calls"], m["input_tokens"], m["output_tokens"]) for name, m in models.items()
-    }  # fmt: skip
+    assert {
+        m["model"]: (m["call_count"], m["input_tokens"], m["output_tokens"])
+        for m in tokens["models"]
+    } == {name: (m["calls"], m["input_tokens"], m["output_tokens"]) for name, m in models.items()}
 
 
 def _check_tools(client: httpx.Client, body: dict, traces: list[TraceFacts]) -> None:
@@ -273,8 +306,11 @@ def _check_assessments(client: httpx.Client, body: dict, traces: list[TraceFacts
 
     correct = metrics("correct")["summary"]
     failures, total = by_name["correct"].count("no"), len(by_name["correct"])
-    assert correct == {"total_count": total, "failure_count": failures,
-                       "failure_rate": pytest.approx(100 * failures / total)}  # fmt: skip
+    assert correct == {
+        "total_count": total,
+        "failure_count": failures,
+        "failure_rate": pytest.approx(100 * failures / total),
+    }
     helpful = metrics("helpful")["summary"]
     assert helpful["failure_count"] == by_name["helpful"].count(False)
     score, values = metrics("score")["summary"], np.array(by_name["score"], dtype=float)
@@ -306,43 +342,71 @@ def _check_dimensions(client: httpx.Client, body: dict, traces: list[TraceFacts]
         return {i for i, d in enumerate(dims) if dim in d}
 
     every = set(range(len(traces)))
-    tool = max((n for t in traces for n, _, _ in t.tool_calls),
-               key=lambda n: len(has(f"tools.{n}=used")))  # fmt: skip
+    tool = max(
+        (n for t in traces for n, _, _ in t.tool_calls), key=lambda n: len(has(f"tools.{n}=used"))
+    )
     cases = [
         ({"name": "status", "parameters": {"value": "ERROR"}}, has("status=ERROR")),
         ({"name": f"tools.{tool}", "parameters": {"value": "error"}}, has(f"tools.{tool}=error")),
-        ({"name": f"tools.{tool}", "parameters": {"value": "success"}},
-         has(f"tools.{tool}=used") - has(f"tools.{tool}=error")),
-        ({"name": "tags.query_type", "parameters": {"value": "complex"}},
-         has("tags.query_type=complex")),
-        ({"name": "latency", "parameters": {"threshold": "1000", "operator": "<="}},
-         every - has("latency>1000")),
-        ({"name": "span_count.TOOL", "parameters": {"threshold": "2", "operator": ">="}},
-         has("count(span.type=TOOL)>1")),
-        ({"name": "assessment.correct", "parameters": {"value": "no"}},
-         has("assessment.correct=no")),
-        ({"name": "assessment.score", "parameters": {"threshold": "3", "operator": ">="}},
-         {i for i, t in enumerate(traces) if t.assessments.get("score", 0) >= 3}),
-        ({"name": "latency", "parameters": {"threshold": "1234", "operator": ">"}},
-         {i for i, t in enumerate(traces) if t.latency_ms > 1234}),  # not a stream threshold
-    ]  # fmt: skip
+        (
+            {"name": f"tools.{tool}", "parameters": {"value": "success"}},
+            has(f"tools.{tool}=used") - has(f"tools.{tool}=error"),
+        ),
+        (
+            {"name": "tags.query_type", "parameters": {"value": "complex"}},
+            has("tags.query_type=complex"),
+        ),
+        (
+            {"name": "latency", "parameters": {"threshold": "1000", "operator": "<="}},
+            every - has("latency>1000"),
+        ),
+        (
+            {"name": "span_count.TOOL", "parameters": {"threshold": "2", "operator": ">="}},
+            has("count(span.type=TOOL)>1"),
+        ),
+        (
+            {"name": "assessment.correct", "parameters": {"value": "no"}},
+            has("assessment.correct=no"),
+        ),
+        (
+            {"name": "assessment.score", "parameters": {"threshold": "3", "operator": ">="}},
+            {i for i, t in enumerate(traces) if t.assessments.get("score", 0) >= 3},
+        ),
+        (
+            {"name": "latency", "parameters": {"threshold": "1234", "operator": ">"}},
+            {i for i, t in enumerate(traces) if t.latency_ms > 1234},
+        ),  # not a stream threshold
+    ]
     for first, first_set in cases:
         for second, second_set in cases[:4]:
-            answer = _post(client, "dimensions/calculate-npmi",
-                           {**body, "dimension1": first, "dimension2": second})  # fmt: skip
+            answer = _post(
+                client,
+                "dimensions/calculate-npmi",
+                {**body, "dimension1": first, "dimension2": second},
+            )
             joint = len(first_set & second_set)
-            assert (answer["dimension1"]["count"], answer["dimension2"]["count"],
-                    answer["intersection"]["count"], answer["total_count"]) == (
-                len(first_set), len(second_set), joint, TRACES), (first, second)  # fmt: skip
+            assert (
+                answer["dimension1"]["count"],
+                answer["dimension2"]["count"],
+                answer["intersection"]["count"],
+                answer["total_count"],
+            ) == (len(first_set), len(second_set), joint, TRACES), (first, second)
             raw, smoothed = npmi(joint, len(first_set), len(second_set), TRACES)
             _assert_score(answer["correlation"]["npmi_score"], raw)
             _assert_score(answer["correlation"]["npmi_smoothed"], smoothed)
             stream = "1234" not in json.dumps(first)
             assert answer["meta"]["source"] == ("stream" if stream else "store")
 
-    answer = _post(client, "dimensions/correlations",
-                   {**body, "dimension": {"name": "status", "parameters": {"value": "ERROR"}},
-                    "limit": 8, "min_support": 3})  # fmt: skip
+    answer = _post(
+        client,
+        "dimensions/correlations",
+        {
+            **body,
+            "dimension": {"name": "status", "parameters": {"value": "ERROR"}},
+            "limit": 8,
+            "min_support": 3,
+        },
+    )
     errors = has("status=ERROR")
     expected = []
     partners = {dim for trace_dims in dims for dim in trace_dims}
@@ -392,8 +456,17 @@ def test_up_keeps_everything_across_a_restart(tmp_path):
     from services import free_port
 
     ports = [free_port() for _ in range(3)]
-    args = ["up", "--data-dir", str(tmp_path / "data"), "--api-port", str(ports[0]),
-            "--otlp-http-port", str(ports[1]), "--otlp-grpc-port", str(ports[2])]  # fmt: skip
+    args = [
+        "up",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--api-port",
+        str(ports[0]),
+        "--otlp-http-port",
+        str(ports[1]),
+        "--otlp-grpc-port",
+        str(ports[2]),
+    ]
     body = {"experiment_ids": ["kept"], "time_bucket": "day"}
 
     def count(running: Running) -> int:
@@ -418,12 +491,16 @@ def _as_request_and_filter(dim: str) -> tuple[dict, str]:
     """A stream dimension as the API's dimension parameters and as a filter string."""
     if dim.startswith("latency>"):
         t = dim[8:]
-        return ({"name": "latency", "parameters": {"threshold": t, "operator": ">"}},
-                f"trace.execution_time_ms > {t}")  # fmt: skip
+        return (
+            {"name": "latency", "parameters": {"threshold": t, "operator": ">"}},
+            f"trace.execution_time_ms > {t}",
+        )
     if dim.startswith("count(span.type="):
         kind, _, t = dim[16:].partition(")>")
-        return ({"name": f"span_count.{kind}", "parameters": {"threshold": t, "operator": ">"}},
-                f"count(span.type = '{kind}') > {t}")  # fmt: skip
+        return (
+            {"name": f"span_count.{kind}", "parameters": {"threshold": t, "operator": ">"}},
+            f"count(span.type = '{kind}') > {t}",
+        )
     family, _, value = dim.partition("=")
     request = {"name": family, "parameters": {"value": value}}
     if family == "status":
@@ -450,18 +527,33 @@ def _check_filters(api_url: str, client: httpx.Client, body: dict, traces: list[
     error = {"name": "status", "parameters": {"value": "ERROR"}}
     for dim in dims:
         request, text = _as_request_and_filter(dim)
-        stream = _post(client, "dimensions/calculate-npmi",
-                       {**body, "dimension1": request, "dimension2": error})  # fmt: skip
+        stream = _post(
+            client,
+            "dimensions/calculate-npmi",
+            {**body, "dimension1": request, "dimension2": error},
+        )
         store = tracing.calculate_trace_filter_correlation(
-            experiment_ids=body["experiment_ids"], filter_string1=text,
+            experiment_ids=body["experiment_ids"],
+            filter_string1=text,
             filter_string2="trace.status = 'ERROR'",
-        )  # fmt: skip
-        assert (store.filter_string1_count, store.filter_string2_count, store.joint_count,
-                store.total_count) == (stream["dimension1"]["count"], stream["dimension2"]["count"],
-                                       stream["intersection"]["count"], stream["total_count"]), (
-            dim, text)  # fmt: skip
-        expected = npmi(store.joint_count, store.filter_string1_count,
-                        store.filter_string2_count, store.total_count)  # fmt: skip
+        )
+        assert (
+            store.filter_string1_count,
+            store.filter_string2_count,
+            store.joint_count,
+            store.total_count,
+        ) == (
+            stream["dimension1"]["count"],
+            stream["dimension2"]["count"],
+            stream["intersection"]["count"],
+            stream["total_count"],
+        ), (dim, text)
+        expected = npmi(
+            store.joint_count,
+            store.filter_string1_count,
+            store.filter_string2_count,
+            store.total_count,
+        )
         _assert_score(None if math.isnan(store.npmi) else store.npmi, expected[0])
 
     v3 = client.post(
@@ -477,8 +569,11 @@ def _check_filters(api_url: str, client: httpx.Client, body: dict, traces: list[
     tool = {t.trace_id for t in complex_ if t.kinds.get("TOOL")}
     failed = {t.trace_id for t in complex_ if t.status == "ERROR"}
     assert {k: v for k, v in v3.json().items() if "count" in k} == {
-        "filter1_count": len(tool), "filter2_count": len(failed),
-        "joint_count": len(tool & failed), "total_count": len(complex_)}  # fmt: skip
+        "filter1_count": len(tool),
+        "filter2_count": len(failed),
+        "joint_count": len(tool & failed),
+        "total_count": len(complex_),
+    }
 
     slow = {t.trace_id for t in traces if t.latency_ms > 1500}
     seen, token, pages = [], None, 0
@@ -513,9 +608,16 @@ def _check_filter_slice(client: httpx.Client, body: dict, traces: list[TraceFact
     against the slice, from one grouped query."""
     dims = [t.dimensions() for t in traces]
     slice_ = {i for i, t in enumerate(traces) if t.status == "ERROR" and t.kinds.get("TOOL")}
-    answer = _post(client, "dimensions/correlations", {
-        **body, "filter_string": "trace.status = 'ERROR' AND span.type = 'TOOL'", "limit": 10,
-        "min_support": 2})  # fmt: skip
+    answer = _post(
+        client,
+        "dimensions/correlations",
+        {
+            **body,
+            "filter_string": "trace.status = 'ERROR' AND span.type = 'TOOL'",
+            "limit": 10,
+            "min_support": 2,
+        },
+    )
     assert answer["dimension"]["count"] == len(slice_) and answer["total_count"] == TRACES
     assert answer["meta"]["source"] == "store"
     expected = []
@@ -530,4 +632,7 @@ def _check_filter_slice(client: httpx.Client, body: dict, traces: list[TraceFact
     assert len(answer["data"]) == min(10, len(expected))
     for got, (raw, both, smoothed) in zip(answer["data"], expected, strict=False):
         assert (got["trace_count"], got["npmi_score"], got["npmi_smoothed"]) == (
-            both, pytest.approx(raw, abs=1e-9), pytest.approx(smoothed, abs=1e-9))  # fmt: skip
+            both,
+            pytest.approx(raw, abs=1e-9),
+            pytest.approx(smoothed, abs=1e-9),
+        )

@@ -97,14 +97,30 @@ def test_up_ingests_a_span_and_serves_it(installed, outside):
 
     api_port, http_port, grpc_port = free_port(), free_port(), free_port()
     running = start_process(
-        ["up", "--data-dir", str(outside / "data"), "--api-port", str(api_port),
-         "--otlp-http-port", str(http_port), "--otlp-grpc-port", str(grpc_port)],
-        service_env(), api_port, http_port, command=installed, cwd=outside,
-    )  # fmt: skip
+        [
+            "up",
+            "--data-dir",
+            str(outside / "data"),
+            "--api-port",
+            str(api_port),
+            "--otlp-http-port",
+            str(http_port),
+            "--otlp-grpc-port",
+            str(grpc_port),
+        ],
+        service_env(),
+        api_port,
+        http_port,
+        command=installed,
+        cwd=outside,
+    )
     try:
         trace_id = uuid.uuid4().hex
-        sent = httpx.post(f"{running.otlp_url}/v1/traces", json=_one_span(trace_id),
-                          headers={"x-mlflow-experiment-id": "wheel"})  # fmt: skip
+        sent = httpx.post(
+            f"{running.otlp_url}/v1/traces",
+            json=_one_span(trace_id),
+            headers={"x-mlflow-experiment-id": "wheel"},
+        )
         assert sent.status_code == 200, sent.text
         trace = f"{running.api_url}/api/3.0/mlflow/traces/tr-{trace_id}"
         wait_for(lambda: httpx.get(trace).status_code == 200, 30, "the span to be stored")
@@ -125,21 +141,37 @@ def test_the_cluster_processes_run_from_the_wheel(
     _, database = schema_url(database_url)
     experiment = f"wheel-{uuid.uuid4().hex[:8]}"
     topic = f"spans-{uuid.uuid4().hex[:12]}"
-    settings = dict(kafka_bootstrap_servers=kafka_servers, redis_url=redis_url,
-                    database_url=database, spans_topic=topic, topic_partitions=2)  # fmt: skip
+    settings = dict(
+        kafka_bootstrap_servers=kafka_servers,
+        redis_url=redis_url,
+        database_url=database,
+        spans_topic=topic,
+        topic_partitions=2,
+    )
     wheel = dict(command=installed, cwd=outside)
     assert trace_insights("migrate", **wheel, database_url=database).returncode == 0
     collector = start_collector(kafka_servers, topic, **wheel)
     aggregator = start_aggregator(**wheel, consumer_group=f"g-{topic}", **settings)
     api_port = free_port()
-    api = start_process(["api", "--api-port", str(api_port)], service_env(**settings),
-                        api_port, api_port, **wheel)  # fmt: skip
+    api = start_process(
+        ["api", "--api-port", str(api_port)], service_env(**settings), api_port, api_port, **wheel
+    )
 
     try:
         sent = trace_insights(
-            "generate", "--endpoint", collector.http_url, "--traces", "5", "--rate", "0",
-            "--experiment-id", experiment, "--seed", "3", **wheel,
-        )  # fmt: skip
+            "generate",
+            "--endpoint",
+            collector.http_url,
+            "--traces",
+            "5",
+            "--rate",
+            "0",
+            "--experiment-id",
+            experiment,
+            "--seed",
+            "3",
+            **wheel,
+        )
         assert sent.returncode == 0, sent.stderr
         wait_for(
             lambda: traces_counted(api.api_url, experiment) == 5,
@@ -175,14 +207,21 @@ def _source_modules() -> set[str]:
 
 def _one_span(trace_id: str) -> dict:
     now = time.time_ns()
-    span = {"traceId": trace_id, "spanId": os.urandom(8).hex(), "name": "installed",
-            "kind": 1, "startTimeUnixNano": str(now), "endTimeUnixNano": str(now + 5_000_000),
-            "status": {"code": 1}}  # fmt: skip
+    span = {
+        "traceId": trace_id,
+        "spanId": os.urandom(8).hex(),
+        "name": "installed",
+        "kind": 1,
+        "startTimeUnixNano": str(now),
+        "endTimeUnixNano": str(now + 5_000_000),
+        "status": {"code": 1},
+    }
     return {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
 
 
 def _run(*command: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600,
-                          env=service_env())  # fmt: skip
+    done = subprocess.run(
+        command, cwd=cwd, capture_output=True, text=True, timeout=600, env=service_env()
+    )
     assert done.returncode == 0, f"{command}: {done.stdout}\n{done.stderr}"
     return done

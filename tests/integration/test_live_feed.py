@@ -26,8 +26,11 @@ class Subscriber:
         self.events: list[tuple[str, dict]] = []
         self._stop = threading.Event()
         headers = {"last-event-id": last_event_id} if last_event_id else {}
-        params = {"experiment_ids": experiment, "time_bucket": "minute",
-                  "metrics": "volume,latency,tools"}  # fmt: skip
+        params = {
+            "experiment_ids": experiment,
+            "time_bucket": "minute",
+            "metrics": "volume,latency,tools",
+        }
         self._client = httpx.Client(base_url=api_url, timeout=None)
         self._response = self._client.stream("GET", FEED, params=params, headers=headers)
         self._thread = threading.Thread(target=self._read, daemon=True)
@@ -91,8 +94,11 @@ def test_subscribers_see_every_change_in_order_and_resume(deployment: Running):
     later = sdk_spans(12, seed=42)
     export_spans(deployment.otlp_url, later, experiment)
     expected = truth + Counter(t.timestamp_ms - t.timestamp_ms % MINUTE for t in facts(later))
-    wait_for(lambda: client.post(volume, json=body).json()["summary"]["count"] == 52, 30,
-             "the later traces applied")  # fmt: skip
+    wait_for(
+        lambda: client.post(volume, json=body).json()["summary"]["count"] == 52,
+        30,
+        "the later traces applied",
+    )
     resumed = Subscriber(deployment.api_url, experiment, last_event_id=last_seen)
     later_buckets = {t.timestamp_ms - t.timestamp_ms % MINUTE for t in facts(later)}
     wait_for(lambda: set(resumed.latest()) >= later_buckets, 30, "the missed changes")
@@ -100,6 +106,7 @@ def test_subscribers_see_every_change_in_order_and_resume(deployment: Running):
     assert not {event_id for event_id, _ in resumed.events} & set(ids), "nothing resent"
     resumed.close()
 
-    bad = client.get(FEED, params={"experiment_ids": experiment},
-                     headers={"last-event-id": "not-a-cursor"})  # fmt: skip
+    bad = client.get(
+        FEED, params={"experiment_ids": experiment}, headers={"last-event-id": "not-a-cursor"}
+    )
     assert bad.status_code == 400 and "Last-Event-ID" in bad.json()["message"]

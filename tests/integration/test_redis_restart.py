@@ -30,12 +30,24 @@ BATCH = 30
 
 def _send(otlp_url: str, experiment: str, count: int) -> None:
     now = time.time_ns()
-    spans = [{"traceId": uuid.uuid4().hex, "spanId": os.urandom(8).hex(), "name": "root",
-              "startTimeUnixNano": str(now), "endTimeUnixNano": str(now + 3_000_000),
-              "status": {"code": 1}} for _ in range(count)]  # fmt: skip
+    spans = [
+        {
+            "traceId": uuid.uuid4().hex,
+            "spanId": os.urandom(8).hex(),
+            "name": "root",
+            "startTimeUnixNano": str(now),
+            "endTimeUnixNano": str(now + 3_000_000),
+            "status": {"code": 1},
+        }
+        for _ in range(count)
+    ]
     body = {"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}
-    reply = httpx.post(f"{otlp_url}/v1/traces", json=body,
-                       headers={"x-mlflow-experiment-id": experiment}, timeout=30)  # fmt: skip
+    reply = httpx.post(
+        f"{otlp_url}/v1/traces",
+        json=body,
+        headers={"x-mlflow-experiment-id": experiment},
+        timeout=30,
+    )
     assert reply.status_code == 200, reply.text
 
 
@@ -50,13 +62,19 @@ def test_a_redis_restarted_empty_is_rebuilt_and_no_unflagged_answer_is_short(
     _, database = schema_url(database_url)
     assert trace_insights("migrate", database_url=database).returncode == 0
     topic = f"spans-{uuid.uuid4().hex[:12]}"
-    settings = dict(kafka_bootstrap_servers=kafka_servers, redis_url=redis.url,
-                    database_url=database, spans_topic=topic, topic_partitions=4)  # fmt: skip
+    settings = dict(
+        kafka_bootstrap_servers=kafka_servers,
+        redis_url=redis.url,
+        database_url=database,
+        spans_topic=topic,
+        topic_partitions=4,
+    )
     collector = start_collector(kafka_servers, topic)
     aggregators = [start_aggregator(consumer_group=f"g-{topic}", **settings) for _ in range(2)]
     api_port = free_port()
-    api = start_process(["api", "--api-port", str(api_port)], service_env(**settings),
-                        api_port, api_port)  # fmt: skip
+    api = start_process(
+        ["api", "--api-port", str(api_port)], service_env(**settings), api_port, api_port
+    )
     old, live = f"old-{uuid.uuid4().hex[:6]}", f"live-{uuid.uuid4().hex[:6]}"
     expected = {old: OLD, live: LIVE}
     answers: dict[str, list[tuple[float, int, bool]]] = {old: [], live: []}
@@ -64,8 +82,9 @@ def test_a_redis_restarted_empty_is_rebuilt_and_no_unflagged_answer_is_short(
 
     def volume(experiment: str) -> tuple[int, list[str]] | None:
         try:
-            reply = httpx.post(f"{api.api_url}{VOLUME}", json={"experiment_ids": [experiment]},
-                               timeout=10)  # fmt: skip
+            reply = httpx.post(
+                f"{api.api_url}{VOLUME}", json={"experiment_ids": [experiment]}, timeout=10
+            )
         except httpx.HTTPError:
             return None
         if reply.status_code != 200:  # the store is down: not an answer (issue 15's 503)
@@ -120,6 +139,8 @@ def test_a_redis_restarted_empty_is_rebuilt_and_no_unflagged_answer_is_short(
         whole = [count for _, count, incomplete in seen if not incomplete]
         assert whole == sorted(whole), f"{experiment}: an unflagged answer went back"
         assert max(whole) <= expected[experiment], "never more than was sent"
-        print(f"{experiment}: {len(seen)} answers, {len(flagged)} flagged incomplete "
-              f"(lowest {min(flagged, default=None)}), recovered {recovered_s:.1f} s "
-              "after the restart")  # fmt: skip
+        print(
+            f"{experiment}: {len(seen)} answers, {len(flagged)} flagged incomplete "
+            f"(lowest {min(flagged, default=None)}), recovered {recovered_s:.1f} s "
+            "after the restart"
+        )

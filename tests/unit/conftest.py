@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from trace_insights.aggregator.app import policy
 from trace_insights.aggregator.loop import Aggregator
 from trace_insights.api.app import create_app
 from trace_insights.api.context import Context
@@ -18,6 +17,7 @@ from trace_insights.bus import LocalBus
 from trace_insights.core.settings import Settings
 from trace_insights.stores.memory import MemoryStore
 from trace_insights.truth.database import create_engine, migrate
+from trace_insights.wiring import policy
 
 
 @dataclass

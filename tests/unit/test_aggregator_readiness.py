@@ -46,6 +46,7 @@ def test_an_outage_neither_kills_the_loop_nor_goes_unreported(
         monkeypatch.undo()
         api.drain()
         assert api.client.get("/ready").status_code == 200
-        volume = api.client.post("/api/3.0/mlflow/traces/insights/traffic-cost/volume",
-                                 json={"experiment_ids": ["a"]})  # fmt: skip
+        volume = api.client.post(
+            "/api/3.0/mlflow/traces/insights/traffic-cost/volume", json={"experiment_ids": ["a"]}
+        )
         assert volume.json()["summary"]["count"] == 3, "the retried batch applied once"

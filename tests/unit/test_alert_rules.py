@@ -16,12 +16,29 @@ DAY_NS = 86_400 * 10**9
 
 
 def _rule(**overrides):
-    values = dict(rule_id="r-1", name="r", experiment_ids=["a"], metric="trace_count",
-                  parameters={}, window_s=600, comparator=">", threshold=5.0, min_traces=1,
-                  baseline=None, webhooks=["http://127.0.0.1:9/x"], secret="s" * 16,
-                  cooldown_s=0, slack=False, created_ms=0, state="ok", state_since_ms=0,
-                  last_value=None, last_evaluated_ms=None, last_notified_ms=None,
-                  version=0)  # fmt: skip
+    values = dict(
+        rule_id="r-1",
+        name="r",
+        experiment_ids=["a"],
+        metric="trace_count",
+        parameters={},
+        window_s=600,
+        comparator=">",
+        threshold=5.0,
+        min_traces=1,
+        baseline=None,
+        webhooks=["http://127.0.0.1:9/x"],
+        secret="s" * 16,
+        cooldown_s=0,
+        slack=False,
+        created_ms=0,
+        state="ok",
+        state_since_ms=0,
+        last_value=None,
+        last_evaluated_ms=None,
+        last_notified_ms=None,
+        version=0,
+    )
     values.update(overrides)
     return values
 
@@ -37,9 +54,16 @@ def test_windows_baselines_and_npmi_are_measured_from_the_aggregates(tmp_path):
         assert measure(context, SimpleNamespace(**_rule()), end).value == 10
         change = SimpleNamespace(**_rule(baseline="day"))
         assert measure(context, change, end).value == 6, "|10 - 4|"
-        npmi_rule = SimpleNamespace(**_rule(metric="npmi", window_s=7200, parameters={
-            "dimension1": {"name": "status", "parameters": {"value": "OK"}},
-            "dimension2": {"name": "status", "parameters": {"value": "OK"}}}))  # fmt: skip
+        npmi_rule = SimpleNamespace(
+            **_rule(
+                metric="npmi",
+                window_s=7200,
+                parameters={
+                    "dimension1": {"name": "status", "parameters": {"value": "OK"}},
+                    "dimension2": {"name": "status", "parameters": {"value": "OK"}},
+                },
+            )
+        )
         found = measure(context, npmi_rule, end)
         assert found.traces == 10 and found.value in (1.0, None)
 
@@ -52,8 +76,9 @@ def test_transitions_notify_once_and_honour_min_traces_and_cooldown(tmp_path):
         context = api.client.app.state.context
         with context.engine.begin() as connection:
             quiet = _rule(rule_id="r-3", cooldown_s=3600, last_notified_ms=now // 10**6)
-            connection.execute(sa.insert(AlertRule), [_rule(min_traces=50), _rule(rule_id="r-2"),
-                                                      quiet])  # fmt: skip
+            connection.execute(
+                sa.insert(AlertRule), [_rule(min_traces=50), _rule(rule_id="r-2"), quiet]
+            )
 
         def row(rule_id: str):
             with context.engine.connect() as connection:

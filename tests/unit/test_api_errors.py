@@ -277,35 +277,80 @@ def test_filter_endpoints_refuse_bad_filters_and_tokens(seeded):
     bad = "INVALID_PARAMETER_VALUE"
     for version in ("2.0", "3.0"):
         url = f"/api/{version}/mlflow/traces/calculate-filter-correlation"
-        good = {"experiment_ids": ["exp"], "filter_string1": "span.type = 'TOOL'",
-                "filter_string2": "trace.status = 'ERROR'"}  # fmt: skip
+        good = {
+            "experiment_ids": ["exp"],
+            "filter_string1": "span.type = 'TOOL'",
+            "filter_string2": "trace.status = 'ERROR'",
+        }
         assert client.post(url, json=good).status_code == 200
-        assert_error(client.post(url, json={**good, "filter_string1": "(span.type = 'TOOL'"}),
-                     400, bad, "filter_string1", "position 19", "closing parenthesis")  # fmt: skip
-        assert_error(client.post(url, json={**good, "filter_string2": "span.colour = 'x'"}),
-                     400, bad, "filter_string2", "unknown key span.colour")  # fmt: skip
-        assert_error(client.post(url, json={**good, "base_filter": "feedback.x > 'high'"}),
-                     400, bad, "base_filter")  # fmt: skip
-        assert_error(client.post(url, json={**good, "experiment_ids": ["nope"]}), 404,
-                     "RESOURCE_DOES_NOT_EXIST")  # fmt: skip
+        assert_error(
+            client.post(url, json={**good, "filter_string1": "(span.type = 'TOOL'"}),
+            400,
+            bad,
+            "filter_string1",
+            "position 19",
+            "closing parenthesis",
+        )
+        assert_error(
+            client.post(url, json={**good, "filter_string2": "span.colour = 'x'"}),
+            400,
+            bad,
+            "filter_string2",
+            "unknown key span.colour",
+        )
+        assert_error(
+            client.post(url, json={**good, "base_filter": "feedback.x > 'high'"}),
+            400,
+            bad,
+            "base_filter",
+        )
+        assert_error(
+            client.post(url, json={**good, "experiment_ids": ["nope"]}),
+            404,
+            "RESOURCE_DOES_NOT_EXIST",
+        )
         assert_error(client.post(url, json={"experiment_ids": ["exp"]}), 400, bad, "filter_string1")
     search = "/api/3.0/mlflow/traces/search"
-    assert_error(client.post(search, json={"experiment_ids": ["exp"], "filter": "span.type ="}),
-                 400, bad, "filter", "value")  # fmt: skip
-    assert_error(client.post(search, json={"experiment_ids": ["exp"], "order_by": ["mood"]}),
-                 400, bad, "order_by")  # fmt: skip
-    assert_error(client.post(search, json={"experiment_ids": ["exp"], "page_token": "xyz"}),
-                 400, bad, "page_token")  # fmt: skip
+    assert_error(
+        client.post(search, json={"experiment_ids": ["exp"], "filter": "span.type ="}),
+        400,
+        bad,
+        "filter",
+        "value",
+    )
+    assert_error(
+        client.post(search, json={"experiment_ids": ["exp"], "order_by": ["mood"]}),
+        400,
+        bad,
+        "order_by",
+    )
+    assert_error(
+        client.post(search, json={"experiment_ids": ["exp"], "page_token": "xyz"}),
+        400,
+        bad,
+        "page_token",
+    )
     first = client.post(search, json={"experiment_ids": ["exp"], "max_results": 5}).json()
-    other = {"experiment_ids": ["exp"], "filter": "trace.status = 'OK'",
-             "page_token": first["next_page_token"]}  # fmt: skip
+    other = {
+        "experiment_ids": ["exp"],
+        "filter": "trace.status = 'OK'",
+        "page_token": first["next_page_token"],
+    }
     assert_error(client.post(search, json=other), 400, bad, "another query")
-    assert_error(client.post(search, json={"experiment_ids": ["exp"], "max_results": 0}), 400,
-                 bad, "max_results")  # fmt: skip
-    slice_ = {"experiment_ids": ["exp"], "filter_string": "span.type = 'TOOL'",
-              "dimension": {"name": "status", "parameters": {"value": "OK"}}}  # fmt: skip
-    assert_error(client.post(f"{INSIGHTS}/dimensions/correlations", json=slice_), 400, bad,
-                 "exactly one")  # fmt: skip
+    assert_error(
+        client.post(search, json={"experiment_ids": ["exp"], "max_results": 0}),
+        400,
+        bad,
+        "max_results",
+    )
+    slice_ = {
+        "experiment_ids": ["exp"],
+        "filter_string": "span.type = 'TOOL'",
+        "dimension": {"name": "status", "parameters": {"value": "OK"}},
+    }
+    assert_error(
+        client.post(f"{INSIGHTS}/dimensions/correlations", json=slice_), 400, bad, "exactly one"
+    )
 
 
 def test_filter_correlation_edge_cases_follow_mlflow(seeded):
@@ -325,8 +370,14 @@ def test_filter_correlation_edge_cases_follow_mlflow(seeded):
     disjoint = correlate("trace.status = 'OK'", "trace.status = 'ERROR'")
     assert disjoint["npmi"] == -1.0 and disjoint["joint_count"] == 0
     everything = correlate("trace.span_count > 0", "span.type = 'AGENT'", "3.0")
-    assert everything == {"npmi": 1.0, "npmi_smoothed": 1.0, "filter1_count": 30,
-                          "filter2_count": 30, "joint_count": 30, "total_count": 30}  # fmt: skip
+    assert everything == {
+        "npmi": 1.0,
+        "npmi_smoothed": 1.0,
+        "filter1_count": 30,
+        "filter2_count": 30,
+        "joint_count": 30,
+        "total_count": 30,
+    }
 
 
 def test_a_body_over_the_limit_is_a_413_before_it_is_read_whole(seeded):

@@ -11,9 +11,13 @@ from trace_insights.core.conventions import normalize
 
 def _span(attributes: dict, name: str = "op", status: int = 0, parent: bytes = b"") -> Span:
     span = Span(
-        trace_id=bytes(range(1, 17)), span_id=bytes(range(1, 9)), parent_span_id=parent,
-        name=name, start_time_unix_nano=1_000_000_000, end_time_unix_nano=1_250_000_000,
-    )  # fmt: skip
+        trace_id=bytes(range(1, 17)),
+        span_id=bytes(range(1, 9)),
+        parent_span_id=parent,
+        name=name,
+        start_time_unix_nano=1_000_000_000,
+        end_time_unix_nano=1_250_000_000,
+    )
     span.status.code = status
     for key, value in attributes.items():
         item = KeyValue(key=key)
@@ -161,9 +165,15 @@ def test_trace_tags_from_every_source():
         },
     )
     assert record.trace_tags == {
-        "query_type": "complex", "customer_tier": "pro", "ab": "2", "user": "alice",
-        "session": "s-1", "environment": "prod", "version": "1.2.3", "service": "agent",
-    }  # fmt: skip
+        "query_type": "complex",
+        "customer_tier": "pro",
+        "ab": "2",
+        "user": "alice",
+        "session": "s-1",
+        "environment": "prod",
+        "version": "1.2.3",
+        "service": "agent",
+    }
 
 
 def test_openinference_user_and_old_environment_key():

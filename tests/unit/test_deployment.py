@@ -38,8 +38,15 @@ def test_the_image_is_multi_stage_slim_and_runs_as_a_non_root_user():
 def test_compose_is_consistent_with_the_settings():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"kafka", "redis", "postgres", "migrate", "collector", "aggregator",
-                             "api"}  # fmt: skip
+    assert set(services) == {
+        "kafka",
+        "redis",
+        "postgres",
+        "migrate",
+        "collector",
+        "aggregator",
+        "api",
+    }
     for name, service in services.items():
         image = service["image"]
         assert ":" in image and not image.endswith(":latest"), f"{name}: pin the image"
@@ -52,8 +59,10 @@ def test_compose_is_consistent_with_the_settings():
     assert "broker,controller" in services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]
     assert services["aggregator"]["deploy"]["replicas"] == 2
     defaults = Settings()
-    assert services["collector"]["ports"] == [f"{defaults.otlp_http_port}:4318",
-                                              f"{defaults.otlp_grpc_port}:4317"]  # fmt: skip
+    assert services["collector"]["ports"] == [
+        f"{defaults.otlp_http_port}:4318",
+        f"{defaults.otlp_grpc_port}:4317",
+    ]
     assert services["api"]["ports"] == [f"{defaults.api_port}:8000"]
     assert services["migrate"]["command"] == ["migrate"]
     for name in ("aggregator", "api"):
@@ -65,12 +74,18 @@ def test_compose_is_consistent_with_the_settings():
     assert "./deploy/postgres:/docker-entrypoint-initdb.d:ro" in mounts
     init = (ROOT / "deploy" / "postgres" / "01-pg-trgm.sql").read_text()
     assert "CREATE EXTENSION IF NOT EXISTS pg_trgm" in init
-    named = {m.split(":")[0] for s in services.values() for m in s.get("volumes", [])
-             if not m.startswith(".")}  # fmt: skip
+    named = {
+        m.split(":")[0]
+        for s in services.values()
+        for m in s.get("volumes", [])
+        if not m.startswith(".")
+    }
     assert named <= set(compose["volumes"])
     if _compose_plugin():  # where the compose plugin exists, it must agree
-        subprocess.run(["docker", "compose", "-f", str(ROOT / "docker-compose.yml"), "config",
-                        "--quiet"], check=True)  # fmt: skip
+        subprocess.run(
+            ["docker", "compose", "-f", str(ROOT / "docker-compose.yml"), "config", "--quiet"],
+            check=True,
+        )
 
 
 def _compose_plugin() -> bool:
@@ -96,9 +111,13 @@ VALUE_SETS = {
     "external services": EXTERNAL,
     "ingress, monitoring, network policy": {
         **EXTERNAL,
-        "ingress": {"enabled": True, "className": "nginx",
-                    "hosts": [{"host": "insights.example.com", "api": True, "otlpHttp": True}]},
-        "serviceMonitor": {"enabled": True}, "networkPolicy": {"enabled": True},
+        "ingress": {
+            "enabled": True,
+            "className": "nginx",
+            "hosts": [{"host": "insights.example.com", "api": True, "otlpHttp": True}],
+        },
+        "serviceMonitor": {"enabled": True},
+        "networkPolicy": {"enabled": True},
         "auth": {"token": "s3cret"},
     },
     "HPA off, existing secret": {
@@ -108,7 +127,7 @@ VALUE_SETS = {
         "api": {"autoscaling": {"enabled": False}},
         "aggregator": {"replicas": 12},
     },
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
@@ -124,10 +143,14 @@ def test_the_chart_renders_valid_manifests_with_safe_defaults(values):
             kubernetes_validate.validate(doc, KUBERNETES, strict=True)
     settings = next(d for d in documents if d["kind"] == "ConfigMap")["data"]
     assert set(settings) <= SETTINGS
-    ports = {"collector": {int(settings["TRACE_INSIGHTS_OTLP_HTTP_PORT"]),
-                           int(settings["TRACE_INSIGHTS_OTLP_GRPC_PORT"])},
-             "api": {int(settings["TRACE_INSIGHTS_API_PORT"])},
-             "aggregator": {int(settings["TRACE_INSIGHTS_AGGREGATOR_PORT"])}}  # fmt: skip
+    ports = {
+        "collector": {
+            int(settings["TRACE_INSIGHTS_OTLP_HTTP_PORT"]),
+            int(settings["TRACE_INSIGHTS_OTLP_GRPC_PORT"]),
+        },
+        "api": {int(settings["TRACE_INSIGHTS_API_PORT"])},
+        "aggregator": {int(settings["TRACE_INSIGHTS_AGGREGATOR_PORT"])},
+    }
     workloads = [d for d in documents if d["kind"] in ("Deployment", "Job")]
     for workload in workloads:
         component = workload["metadata"]["labels"]["app.kubernetes.io/component"]
@@ -187,7 +210,7 @@ def test_values_follow_the_operators_intent():
         ({**EXTERNAL, "aggregator": {"replicas": 13}}, "must not exceed kafka.partitions"),
         ({"redis": EXTERNAL["redis"], "database": EXTERNAL["database"]}, "kafka.bootstrapServers"),
     ],
-)  # fmt: skip
+)
 def test_bad_values_are_rejected_with_a_reason(values, mention):
     with pytest.raises(helm_python.HelmError) as refused:
         _render(values)

@@ -36,11 +36,17 @@ def _write(store: CountingStore, partition: int, start: int, values: list[float]
     if store.generations([E]) == [None]:  # new, or dropped: a rebuild of nothing
         make_whole(store, E)
     fence = store.fences(E).get(partition, -1)
-    store.apply(Update(E, partition, fence, fence + 1,
-                       counters=Counter({(keys.bucket(E, HOUR, start), "traces"): len(values)}),
-                       blobs={(_location(start).key, str(partition)): sketch.dump(
-                           sketch.of_values(values))},
-                       changed=[(HOUR.value, start)]))  # fmt: skip
+    store.apply(
+        Update(
+            E,
+            partition,
+            fence,
+            fence + 1,
+            counters=Counter({(keys.bucket(E, HOUR, start), "traces"): len(values)}),
+            blobs={(_location(start).key, str(partition)): sketch.dump(sketch.of_values(values))},
+            changed=[(HOUR.value, start)],
+        )
+    )
 
 
 def _quantiles(digests: list) -> list:  # type: ignore[type-arg]

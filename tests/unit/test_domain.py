@@ -35,8 +35,11 @@ def test_npmi_both_cover_everything():
 
 def test_strength_labels():
     assert [strength(v) for v in (0.8, -0.5, 0.2, 0.05)] == [
-        "Strong", "Moderate", "Weak", "Negligible",
-    ]  # fmt: skip
+        "Strong",
+        "Moderate",
+        "Weak",
+        "Negligible",
+    ]
 
 
 def test_buckets_are_utc_starts():
@@ -49,11 +52,23 @@ def test_buckets_are_utc_starts():
 
 def _span(span_id, parent=None, kind="TOOL", status="OK", start=0, end=1, tool=None, model=None):
     return SpanRecord(
-        trace_id="t", span_id=span_id, parent_span_id=parent, experiment_id="1", name=span_id,
-        span_type=kind, status=status, status_message="", start_time_ns=start * 1_000_000,
-        end_time_ns=end * 1_000_000, tool_name=tool, model=model, input_tokens=3,
-        output_tokens=1, attributes={}, trace_tags={"env": "prod"} if parent is None else {},
-    )  # fmt: skip
+        trace_id="t",
+        span_id=span_id,
+        parent_span_id=parent,
+        experiment_id="1",
+        name=span_id,
+        span_type=kind,
+        status=status,
+        status_message="",
+        start_time_ns=start * 1_000_000,
+        end_time_ns=end * 1_000_000,
+        tool_name=tool,
+        model=model,
+        input_tokens=3,
+        output_tokens=1,
+        attributes={},
+        trace_tags={"env": "prod"} if parent is None else {},
+    )
 
 
 def test_summary_follows_mlflow_rules_and_dimensions():
@@ -70,10 +85,18 @@ def test_summary_follows_mlflow_rules_and_dimensions():
     assert summary.tags == {"env": "prod"}
     dims = dimensions.of_trace(summary, spans)
     assert {
-        "status=OK", "span.type=AGENT", "span.type=TOOL", "span.type=LLM",
-        "tools.search=used", "tools.search=error", "model=gpt", "tags.env=prod",
-        "latency>1000", "count(span.type=TOOL)>1", "count(span.type=TOOL)>0",
-    } <= dims  # fmt: skip
+        "status=OK",
+        "span.type=AGENT",
+        "span.type=TOOL",
+        "span.type=LLM",
+        "tools.search=used",
+        "tools.search=error",
+        "model=gpt",
+        "tags.env=prod",
+        "latency>1000",
+        "count(span.type=TOOL)>1",
+        "count(span.type=TOOL)>0",
+    } <= dims
     assert "latency>2000" not in dims and "count(span.type=TOOL)>2" not in dims
     assert summarize("t", "1", spans[1:]).status == "IN_PROGRESS"
     capped = dimensions.of_trace(summary, spans, lambda key, value: dimensions.OTHER)

@@ -18,18 +18,27 @@ from trace_insights.core.filters import (
 )
 
 EXAMPLES = [
-    "span.type = 'LLM'", "span.name LIKE '%retry%'", "span.status = 'ERROR'",
-    "span.attributes['model_name'] = 'gpt-4'", "span.attributes.cache_hit = 'true'",
-    "count(span.type = 'LLM') > 3", "count(span.name LIKE '%embed%') >= 2",
-    "count(span.status = 'ERROR') = 0", "trace.execution_time_ms > 5000",
-    "trace.status = 'OK'", "tags.environment = 'production'",
-    "tags.`deployment.environment` != 'dev'", "feedback.quality >= 0.8",
-    "feedback.user_rating > 4", "assessment.accuracy = 'correct'",
-    "trace.timestamp_ms >= 1735689600000", "span.content ILIKE '%timeout%'",
+    "span.type = 'LLM'",
+    "span.name LIKE '%retry%'",
+    "span.status = 'ERROR'",
+    "span.attributes['model_name'] = 'gpt-4'",
+    "span.attributes.cache_hit = 'true'",
+    "count(span.type = 'LLM') > 3",
+    "count(span.name LIKE '%embed%') >= 2",
+    "count(span.status = 'ERROR') = 0",
+    "trace.execution_time_ms > 5000",
+    "trace.status = 'OK'",
+    "tags.environment = 'production'",
+    "tags.`deployment.environment` != 'dev'",
+    "feedback.quality >= 0.8",
+    "feedback.user_rating > 4",
+    "assessment.accuracy = 'correct'",
+    "trace.timestamp_ms >= 1735689600000",
+    "span.content ILIKE '%timeout%'",
     "count(span.type = 'EMBEDDING') > 5 OR "
-     "(tags.query_type = 'complex' AND NOT trace.status = 'OK')",
+    "(tags.query_type = 'complex' AND NOT trace.status = 'OK')",
     "span.type IN ('LLM', 'CHAT_MODEL')",
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("text", EXAMPLES)
@@ -86,7 +95,7 @@ line%"""'''.replace('"""', "'")
         ("tags.k = 5", 0, "quote"),
         ("span.type NOT = 'A'", 14, "LIKE, ILIKE or IN"),
     ],
-)  # fmt: skip
+)
 def test_mistakes_name_the_position_and_what_was_expected(text, position, mention):
     with pytest.raises(ParseError) as caught:
         parse(text)
@@ -110,7 +119,7 @@ _OK = "trace.status = 'OK'"
         ("span.name = 'a\x00b'", "NUL"),
         ("span.name = '" + "x" * MAX_CHARS + "'", "longer than"),
     ],
-)  # fmt: skip
+)
 def test_a_filter_is_bounded_where_it_is_parsed(text, mention):
     """Each once a 500 or seconds of SQL (issue 15)."""
     with pytest.raises(ParseError) as caught:

@@ -50,12 +50,16 @@ def served(tmp_path_factory: pytest.TempPathFactory):
 @given(FILTERS)
 def test_a_served_filter_is_a_200_or_a_4xx(served: EmbeddedApi, text):
     experiment = served.experiment  # type: ignore[attr-defined]
-    search = served.client.post("/api/3.0/mlflow/traces/search",
-                                json={"experiment_ids": [experiment], "filter": text})  # fmt: skip
+    search = served.client.post(
+        "/api/3.0/mlflow/traces/search", json={"experiment_ids": [experiment], "filter": text}
+    )
     assert search.status_code in (200, 400), search.text
     correlation = served.client.post(
         "/api/3.0/mlflow/traces/calculate-filter-correlation",
-        json={"experiment_ids": [experiment], "filter_string1": text,
-              "filter_string2": "trace.status = 'ERROR'"},
-    )  # fmt: skip
+        json={
+            "experiment_ids": [experiment],
+            "filter_string1": text,
+            "filter_string2": "trace.status = 'ERROR'",
+        },
+    )
     assert correlation.status_code in (200, 400), correlation.text

@@ -22,9 +22,16 @@ def _apply(store, experiment: str, fence: int, start: int) -> None:  # type: ign
     bucket = keys.bucket(experiment, Resolution.MINUTE, start)
     if store.generations([experiment]) == [None]:  # new, or dropped: a rebuild of nothing
         make_whole(store, experiment)
-    assert store.apply(Update(experiment, 0, store.fences(experiment).get(0, -1), fence,
-                              counters=Counter({(bucket, "traces"): 1}),
-                              changed=[(Resolution.MINUTE.value, start)]))  # fmt: skip
+    assert store.apply(
+        Update(
+            experiment,
+            0,
+            store.fences(experiment).get(0, -1),
+            fence,
+            counters=Counter({(bucket, "traces"): 1}),
+            changed=[(Resolution.MINUTE.value, start)],
+        )
+    )
 
 
 def test_a_subscriber_behind_a_drop_gets_a_reset_then_the_new_changes(tmp_path):
@@ -74,8 +81,9 @@ def test_subscribers_asking_the_same_change_share_one_read(tmp_path):
 
         async def subscribers() -> list:  # type: ignore[type-arg]
             shared = Snapshots()
-            ask = [shared.read(context, change, Resolution.MINUTE, 0, ["volume"])
-                   for _ in range(20)]  # fmt: skip
+            ask = [
+                shared.read(context, change, Resolution.MINUTE, 0, ["volume"]) for _ in range(20)
+            ]
             return await asyncio.gather(*ask)
 
         answers = asyncio.run(subscribers())

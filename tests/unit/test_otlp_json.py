@@ -39,10 +39,24 @@ def test_otlp_rules_hex_ids_int64_strings_enum_integers_snake_case():
                                     {"key": "d", "value": {"doubleValue": "NaN"}},
                                     {"key": "b", "value": {"boolValue": True}},
                                     {"key": "y", "value": {"bytesValue": "AQI="}},
-                                    {"key": "a", "value": {"arrayValue": {"values": [
-                                        {"stringValue": "x"}, {"intValue": 2}]}}},
-                                    {"key": "m", "value": {"kvlistValue": {"values": [
-                                        {"key": "in", "value": {"doubleValue": 1.5}}]}}},
+                                    {
+                                        "key": "a",
+                                        "value": {
+                                            "arrayValue": {
+                                                "values": [{"stringValue": "x"}, {"intValue": 2}]
+                                            }
+                                        },
+                                    },
+                                    {
+                                        "key": "m",
+                                        "value": {
+                                            "kvlistValue": {
+                                                "values": [
+                                                    {"key": "in", "value": {"doubleValue": 1.5}}
+                                                ]
+                                            }
+                                        },
+                                    },
                                 ],
                             }
                         ],
@@ -50,7 +64,7 @@ def test_otlp_rules_hex_ids_int64_strings_enum_integers_snake_case():
                 ],
             }
         ]
-    }  # fmt: skip
+    }
     request = decode_request(json.dumps(body).encode())
     rs = request.resource_spans[0]
     assert rs.resource.attributes[0].value.int_value == -5
@@ -93,17 +107,29 @@ def test_otlp_rules_hex_ids_int64_strings_enum_integers_snake_case():
             "kind: expected an integer, got a boolean",
         ),
         (
-            {"resourceSpans": [{"resource": {"attributes": [
-                {"key": "k", "value": {"stringValue": "a", "intValue": 1}}]}}]},
+            {
+                "resourceSpans": [
+                    {
+                        "resource": {
+                            "attributes": [
+                                {"key": "k", "value": {"stringValue": "a", "intValue": 1}}
+                            ]
+                        }
+                    }
+                ]
+            },
             "an AnyValue holds one of",
         ),
         (
-            {"resourceSpans": [{"resource": {"attributes": [
-                {"key": "k", "value": {"bytesValue": "%%"}}]}}]},
+            {
+                "resourceSpans": [
+                    {"resource": {"attributes": [{"key": "k", "value": {"bytesValue": "%%"}}]}}
+                ]
+            },
             "bytesValue: not valid base64",
         ),
     ],
-)  # fmt: skip
+)
 def test_errors_name_the_field(document, message):
     with pytest.raises(OtlpJsonError, match=None) as raised:
         decode_request(json.dumps(document).encode())
@@ -148,11 +174,23 @@ def _nested(kind: str, levels: int) -> dict:
 _PLACES = {
     "resource": lambda a: {"resource": {"attributes": a}, "scopeSpans": []},
     "scope": lambda a: {"scopeSpans": [{"scope": {"name": "s", "attributes": a}}]},
-    "span": lambda a: {"scopeSpans": [{"spans": [{"traceId": "01" * 16, "spanId": "02" * 8,
-                                                  "attributes": a}]}]},
-    "event": lambda a: {"scopeSpans": [{"spans": [{"traceId": "01" * 16, "spanId": "02" * 8,
-                                                   "events": [{"name": "e", "attributes": a}]}]}]},
-}  # fmt: skip
+    "span": lambda a: {
+        "scopeSpans": [{"spans": [{"traceId": "01" * 16, "spanId": "02" * 8, "attributes": a}]}]
+    },
+    "event": lambda a: {
+        "scopeSpans": [
+            {
+                "spans": [
+                    {
+                        "traceId": "01" * 16,
+                        "spanId": "02" * 8,
+                        "events": [{"name": "e", "attributes": a}],
+                    }
+                ]
+            }
+        ]
+    },
+}
 
 
 @pytest.mark.parametrize("kind", ["array", "kvlist"])

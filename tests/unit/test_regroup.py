@@ -22,8 +22,12 @@ def _spans(batches):
 
 def test_partition_is_the_java_clients_default_partitioner():
     # Vectors from Kafka's UtilsTest.testMurmur2; positive(h) % n is the Java partitioner.
-    vectors = {b"21": -973932308, b"foobar": -790332482, b"abc": 479470107,
-               b"a-little-bit-long-string": -985981536}  # fmt: skip
+    vectors = {
+        b"21": -973932308,
+        b"foobar": -790332482,
+        b"abc": 479470107,
+        b"a-little-bit-long-string": -985981536,
+    }
     for key, java_hash in vectors.items():
         assert partition_for(key, 7) == (java_hash & 0x7FFFFFFF) % 7
 

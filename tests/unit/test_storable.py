@@ -41,8 +41,13 @@ def test_keys_are_cut_to_the_column_and_counts_past_it_are_no_counts():
 
 
 def _span(**fields) -> Span:
-    span = Span(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name="s",
-                start_time_unix_nano=10, end_time_unix_nano=20)  # fmt: skip
+    span = Span(
+        trace_id=b"\x01" * 16,
+        span_id=b"\x02" * 8,
+        name="s",
+        start_time_unix_nano=10,
+        end_time_unix_nano=20,
+    )
     for name, value in fields.items():
         setattr(span, name, value)
     return span
@@ -83,9 +88,26 @@ def test_the_conventions_make_every_string_storable_and_drop_impossible_counts()
 
 
 def test_otlp_json_with_lone_surrogates_decodes_to_storable_text():
-    body = {"resourceSpans": [{"scopeSpans": [{"spans": [{
-        "traceId": "01" * 16, "spanId": "02" * 8, "name": "\\ud800x",
-        "attributes": [{"key": "a\\udc00", "value": {"stringValue": "\\udfff"}}]}]}]}]}  # fmt: skip
+    body = {
+        "resourceSpans": [
+            {
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {
+                                "traceId": "01" * 16,
+                                "spanId": "02" * 8,
+                                "name": "\\ud800x",
+                                "attributes": [
+                                    {"key": "a\\udc00", "value": {"stringValue": "\\udfff"}}
+                                ],
+                            }
+                        ]
+                    }
+                ]
+            }
+        ]
+    }
     raw = json.dumps(body).replace("\\\\u", "\\u").encode()
     [span] = decode_request(raw).resource_spans[0].scope_spans[0].spans
     assert span.name == f"{R}x"
@@ -93,9 +115,16 @@ def test_otlp_json_with_lone_surrogates_decodes_to_storable_text():
 
 
 def test_assessments_are_storable_from_the_api_and_from_any_producer():
-    body = CreateAssessment.model_validate({"assessment": {
-        "assessment_name": "q\x00", "feedback": {"value": "ok\x00"}, "rationale": "r\ud800",
-        "source": {"source_type": "HUMAN", "source_id": "s\x00"}}})  # fmt: skip
+    body = CreateAssessment.model_validate(
+        {
+            "assessment": {
+                "assessment_name": "q\x00",
+                "feedback": {"value": "ok\x00"},
+                "rationale": "r\ud800",
+                "source": {"source_type": "HUMAN", "source_id": "s\x00"},
+            }
+        }
+    )
     new = body.assessment
     assert (new.assessment_name, new.feedback.value, new.rationale, new.source.source_id) == (
         f"q{R}",
@@ -125,8 +154,13 @@ def test_a_foreign_producers_span_ending_before_it_starts_is_skipped_and_counted
     request = ExportTraceServiceRequest()
     spans = request.resource_spans.add().scope_spans.add()
     for name, start, end in (("backwards", 2_000, 1_000), ("fine", 1_000, 2_000)):
-        span = spans.spans.add(name=name, trace_id=b"\x01" * 16, span_id=b"\x02" * 7 + bytes(
-            [len(name)]), start_time_unix_nano=start, end_time_unix_nano=end)  # fmt: skip
+        span = spans.spans.add(
+            name=name,
+            trace_id=b"\x01" * 16,
+            span_id=b"\x02" * 7 + bytes([len(name)]),
+            start_time_unix_nano=start,
+            end_time_unix_nano=end,
+        )
         assert span.name == name
     reason = "end_time_unix_nano is before start_time_unix_nano"
     labels = {"reason": reason}

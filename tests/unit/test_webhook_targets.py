@@ -41,9 +41,13 @@ def test_a_rule_aimed_inside_is_refused_by_the_api(tmp_path):
     with embedded(tmp_path) as api:
         created = api.client.post("/api/2.0/mlflow/experiments/create", json={"name": "a"})
         experiment = created.json()["experiment_id"]
-        rule = {"name": "r", "experiment_ids": [experiment], "metric": "error_rate",
-                "threshold": 5,
-                "webhooks": ["http://169.254.169.254/latest/meta-data/"]}  # fmt: skip
+        rule = {
+            "name": "r",
+            "experiment_ids": [experiment],
+            "metric": "error_rate",
+            "threshold": 5,
+            "webhooks": ["http://169.254.169.254/latest/meta-data/"],
+        }
         refused = api.client.post(ALERTS, json=rule)
         assert refused.status_code == 400, refused.text
         assert "link-local" in refused.json()["message"]

@@ -14,41 +14,64 @@ from trace_insights.core import storable
 from trace_insights.core.records import ERROR, OK, SPAN_TYPES, UNSET, SpanRecord
 
 GENAI_OPERATIONS = {
-    "text_completion": "LLM", "generate_content": "LLM", "chat": "CHAT_MODEL",
-    "execute_tool": "TOOL", "retrieval": "RETRIEVER", "invoke_workflow": "CHAIN",
-    "invoke_agent": "AGENT", "create_agent": "AGENT", "embeddings": "EMBEDDING",
-}  # fmt: skip
+    "text_completion": "LLM",
+    "generate_content": "LLM",
+    "chat": "CHAT_MODEL",
+    "execute_tool": "TOOL",
+    "retrieval": "RETRIEVER",
+    "invoke_workflow": "CHAIN",
+    "invoke_agent": "AGENT",
+    "create_agent": "AGENT",
+    "embeddings": "EMBEDDING",
+}
 OPENINFERENCE_KINDS = {
-    "LLM": "LLM", "TOOL": "TOOL", "RETRIEVER": "RETRIEVER", "CHAIN": "CHAIN", "AGENT": "AGENT",
-    "EMBEDDING": "EMBEDDING", "RERANKER": "RERANKER", "GUARDRAIL": "GUARDRAIL",
+    "LLM": "LLM",
+    "TOOL": "TOOL",
+    "RETRIEVER": "RETRIEVER",
+    "CHAIN": "CHAIN",
+    "AGENT": "AGENT",
+    "EMBEDDING": "EMBEDDING",
+    "RERANKER": "RERANKER",
+    "GUARDRAIL": "GUARDRAIL",
     "EVALUATOR": "EVALUATOR",
-}  # fmt: skip
+}
 MLFLOW_TYPES = {name: name for name in SPAN_TYPES} | {"TASK": "CHAIN", "WORKFLOW": "CHAIN"}
 TRACELOOP_KINDS = {"workflow": "CHAIN", "task": "CHAIN", "agent": "AGENT", "tool": "TOOL"}
 TRACELOOP_REQUEST_TYPES = {
-    "completion": "LLM", "chat": "CHAT_MODEL", "embedding": "EMBEDDING", "rerank": "RERANKER",
-}  # fmt: skip
+    "completion": "LLM",
+    "chat": "CHAT_MODEL",
+    "embedding": "EMBEDDING",
+    "rerank": "RERANKER",
+}
 
 TOOL_NAME_KEYS = ("gen_ai.tool.name", "tool.name", "traceloop.entity.name")
 MODEL_KEYS = ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name", "mlflow.llm.model")
 INPUT_TOKEN_KEYS = (
-    "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt",
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.prompt_tokens",
+    "llm.token_count.prompt",
     "mlflow.chat.tokenUsage.input_tokens",
-)  # fmt: skip
+)
 OUTPUT_TOKEN_KEYS = (
-    "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion",
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.completion_tokens",
+    "llm.token_count.completion",
     "mlflow.chat.tokenUsage.output_tokens",
-)  # fmt: skip
+)
 MLFLOW_TOKEN_USAGE = "mlflow.chat.tokenUsage"
 TAG_PREFIX = "tags."
 TAG_ATTRIBUTES = {
-    "mlflow.trace.user": "user", "mlflow.trace.session": "session",
-    "user.id": "user", "session.id": "session",
-}  # fmt: skip
+    "mlflow.trace.user": "user",
+    "mlflow.trace.session": "session",
+    "user.id": "user",
+    "session.id": "session",
+}
 RESOURCE_TAGS = {
-    "deployment.environment.name": "environment", "deployment.environment": "environment",
-    "service.version": "version", "service.name": "service",
-}  # fmt: skip
+    "deployment.environment.name": "environment",
+    "deployment.environment": "environment",
+    "service.version": "version",
+    "service.name": "service",
+}
 _STATUS = {0: UNSET, 1: OK, 2: ERROR}
 
 

@@ -17,15 +17,30 @@ from dataclasses import dataclass
 from typing import Literal
 
 Value = str | int | float | bool
-Operator = Literal["=", "!=", "<", "<=", ">", ">=", "LIKE", "ILIKE", "NOT LIKE", "NOT ILIKE",
-                   "IN", "NOT IN"]  # fmt: skip
+Operator = Literal[
+    "=", "!=", "<", "<=", ">", ">=", "LIKE", "ILIKE", "NOT LIKE", "NOT ILIKE", "IN", "NOT IN"
+]
 
-SPAN_FIELDS = {"type": "string", "name": "string", "status": "string", "content": "string",
-               "model": "string", "tool_name": "string", "duration_ms": "number"}  # fmt: skip
-TRACE_FIELDS = {"status": "string", "name": "string", "text": "string",
-                "execution_time_ms": "number", "timestamp_ms": "number",
-                "input_tokens": "number", "output_tokens": "number", "total_tokens": "number",
-                "span_count": "number"}  # fmt: skip
+SPAN_FIELDS = {
+    "type": "string",
+    "name": "string",
+    "status": "string",
+    "content": "string",
+    "model": "string",
+    "tool_name": "string",
+    "duration_ms": "number",
+}
+TRACE_FIELDS = {
+    "status": "string",
+    "name": "string",
+    "text": "string",
+    "execution_time_ms": "number",
+    "timestamp_ms": "number",
+    "input_tokens": "number",
+    "output_tokens": "number",
+    "total_tokens": "number",
+    "span_count": "number",
+}
 
 
 class ParseError(ValueError):
@@ -213,8 +228,11 @@ class _Parser:
             operator = f"NOT {token.text}" if negated else token.text
             text = _unquote(pattern.text)
             if re.search(r"(?<!\\)(\\\\)*\\$", text):
-                raise self.error(pattern, "a pattern cannot end with a lone backslash (it escapes "
-                                 "the next character; write \\\\ for a backslash)")  # fmt: skip
+                raise self.error(
+                    pattern,
+                    "a pattern cannot end with a lone backslash (it escapes "
+                    "the next character; write \\\\ for a backslash)",
+                )
             return self.checked(key, key_token, operator, text)
         if token.kind == "keyword" and token.text == "IN":
             self.advance()
@@ -238,13 +256,18 @@ class _Parser:
     def key(self) -> Key:
         token = self.peek()
         if token.kind != "word":
-            raise self.error(token, "expected a key such as span.type, trace.status, tags.<key> "
-                             "or feedback.<name>")  # fmt: skip
+            raise self.error(
+                token,
+                "expected a key such as span.type, trace.status, tags.<key> or feedback.<name>",
+            )
         scope = token.text.lower()
         self.advance()
         if scope not in ("span", "trace", "tags", "tag", "feedback", "assessment", "assessments"):
-            raise self.error(token, f"unknown key {token.text!r}; keys start with span., trace., "
-                             "tags., feedback. or assessment.")  # fmt: skip
+            raise self.error(
+                token,
+                f"unknown key {token.text!r}; keys start with span., trace., "
+                "tags., feedback. or assessment.",
+            )
         self.expect_punct(".", f"'.' after {token.text}")
         name_token = self.peek()
         name = self.name(f"a field after {scope}.")
@@ -264,8 +287,10 @@ class _Parser:
             return Key("span", self.dotted("an attribute name"), attribute=True)
         fields = SPAN_FIELDS if scope == "span" else TRACE_FIELDS
         if name not in fields:
-            raise self.error(name_token, f"unknown key {scope}.{name}; {scope} keys are "
-                             f"{', '.join(sorted(fields))}")  # fmt: skip
+            raise self.error(
+                name_token,
+                f"unknown key {scope}.{name}; {scope} keys are {', '.join(sorted(fields))}",
+            )
         return Key(scope, name)
 
     def name(self, what: str) -> str:

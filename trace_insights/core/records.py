@@ -4,9 +4,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SPAN_TYPES = (
-    "LLM", "CHAT_MODEL", "TOOL", "RETRIEVER", "CHAIN", "AGENT", "EMBEDDING", "RERANKER",
-    "PARSER", "MEMORY", "GUARDRAIL", "EVALUATOR", "UNKNOWN",
-)  # fmt: skip
+    "LLM",
+    "CHAT_MODEL",
+    "TOOL",
+    "RETRIEVER",
+    "CHAIN",
+    "AGENT",
+    "EMBEDDING",
+    "RERANKER",
+    "PARSER",
+    "MEMORY",
+    "GUARDRAIL",
+    "EVALUATOR",
+    "UNKNOWN",
+)
 
 OK = "OK"
 ERROR = "ERROR"

@@ -6,6 +6,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from trace_insights.core.buckets import Resolution
+
 Port = Field(ge=0, le=65535)
 
 
@@ -64,6 +66,14 @@ class Settings(BaseSettings):
             return self.database_url
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{(self.data_dir / 'trace-insights.db').resolve()}"
+
+    def retention_ms(self) -> dict[Resolution, int]:
+        """How long the aggregates of each resolution are kept."""
+        return {
+            Resolution.MINUTE: int(self.ttl_minute_hours * 3_600_000),
+            Resolution.HOUR: int(self.ttl_hour_days * 86_400_000),
+            Resolution.DAY: int(self.ttl_day_days * 86_400_000),
+        }
 
     def require_redis(self) -> str:
         if not self.redis_url:

@@ -197,8 +197,9 @@ class MemoryStore:
             (now, 0) if now > self._last_id[0] else (self._last_id[0], self._last_id[1] + 1)
         )
         stream = self._changes[experiment_id]
-        stream.append(Change(experiment_id, f"{self._last_id[0]}-{self._last_id[1]}", buckets,
-                             watermark))  # fmt: skip
+        stream.append(
+            Change(experiment_id, f"{self._last_id[0]}-{self._last_id[1]}", buckets, watermark)
+        )
         del stream[:-CHANGES_KEPT]
 
     def report_progress(self, partition: int, lag: int, at_ms: int) -> None:

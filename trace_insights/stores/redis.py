@@ -98,8 +98,9 @@ class RedisStore:
         return bool(self._finish(keys=claim, args=[token, 1]))
 
     def release_rebuild(self, experiment_id: str, token: int) -> None:
-        self._finish(keys=[keys.rebuilding(experiment_id), keys.meta(experiment_id)],
-                     args=[token, 0])  # fmt: skip
+        self._finish(
+            keys=[keys.rebuilding(experiment_id), keys.meta(experiment_id)], args=[token, 0]
+        )
 
     def generations(self, experiment_ids: list[str]) -> list[int | None]:
         pipe = self._client.pipeline(transaction=False)
@@ -145,8 +146,15 @@ class RedisStore:
         e = update.experiment_id
         all_keys = [keys.fence(e), keys.meta(e), keys.rebuilding(e), *key_index]
         token = "" if update.token is None else str(update.token)
-        args: list[int | str | bytes] = [update.partition, update.expected_fence, update.fence,
-                                         json.dumps(ops), token, CLAIM_TTL_MS, *blobs]  # fmt: skip
+        args: list[int | str | bytes] = [
+            update.partition,
+            update.expected_fence,
+            update.fence,
+            json.dumps(ops),
+            token,
+            CLAIM_TTL_MS,
+            *blobs,
+        ]
         outcome = int(self._apply(keys=all_keys, args=args))
         if outcome == 2:
             raise Incomplete(e, "the aggregates are not whole (the store lost them?)")
@@ -277,8 +285,9 @@ class RedisStore:
         if dropped:
             watermark = self._client.hget(keys.meta(experiment_id), fields.WATERMARK)
             change = _change_entry(sorted(dropped), float(watermark or -1))
-            self._client.xadd(keys.changes(experiment_id), {"c": change},
-                              maxlen=CHANGES_KEPT, approximate=True)  # fmt: skip
+            self._client.xadd(
+                keys.changes(experiment_id), {"c": change}, maxlen=CHANGES_KEPT, approximate=True
+            )
 
     def close(self) -> None:
         self._client.close()

@@ -37,12 +37,16 @@ def dimension_counts(universe: Any, dialect: str) -> sa.CompoundSelect[str, int,
     each = sa.func.jsonb_each_text if dialect == "postgresql" else sa.func.json_each
     pairs = each(shared.c.span_stats).table_valued("key", "value")
     stats = (
-        sa.select(pairs.c.key.label("key"), sa.cast(pairs.c.value, sa.Integer).label("spans"),
-                  shared.c.n, shared.c.s)
+        sa.select(
+            pairs.c.key.label("key"),
+            sa.cast(pairs.c.value, sa.Integer).label("spans"),
+            shared.c.n,
+            shared.c.s,
+        )
         .select_from(shared)
         .join(pairs, sa.true())
         .subquery()
-    )  # fmt: skip
+    )
     # how many traces hold each (key, count)
     per_count = (
         sa.select(stats.c.key, stats.c.spans, *_summed(stats))
@@ -62,12 +66,15 @@ def dimension_counts(universe: Any, dialect: str) -> sa.CompoundSelect[str, int,
     if dialect != "postgresql":
         shown = sa.case((kind == "text", text), else_=sa.func.json(Assessment.value))
     assessed = (
-        sa.select(Assessment.trace_id, (sa.literal("assessment.") + Assessment.name + "="
-                                        + shown).label("dimension"), u.in_slice)
+        sa.select(
+            Assessment.trace_id,
+            (sa.literal("assessment.") + Assessment.name + "=" + shown).label("dimension"),
+            u.in_slice,
+        )
         .join(universe, Assessment.trace_id == u.trace_id)
         .distinct()
         .subquery()
-    )  # fmt: skip
+    )
     tag_sets = sa.select(u.tags, *_counted(u.in_slice)).group_by(u.tags).subquery()
     tag_pairs = each(tag_sets.c.tags).table_valued("key", "value")
     tags = (
@@ -79,10 +86,12 @@ def dimension_counts(universe: Any, dialect: str) -> sa.CompoundSelect[str, int,
     )
     # each trace counted once at the highest threshold it exceeds, then added up per threshold
     exceeded = sa.case(
-        *((u.execution_time_ms > t, t) for t in sorted(dimensions.LATENCY_THRESHOLDS_MS,
-                                                       reverse=True)),
+        *(
+            (u.execution_time_ms > t, t)
+            for t in sorted(dimensions.LATENCY_THRESHOLDS_MS, reverse=True)
+        ),
         else_=-1,
-    ).label("level")  # fmt: skip
+    ).label("level")
     levels = sa.select(exceeded, *_counted(u.in_slice)).group_by(exceeded).subquery()
     latency = (
         sa.select(thresholds.c.t, *_summed(levels))
@@ -105,14 +114,17 @@ def dimension_counts(universe: Any, dialect: str) -> sa.CompoundSelect[str, int,
         stat(f"{span_stats.TOOL}:", "tools.", "=used"),
         stat(f"{span_stats.TOOL_ERROR}:", "tools.", "=error"),
         stat(f"{span_stats.MODEL}:", "model="),
-        sa.select(sa.literal("count(span.type=") + type_name + ")>"
-                  + sa.cast(type_counts.c.t, sa.Text), type_counts.c.n, type_counts.c.s),
+        sa.select(
+            sa.literal("count(span.type=") + type_name + ")>" + sa.cast(type_counts.c.t, sa.Text),
+            type_counts.c.n,
+            type_counts.c.s,
+        ),
         sa.select(sa.literal("tags.") + tags.c.key + "=" + tags.c.value, tags.c.n, tags.c.s),
-        sa.select(sa.literal("latency>") + sa.cast(latency.c.t, sa.Text), latency.c.n,
-                  latency.c.s),
-        sa.select(assessed.c.dimension, *_counted(assessed.c.in_slice))
-        .group_by(assessed.c.dimension),
-    )  # fmt: skip
+        sa.select(sa.literal("latency>") + sa.cast(latency.c.t, sa.Text), latency.c.n, latency.c.s),
+        sa.select(assessed.c.dimension, *_counted(assessed.c.in_slice)).group_by(
+            assessed.c.dimension
+        ),
+    )
 
 
 def _counted(in_slice: Any) -> tuple[Any, Any]:

@@ -32,13 +32,25 @@ from trace_insights.core.filters import And, Comparison, Count, Node, Not, Or, V
 from trace_insights.truth import span_stats
 from trace_insights.truth.models import Assessment, Span, Trace, TraceTag
 
-_SPAN_COLUMNS = {"type": Span.span_type, "name": Span.name, "status": Span.status,
-                 "content": Span.content, "model": Span.model, "tool_name": Span.tool_name,
-                 "duration_ms": Span.duration_ms}  # fmt: skip
-_TRACE_COLUMNS = {"status": Trace.status, "name": Trace.root_name,
-                  "execution_time_ms": Trace.execution_time_ms, "timestamp_ms": Trace.timestamp_ms,
-                  "input_tokens": Trace.input_tokens, "output_tokens": Trace.output_tokens,
-                  "total_tokens": Trace.total_tokens, "span_count": Trace.span_count}  # fmt: skip
+_SPAN_COLUMNS = {
+    "type": Span.span_type,
+    "name": Span.name,
+    "status": Span.status,
+    "content": Span.content,
+    "model": Span.model,
+    "tool_name": Span.tool_name,
+    "duration_ms": Span.duration_ms,
+}
+_TRACE_COLUMNS = {
+    "status": Trace.status,
+    "name": Trace.root_name,
+    "execution_time_ms": Trace.execution_time_ms,
+    "timestamp_ms": Trace.timestamp_ms,
+    "input_tokens": Trace.input_tokens,
+    "output_tokens": Trace.output_tokens,
+    "total_tokens": Trace.total_tokens,
+    "span_count": Trace.span_count,
+}
 
 
 _SOME = {(">", 0), (">=", 1), ("!=", 0)}  # count(...) comparisons meaning "at least one"
@@ -124,8 +136,9 @@ class _Compiler:
             if current is not None:
                 return current
             value = self.typed(Assessment.value, None, node)
-            return self._having(Assessment.trace_id, Assessment.experiment_id,
-                                Assessment.name == key.name, value)  # fmt: skip
+            return self._having(
+                Assessment.trace_id, Assessment.experiment_id, Assessment.name == key.name, value
+            )
         if key.name == "text":
             content = _compare(Span.content, node.operator, node.value)
             return self._having(Span.trace_id, Span.experiment_id, content)

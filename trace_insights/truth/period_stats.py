@@ -68,8 +68,17 @@ def period_stats(
         for i, n, ok, errors, total, low, high, given, taken in connection.execute(totals):
             if i is None:
                 continue  # between two periods given apart
-            out[i] = PeriodStats(int(n), int(ok), int(errors), int(total), int(low), int(high),
-                                 {}, int(given), int(taken))  # fmt: skip
+            out[i] = PeriodStats(
+                int(n),
+                int(ok),
+                int(errors),
+                int(total),
+                int(low),
+                int(high),
+                {},
+                int(given),
+                int(taken),
+            )
         ranks: dict[int, dict[int, float]] = {}
         for i, rank, value in connection.execute(_ranked(index, scope)):
             ranks.setdefault(i, {})[int(rank)] = float(value)
@@ -83,13 +92,21 @@ def model_tokens(
 ) -> list[ModelTokens]:
     """Per model, the calls and tokens of the spans of the traces started in the range."""
     query = (
-        sa.select(Span.model, sa.func.count(), sa.func.sum(Span.input_tokens),
-                  sa.func.sum(Span.output_tokens))
+        sa.select(
+            Span.model,
+            sa.func.count(),
+            sa.func.sum(Span.input_tokens),
+            sa.func.sum(Span.output_tokens),
+        )
         .join(Trace, Trace.trace_id == Span.trace_id)
-        .where(Trace.experiment_id.in_(experiment_ids), Trace.timestamp_ms >= start_ms,
-               Trace.timestamp_ms < end_ms, Span.model.is_not(None))
+        .where(
+            Trace.experiment_id.in_(experiment_ids),
+            Trace.timestamp_ms >= start_ms,
+            Trace.timestamp_ms < end_ms,
+            Span.model.is_not(None),
+        )
         .group_by(Span.model)
-    )  # fmt: skip
+    )
     return [
         ModelTokens(str(model), int(calls), int(given or 0), int(taken or 0))
         for model, calls, given, taken in connection.execute(query)
@@ -133,8 +150,10 @@ def _ranked(
     wanted = []
     for q in QUANTILES:
         scaled = (ranked.c.n - 1) * q.numerator
-        wanted += [ranked.c.rank == scaled // q.denominator,
-                   ranked.c.rank == (scaled + q.denominator - 1) // q.denominator]  # fmt: skip
+        wanted += [
+            ranked.c.rank == scaled // q.denominator,
+            ranked.c.rank == (scaled + q.denominator - 1) // q.denominator,
+        ]
     return sa.select(ranked.c.i, ranked.c.rank, ranked.c.v).where(sa.or_(*wanted))
 
 

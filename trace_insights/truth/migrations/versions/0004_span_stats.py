@@ -15,9 +15,7 @@ from trace_insights.truth.models import Json
 revision = "0004"
 down_revision = "0003"
 
-_TRACES = sa.table(
-    "traces", sa.column("trace_id", sa.String), sa.column("span_stats", Json)
-)  # fmt: skip
+_TRACES = sa.table("traces", sa.column("trace_id", sa.String), sa.column("span_stats", Json))
 _SPANS = sa.table(
     "spans",
     sa.column("trace_id", sa.String),
