@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from trace_insights.aggregator.truth.assessments import (
     AssessmentDelivery,
@@ -25,8 +24,8 @@ from trace_insights.aggregator.truth.assessments import record as record_assessm
 from trace_insights.aggregator.truth.history import History
 from trace_insights.core.assessments import by_name
 from trace_insights.core.records import SpanRecord, TraceSummary, summarize
-from trace_insights.truth import span_stats
-from trace_insights.truth.bulk import insert_ignoring_conflicts, one_of
+from trace_insights.truth import dialects, span_stats
+from trace_insights.truth.bulk import insert_ignoring_conflicts
 from trace_insights.truth.models import (
     AssessmentEvent,
     Experiment,
@@ -130,7 +129,7 @@ def write_batch(
     done.update(_finalize(connection, partition, end_offset, idle, "idle", in_hand))
     for chunk in _chunks(sorted(done.keys() - whole)):
         connection.execute(
-            sa.delete(OpenTrace).where(one_of(connection, OpenTrace.trace_id, chunk))
+            sa.delete(OpenTrace).where(dialects.of(connection).one_of(OpenTrace.trace_id, chunk))
         )
     return done
 
@@ -160,7 +159,9 @@ def _revise(connection: sa.Connection, trace_ids: set[str]) -> None:
     for chunk in _chunks(rows):
         connection.execute(statement, chunk)
     for chunk in _chunks(sorted(spans)):
-        connection.execute(sa.delete(TraceTag).where(one_of(connection, TraceTag.trace_id, chunk)))
+        connection.execute(
+            sa.delete(TraceTag).where(dialects.of(connection).one_of(TraceTag.trace_id, chunk))
+        )
     insert_ignoring_conflicts(connection, TraceTag, tags)
 
 
@@ -433,7 +434,7 @@ def _upsert_experiments(connection: sa.Connection, experiment_ids: set[str]) -> 
     if not experiment_ids:
         return
     rows = [{"experiment_id": e, "created_ms": 0} for e in sorted(experiment_ids)]
-    connection.execute(_insert(connection, Experiment).on_conflict_do_nothing(), rows)
+    connection.execute(dialects.of(connection).insert(Experiment).on_conflict_do_nothing(), rows)
 
 
 def _upsert_open_traces(
@@ -455,18 +456,17 @@ def _upsert_open_traces(
             row["last_seen_ms"] = max(row["last_seen_ms"], delivery.timestamp_ms)
     if not seen:
         return
-    greatest = sa.func.greatest if connection.dialect.name == "postgresql" else sa.func.max
-    statement = _insert(connection, OpenTrace)
+    dialect = dialects.of(connection)
+    statement = dialect.insert(OpenTrace)
     statement = statement.on_conflict_do_update(
         index_elements=[OpenTrace.trace_id],
-        set_={"last_seen_ms": greatest(OpenTrace.last_seen_ms, statement.excluded.last_seen_ms)},
+        set_={
+            "last_seen_ms": dialect.greatest(
+                OpenTrace.last_seen_ms, statement.excluded.last_seen_ms
+            )
+        },
     )
     connection.execute(statement, list(seen.values()))
-
-
-def _insert(connection: sa.Connection, model: Any) -> Any:
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    return dialect.insert(model)
 
 
 def _chunks(items: list[Any], size: int = _CHUNK) -> Iterator[list[Any]]:
@@ -479,7 +479,7 @@ def _rows(
 ) -> Iterator[Any]:
     """``query`` restricted to ``column IN keys``, a chunk of keys at a time."""
     for chunk in _chunks(sorted(keys)):
-        yield from connection.execute(query.where(one_of(connection, column, chunk)))
+        yield from connection.execute(query.where(dialects.of(connection).one_of(column, chunk)))
 
 
 def _scalars(

@@ -13,9 +13,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from psycopg import sql
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import ARRAY
 
+from trace_insights.truth import dialects
 from trace_insights.truth.models import Base
 
 _STAGING = sa.MetaData()
@@ -33,8 +32,9 @@ def insert_ignoring_conflicts(
     if not rows:
         return
     table = _table_of(model)
-    if connection.dialect.name != "postgresql":
-        connection.execute(sqlite.insert(table).on_conflict_do_nothing(), rows)
+    dialect = dialects.of(connection)
+    if not dialect.copies_rows:
+        connection.execute(dialect.insert(table).on_conflict_do_nothing(), rows)
         return
     staging = _staging(table)
     # checked each time: a batch rolled back also rolls back the staging table's creation
@@ -53,7 +53,7 @@ def insert_ignoring_conflicts(
                 fields[position] = json.dumps(fields[position])
             stream.write_row(fields)
     cursor.close()
-    statement = postgresql.insert(table).from_select(columns, sa.select(staging))
+    statement = dialect.insert(table).from_select(columns, sa.select(staging))
     connection.execute(statement.on_conflict_do_nothing())
     connection.execute(sa.delete(staging))
 
@@ -70,18 +70,6 @@ def set_each(
     update = sa.update(table).where(key == sa.bindparam("_key"))
     update = update.values({column: sa.bindparam("_value")})
     connection.execute(update, [{"_key": k, "_value": v} for k, v in values.items()])
-
-
-def one_of(connection: sa.Connection, column: Any, values: list[str]) -> sa.ColumnElement[bool]:
-    """``column IN values``: on PostgreSQL one array parameter (``= ANY``), which costs the
-    same for 10 values or 10,000, instead of one bound parameter per value."""
-    if connection.dialect.name == "postgresql":
-        matched: sa.ColumnElement[bool] = column == sa.any_(
-            sa.cast(sa.literal(values, ARRAY(sa.Text)), ARRAY(sa.Text))
-        )
-    else:
-        matched = column.in_(values)
-    return matched
 
 
 def _staging(table: sa.Table) -> sa.Table:

@@ -11,8 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from trace_insights.core import dimensions
-from trace_insights.truth import span_stats
-from trace_insights.truth.filter_sql import json_scalar
+from trace_insights.truth import dialects, span_stats
 from trace_insights.truth.models import Assessment
 
 ALL = ""  # the row that counts the universe itself
@@ -34,8 +33,8 @@ def dimension_counts(universe: Any, dialect: str) -> sa.CompoundSelect[str, int,
     # traces share span stats and tag sets: each distinct object is expanded once, weighted by
     # its traces
     shared = sa.select(u.span_stats, *_counted(u.in_slice)).group_by(u.span_stats).subquery()
-    each = sa.func.jsonb_each_text if dialect == "postgresql" else sa.func.json_each
-    pairs = each(shared.c.span_stats).table_valued("key", "value")
+    spelled = dialects.of(dialect)
+    pairs = spelled.json_each(shared.c.span_stats)
     stats = (
         sa.select(
             pairs.c.key.label("key"),
@@ -61,10 +60,8 @@ def dimension_counts(universe: Any, dialect: str) -> sa.CompoundSelect[str, int,
         .group_by(per_count.c.key, count_thresholds.c.t)
         .subquery()
     )
-    kind, text = json_scalar(Assessment.value, None, dialect)
-    shown = sa.case((kind == "string", text), else_=sa.cast(Assessment.value, sa.Text))
-    if dialect != "postgresql":
-        shown = sa.case((kind == "text", text), else_=sa.func.json(Assessment.value))
+    kind, text = spelled.json_scalar(Assessment.value, None)
+    shown = spelled.json_shown(Assessment.value, kind, text)
     assessed = (
         sa.select(
             Assessment.trace_id,
@@ -76,7 +73,7 @@ def dimension_counts(universe: Any, dialect: str) -> sa.CompoundSelect[str, int,
         .subquery()
     )
     tag_sets = sa.select(u.tags, *_counted(u.in_slice)).group_by(u.tags).subquery()
-    tag_pairs = each(tag_sets.c.tags).table_valued("key", "value")
+    tag_pairs = spelled.json_each(tag_sets.c.tags)
     tags = (
         sa.select(tag_pairs.c.key, tag_pairs.c.value, *_summed(tag_sets))
         .select_from(tag_sets)

@@ -25,11 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, JSONPATH
 from sqlalchemy.sql.elements import ColumnElement
 
 from trace_insights.core.filters import And, Comparison, Count, Node, Not, Or, Value
-from trace_insights.truth import span_stats
+from trace_insights.truth import dialects, span_stats
 from trace_insights.truth.models import Assessment, Span, Trace, TraceTag
 
 _SPAN_COLUMNS = {
@@ -96,7 +95,7 @@ def compile_filter(node: Node, dialect: str, experiment_ids: list[str] | None = 
 
 class _Compiler:
     def __init__(self, dialect: str, experiment_ids: list[str] | None) -> None:
-        self.dialect = dialect
+        self.dialect = dialects.of(dialect)
         self.experiment_ids = experiment_ids
         self.tables: list[Any] = []
 
@@ -126,7 +125,7 @@ class _Compiler:
                 return present
             return self._having(Span.trace_id, Span.experiment_id, self.span(node))
         if key.scope == "tags":
-            tag = self._member(Trace.tags, key.name)
+            tag = self.dialect.json_member(Trace.tags, key.name)
             if tag is not None:
                 return _compare(tag, node.operator, node.value)
             value = _compare(TraceTag.value, node.operator, node.value)
@@ -172,8 +171,9 @@ class _Compiler:
         names = span_stats.counted_by(condition)
         if names is None:
             return None
-        if self.dialect == "postgresql":
-            return sa.or_(*(Trace.span_stats.op("?", is_comparison=True)(name) for name in names))
+        keyed = self.dialect.has_any_key(Trace.span_stats, names)
+        if keyed is not None:
+            return keyed
         counted = self._counted(condition)
         return None if counted is None else counted > 0
 
@@ -183,16 +183,12 @@ class _Compiler:
         assessments; None where it does not apply (other values and operators, SQLite)."""
         value = node.value
         path = _NUMBER_PATHS.get(node.operator)
-        if (
-            self.dialect != "postgresql"
-            or path is None
-            or isinstance(value, bool)
-            or not isinstance(value, int | float)
-        ):
+        if path is None or isinstance(value, bool) or not isinstance(value, int | float):
             return None
-        values = Trace.current_assessments.op("->", return_type=JSONB)(node.key.name)
-        variables = sa.literal({"v": value}, JSONB)
-        return sa.func.jsonb_path_exists(values, sa.cast(path, JSONPATH), variables)
+        tested: ColumnElement[bool] | None = self.dialect.json_number_test(
+            Trace.current_assessments, node.key.name, path, value
+        )
+        return tested
 
     def _counted(self, condition: Node) -> Any:
         """The trace's number of spans meeting ``condition``, from its span stats; None when
@@ -200,20 +196,11 @@ class _Compiler:
         names = span_stats.counted_by(condition)
         if names is None:
             return None
-        members = [self._member(Trace.span_stats, name) for name in names]
+        members = [self.dialect.json_member(Trace.span_stats, name) for name in names]
         if any(member is None for member in members):
             return None
         counts = [sa.func.coalesce(sa.cast(member, sa.Integer), 0) for member in members]
         return sum(counts[1:], counts[0])
-
-    def _member(self, column: Any, name: str) -> Any:
-        """The text of a JSON object's member; None where the dialect cannot name it (a double
-        quote in a SQLite JSON path)."""
-        if self.dialect == "postgresql":
-            return column.op("->>")(name)
-        if '"' in name:
-            return None
-        return sa.func.json_extract(column, f'$."{name}"')
 
     def span(self, node: Node) -> ColumnElement[bool]:
         """Conditions on one span row (inside count(), or one span clause)."""
@@ -244,44 +231,22 @@ class _Compiler:
                 raise FilterError(f"true/false compare with = or !=, not {operator}")
             literal = "true" if value else "false"
             same = text == literal if operator == "=" else text != literal
-            return sa.and_(kind.in_(self._booleans()), same)
+            return sa.and_(kind.in_(self.dialect.json_booleans), same)
         if isinstance(value, int | float):
             if "LIKE" in operator:
                 raise FilterError("LIKE needs a quoted pattern")
-            number = sa.case((kind.in_(self._numbers()), sa.cast(text, sa.Float)))
+            number = sa.case((kind.in_(self.dialect.json_numbers), sa.cast(text, sa.Float)))
             return _compare(number, operator, value)
         if operator in ("<", "<=", ">", ">="):
             raise FilterError(f"{operator} compares numbers; {value!r} is text")
         return _compare(text, operator, value)
 
-    def _numbers(self) -> tuple[str, ...]:
-        return ("number",) if self.dialect == "postgresql" else ("integer", "real")
 
-    def _booleans(self) -> tuple[str, ...]:
-        return ("boolean",) if self.dialect == "postgresql" else ("true", "false")
-
-
-_NO_PATH: sa.ColumnClause[Any] = sa.literal_column(
-    "'{}'::text[]"
-)  # ``jsonb #>> '{}'``: the text of a scalar
-
-
-def json_scalar(column: Any, path: str | None, dialect: str) -> tuple[Any, Any]:
-    """(JSON type name, text of the scalar) of a stored JSON value or of its member ``path``;
-    the text of true is 'true', of a string the string itself."""
+def json_scalar(column: Any, path: str | None, dialect: dialects.Dialect) -> tuple[Any, Any]:
+    """(JSON type name, text of the scalar) of a stored JSON value or of its member ``path``."""
     if path is not None and '"' in path:
         raise FilterError("attribute names cannot contain a double quote")
-    if dialect == "postgresql":
-        element = column if path is None else column.op("->")(path)
-        return sa.func.jsonb_typeof(element), element.op("#>>")(_NO_PATH)
-    where = "$" if path is None else f'$."{path}"'
-    kind = sa.func.json_type(column, where)
-    text = sa.case(
-        (kind == "true", "true"),
-        (kind == "false", "false"),
-        else_=sa.cast(sa.func.json_extract(column, where), sa.Text),
-    )
-    return kind, text
+    return dialect.json_scalar(column, path)
 
 
 # a backslash escapes % and _ on both databases (PostgreSQL's default; SQLite has none)

@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
+from trace_insights.truth import dialects
 from trace_insights.truth.filter_sql import Compiled
 from trace_insights.truth.models import Trace
 
@@ -22,23 +23,23 @@ def pair_counts(
 ) -> tuple[int, int, int, int]:
     """(total, first, second, joint) over the traces meeting ``universe``; ``joined``: other
     compiled filters the universe's conditions read."""
-    dialect = connection.dialect.name
-    query = sa.select(*_counted(first.predicate, second.predicate, dialect)).select_from(Trace)
+    packed = dialects.of(connection).packs_counts
+    query = sa.select(*_counted(first.predicate, second.predicate, packed)).select_from(Trace)
     for compiled in (first, second, *joined):
         query = compiled.joined(query)
     row = connection.execute(query.where(*universe)).one()
-    if dialect != "postgresql":
+    if not packed:
         total, c1, c2, joint = (int(v) for v in row)
         return total, c1, c2, joint
-    total, packed = int(row[0]), int(row[1])
-    return total, packed % _BASE, packed // _BASE % _BASE, packed // _BASE**2
+    total, digits = int(row[0]), int(row[1])
+    return total, digits % _BASE, digits // _BASE % _BASE, digits // _BASE**2
 
 
-def _counted(first: ColumnElement[bool], second: ColumnElement[bool], dialect: str) -> list[Any]:
+def _counted(first: ColumnElement[bool], second: ColumnElement[bool], packed: bool) -> list[Any]:
     """On PostgreSQL the three filter counts are digits of one exact numeric sum, so each filter
     is evaluated once per trace instead of twice: a quarter off a correlation over a million
     traces. SQLite's integer sum would overflow, so it sums each count."""
-    if dialect == "postgresql":
+    if packed:
 
         def digits(c1: int, c2: int, joint: int) -> Any:
             return sa.literal(c1 + c2 * _BASE + joint * _BASE**2, sa.Numeric)
