@@ -184,7 +184,6 @@ def _count(
     summary, spans = state.summary, state.spans
     tags = {key: registry.value(key, value) for key, value in summary.tags.items()}
     dims = dimensions.of_trace(summary, spans, lambda key, value: tags[key])
-    dims.update(dimensions.assessment(name, value) for name, value in summary.assessments)
     ordered = sorted(dims)
     facts = _SpanFacts()
     for span in spans:

@@ -7,6 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from trace_insights.core.dimensions import DimensionError
 from trace_insights.core.logs import Throttled
 from trace_insights.outages import dependency_of, is_outage
 
@@ -52,6 +53,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(body(exc.error_code, exc.message), status_code=exc.status)
+
+    @app.exception_handler(DimensionError)
+    async def _dimension(_: Request, exc: DimensionError) -> JSONResponse:
+        return JSONResponse(body(INVALID_PARAMETER_VALUE, str(exc)), status_code=400)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

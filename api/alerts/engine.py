@@ -14,10 +14,9 @@ import sqlalchemy as sa
 
 from trace_insights.api.aggregates import combined, total
 from trace_insights.api.context import Context
-from trace_insights.api.dimensions import count, joint, resolve
 from trace_insights.api.insights.correlation import Counts
 from trace_insights.api.window import resolve as window_of
-from trace_insights.core import keys
+from trace_insights.core import dimensions, keys
 from trace_insights.core.assessments import is_failure
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.keys import fields
@@ -86,19 +85,19 @@ def _measure(context: Context, rule: Any, end_ms: int) -> Measurement:
         failed = sum(n for v, n in values.items() if n > 0 and is_failure(json.loads(v)))
         return Measurement(_percent(failed, assessed), traces)
     counts = Counts(aggregates)
-    first = resolve(
+    first = dimensions.request(
         parameters["dimension1"]["name"], parameters["dimension1"]["parameters"], counts.values_of
     )
-    second = resolve(
+    second = dimensions.request(
         parameters["dimension2"]["name"], parameters["dimension2"]["parameters"], counts.values_of
     )
     if first.terms is None or second.terms is None:
         return Measurement(None, traces)
     occurrences = counts.all_occurrences
     score = npmi(
-        joint(first.terms, second.terms, occurrences, counts.partners, counts.total),
-        count(first.terms, occurrences, counts.total),
-        count(second.terms, occurrences, counts.total),
+        dimensions.joint(first.terms, second.terms, occurrences, counts.partners, counts.total),
+        dimensions.count(first.terms, occurrences, counts.total),
+        dimensions.count(second.terms, occurrences, counts.total),
         counts.total,
     )
     return Measurement(None if math.isnan(score.npmi) else score.npmi, traces)

@@ -18,9 +18,9 @@ from trace_insights.api.alerts.schemas import (
 )
 from trace_insights.api.alerts.targets import check_url
 from trace_insights.api.context import Context
-from trace_insights.api.dimensions import resolve
 from trace_insights.api.errors import invalid, not_found
 from trace_insights.api.mlflow.schemas import Deleted
+from trace_insights.core import dimensions
 from trace_insights.truth.models import AlertDelivery, AlertRule
 
 router = APIRouter(prefix="/alerts")
@@ -147,7 +147,7 @@ def _check(context: Context, window_s: int, baseline: str | None, body: RuleIn |
     if body is not None and body.metric == "npmi":
         for field in ("dimension1", "dimension2"):
             dimension = getattr(body.parameters, field)
-            resolve(dimension.name, dimension.parameters, lambda _name: [])
+            dimensions.request(dimension.name, dimension.parameters, lambda _name: [])
 
 
 def _check_targets(context: Context, urls: list[str]) -> None:

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Request
 
 from trace_insights.api.aggregates import Aggregates, Figures, total
 from trace_insights.api.context import Context
-from trace_insights.api.dimensions import ALL, Requested, as_filter, count, joint, parse, resolve
 from trace_insights.api.errors import invalid
 from trace_insights.api.mlflow.search import condition
 from trace_insights.api.schemas import (
@@ -28,6 +27,7 @@ from trace_insights.api.schemas import (
 from trace_insights.core import dimensions as stream
 from trace_insights.core import keys
 from trace_insights.core.buckets import Resolution
+from trace_insights.core.dimensions import ALL, Described, Requested, count, joint
 from trace_insights.core.keys import fields
 from trace_insights.core.npmi import npmi, strength
 from trace_insights.truth.dimension_counts import ALL as ALL_ROWS
@@ -37,7 +37,6 @@ from trace_insights.truth.models import Trace
 from trace_insights.truth.pair_counts import pair_counts
 
 router = APIRouter(prefix="/dimensions")
-_OPERATOR = DimensionParameter(name="operator", type="enum", enum_values=[">", ">=", "<", "<="])
 
 
 class Counts:
@@ -78,10 +77,13 @@ def discovery(body: InsightsRequest, request: Request) -> DimensionsDiscoveryRes
     aggregates = context.aggregates(body, series=False)
     families: dict[str, set[str]] = {}
     for dim, n in total(aggregates.counters(keys.occurrences)).items():
-        parsed = parse(dim)
-        if n > 0 and parsed is not None and parsed.value != stream.OTHER:
-            families.setdefault(parsed.family, set()).add(parsed.value)
-    data = [_describe(family, sorted(values)) for family, values in sorted(families.items())]
+        split = stream.split(dim)
+        if n > 0 and split is not None and split[2] != stream.OTHER:
+            families.setdefault(split[1], set()).add(split[2])
+    data = [
+        _dimension(stream.describe(family, sorted(values)))
+        for family, values in sorted(families.items())
+    ]
     return DimensionsDiscoveryResponse(data=data, meta=context.meta(aggregates))
 
 
@@ -90,12 +92,12 @@ def calculate_npmi(body: NpmiRequest, request: Request) -> NpmiResponse:
     context: Context = request.app.state.context
     aggregates = context.aggregates(body, series=False, finest=Resolution.HOUR)
     counts = Counts(aggregates)
-    first = resolve(body.dimension1.name, body.dimension1.parameters, counts.values_of)
-    second = resolve(body.dimension2.name, body.dimension2.parameters, counts.values_of)
+    first = stream.request(body.dimension1.name, body.dimension1.parameters, counts.values_of)
+    second = stream.request(body.dimension2.name, body.dimension2.parameters, counts.values_of)
     named = sorted({d for d in [*(first.terms or ()), *(second.terms or ())] if d != ALL})
     occurrences = counts.occurrences(named + _overflow_of(named))
     if _capped_out(named, occurrences):  # a tag value past the cap: the stream never saw it
-        first, second = _without_terms(first), _without_terms(second)
+        first, second = first.without_terms(), second.without_terms()
     if first.terms is not None and second.terms is not None:
         source = "stream"
         partners = [d for d in second.terms if d != ALL]
@@ -135,7 +137,7 @@ def correlations(body: CorrelationsRequest, request: Request) -> CorrelationsRes
         return _correlations_from_truth(context, body, aggregates)
     assert body.dimension is not None
     counts = Counts(aggregates)
-    slice_ = resolve(body.dimension.name, body.dimension.parameters, counts.values_of)
+    slice_ = stream.request(body.dimension.name, body.dimension.parameters, counts.values_of)
     if slice_.terms is None:
         raise invalid(
             f"dimension '{slice_.name}' {slice_.value}: correlations need a threshold the stream "
@@ -174,21 +176,22 @@ def _ranked(
     by NPMI with at least ``min_support`` traces in common."""
     data = []
     for partner, (n, both) in partners.items():
-        parsed = parse(partner)
+        split = stream.split(partner)
         if (
-            parsed is None
+            split is None
             or n <= 0
             or both < body.min_support
-            or parsed.family == exclude
-            or parsed.value == stream.OTHER
-            or _duplicates_span_type(partner)
+            or split[1] == exclude
+            or split[2] == stream.OTHER
+            or stream.SPAN_COUNT.duplicates_span_type(partner)
         ):
             continue
+        family, value = split[1], split[2]
         score = npmi(both, in_slice, n, total_count)
         data.append(
             Correlation(
-                dimension=parsed.family,
-                value=parsed.value,
+                dimension=family,
+                value=value,
                 npmi_score=_finite(score.npmi),
                 npmi_smoothed=_finite(score.npmi_smoothed),
                 trace_count=both,
@@ -249,27 +252,16 @@ def _correlations_from_truth(
 
 def _overflow_of(dimensions: list[str]) -> list[str]:
     """The ``tags.<key>=__other__`` dimensions of the tag dimensions among ``dimensions``."""
-    return sorted(
-        {
-            stream.tag(d[5:].partition("=")[0], stream.OTHER)
-            for d in dimensions
-            if d.startswith("tags.")
-        }
-    )
+    return sorted({o for d in dimensions if (o := stream.TAGS.overflow(d)) is not None})
 
 
 def _capped_out(dimensions: list[str], occurrences: Figures) -> bool:
     """A tag value the stream never counted apart: none seen, while past-the-cap values were."""
     for dim in dimensions:
-        if dim.startswith("tags.") and not occurrences.get(dim):
-            other = stream.tag(dim[5:].partition("=")[0], stream.OTHER)
-            if occurrences.get(other, 0) > 0:
-                return True
+        other = stream.TAGS.overflow(dim)
+        if other is not None and not occurrences.get(dim) and occurrences.get(other, 0) > 0:
+            return True
     return False
-
-
-def _without_terms(requested: Requested) -> Requested:
-    return Requested(requested.name, requested.value, None, requested.parameters)
 
 
 def _from_truth(
@@ -281,8 +273,8 @@ def _from_truth(
 ) -> tuple[int, int, int, int]:
     """(total, count 1, count 2, joint) in one query over the finalized traces of the window."""
     dialect = context.engine.dialect.name
-    first_filter = compile_filter(as_filter(first), dialect, experiment_ids)
-    second_filter = compile_filter(as_filter(second), dialect, experiment_ids)
+    first_filter = compile_filter(first.as_filter(), dialect, experiment_ids)
+    second_filter = compile_filter(second.as_filter(), dialect, experiment_ids)
     universe = [
         Trace.experiment_id.in_(experiment_ids),
         Trace.timestamp_ms >= aggregates.window.start_ms,
@@ -292,72 +284,16 @@ def _from_truth(
         return pair_counts(connection, first_filter, second_filter, universe)
 
 
-def _describe(family: str, values: list[str]) -> Dimension:
-    value = DimensionParameter(name="value", type="enum", enum_values=values)
-    threshold = DimensionParameter(name="threshold", type="number")
-    if family == "latency":
-        return Dimension(
-            name=family,
-            display_name="Latency",
-            description="Trace execution time in ms against a threshold; counted "
-            f"by the stream at {', '.join(map(str, stream.LATENCY_THRESHOLDS_MS))}",
-            parameters=[threshold, _OPERATOR],
-        )
-    if family.startswith("span_count."):
-        kind = family[11:]
-        return Dimension(
-            name=family,
-            display_name=f"Number of {kind} spans",
-            description=f"How many {kind} spans a trace has, against a threshold",
-            parameters=[threshold, _OPERATOR],
-        )
-    if family.startswith("tools."):
-        outcome = DimensionParameter(
-            name="value", type="enum", enum_values=["used", "error", "success"]
-        )
-        return Dimension(
-            name=family,
-            display_name=f"Tool {family[6:]}",
-            description="Traces that called the tool, had a failing call, or "
-            "called it without failure",
-            parameters=[outcome],
-        )
-    if family.startswith("tags."):
-        return Dimension(
-            name=family,
-            display_name=f"Tag {family[5:]}",
-            description="Traces with this tag value",
-            parameters=[value],
-        )
-    if family.startswith("assessment."):
-        numeric = all(_is_number(v) for v in values)
-        return Dimension(
-            name=family,
-            display_name=f"Assessment {family[11:]}",
-            description="Traces whose assessment has this value"
-            + (" or passes the threshold" if numeric else ""),
-            parameters=[threshold, _OPERATOR] if numeric else [value],
-        )
-    titles = {"status": "Trace status", "span.type": "Span type", "model": "Model"}
+def _dimension(described: Described) -> Dimension:
     return Dimension(
-        name=family,
-        display_name=titles.get(family, family),
-        description=f"Traces with this {titles.get(family, family).lower()}",
-        parameters=[value],
+        name=described.name,
+        display_name=described.display_name,
+        description=described.description,
+        parameters=[
+            DimensionParameter(name=p.name, type=p.type, enum_values=p.enum_values)
+            for p in described.parameters
+        ],
     )
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return text not in ("nan", "inf", "-inf", "NaN", "Infinity", "-Infinity")
-
-
-def _duplicates_span_type(dimension: str) -> bool:
-    """``count(span.type=X)>0`` is the same set as ``span.type=X``; list the latter only."""
-    return dimension.startswith("count(") and dimension.endswith(")>0")
 
 
 def _finite(value: float) -> float | None:

@@ -25,7 +25,7 @@ from trace_insights.api.schemas import (
     StringStats,
     ValueCount,
 )
-from trace_insights.core import keys
+from trace_insights.core import dimensions, keys
 from trace_insights.core.assessments import Value, is_failure, value_type
 from trace_insights.truth.models import Assessment
 
@@ -103,11 +103,11 @@ def metrics(body: AssessmentMetricsRequest, request: Request) -> AssessmentMetri
 def assessment_names(aggregates: Aggregates) -> list[str]:
     """Assessment names with a dimension in the range (``assessment.<name>=<value>``)."""
     occurrences = total(aggregates.counters(keys.occurrences))
-    names = {
-        dim[11:].partition("=")[0]
-        for dim, n in occurrences.items()
-        if dim.startswith("assessment.") and n > 0
-    }
+    names = set()
+    for dim, n in occurrences.items():
+        split = dimensions.split(dim)
+        if n > 0 and split is not None and split[0] is dimensions.ASSESSMENTS:
+            names.add(dimensions.ASSESSMENTS.parameter(split[1]))
     return sorted(names)
 
 
