@@ -22,7 +22,7 @@ from trace_insights.core.assessments import value_key
 from trace_insights.core.buckets import WIDTH_MS, Resolution, bucket_start
 from trace_insights.core.keys import fields
 from trace_insights.core.records import SpanRecord
-from trace_insights.stores.base import AggregateStore, Update
+from trace_insights.stores.base import NO_FENCE, AggregateStore, Update
 
 LATENCY = "latency"  # the digest of trace latencies; span digests are tool:<name>, model:<name>
 
@@ -136,7 +136,7 @@ def build_updates(
     for history in owed.histories:
         e = history.experiment_id
         if e not in fences:
-            fences[e] = store.fences(e).get(partition, -1)
+            fences[e] = store.fences(e).get(partition, NO_FENCE)
         since = max(fences[e], owed.after)  # nothing changed between the fence and the batch
         if history.changed_in(since, owed.end):
             now = history.at(owed.end)

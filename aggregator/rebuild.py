@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from trace_insights.aggregator.deltas import Move, Policy, accumulate
 from trace_insights.aggregator.truth.writer import histories
 from trace_insights.core.buckets import WIDTH_MS, Resolution, bucket_start
-from trace_insights.stores.base import AggregateStore, Incomplete, Update
+from trace_insights.stores.base import NO_FENCE, AggregateStore, Incomplete, Update
 from trace_insights.truth.models import AssessmentEvent, Experiment, Span, Trace
 
 _CHUNK = 500
@@ -109,14 +109,14 @@ def _rebuild_claimed(
         fences = store.fences(experiment_id)  # the chunks leave them as they are
         for partition, moves in _states(connection, experiment_id, start_ms, end_ms, bounds):
             for update in accumulate(moves, partition, store, policy):
-                update.expected_fence = update.fence = fences.get(partition, -1)
+                update.expected_fence = update.fence = fences.get(partition, NO_FENCE)
                 update.token = token
                 store.apply(update)  # no fence moves without the claim
             replayed += len(moves)
             progress(len(moves))
     if start_ms is None:
         for partition, last in bounds.items():
-            current = fences.get(partition, -1)
+            current = fences.get(partition, NO_FENCE)
             store.apply(Update(experiment_id, partition, current, last, token=token))
     return replayed
 

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from trace_insights.aggregator.deltas import LATENCY, Policy
 from trace_insights.core import keys, sketch
 from trace_insights.core.buckets import WIDTH_MS, Resolution
-from trace_insights.stores.base import AggregateStore, Incomplete, Update
+from trace_insights.stores.base import NO_FENCE, AggregateStore, Incomplete, Update
 from trace_insights.truth.models import Span, Trace
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class DigestRefresher:
     def _refresh(
         self, experiment_id: str, partition: int, marks: list[tuple[str, str, int, str]]
     ) -> int:
-        fence = self._store.fences(experiment_id).get(partition, -1)
+        fence = self._store.fences(experiment_id).get(partition, NO_FENCE)
         update = Update(experiment_id, partition, fence, fence)
         with self._engine.connect() as connection:
             for metric, resolution, start, member in marks:

@@ -16,7 +16,7 @@ from fastdigest import TDigest
 
 from trace_insights.core import sketch
 from trace_insights.core.buckets import WIDTH_MS, Resolution
-from trace_insights.stores.base import AggregateStore
+from trace_insights.stores.base import FIRST_CHANGE, AggregateStore
 
 _FOLLOW_BATCH = 1000
 _MISS = object()
@@ -90,7 +90,7 @@ class DigestCache:
         keep digests of (those whose change stream it follows)."""
         for experiment in experiments - set(self._cursors):
             last = self._store.last_change(experiment)
-            if last != "0-0":  # an empty stream gives nothing to check its trimming against
+            if last != FIRST_CHANGE:  # an empty stream gives nothing to check its trimming against
                 self._cursors[experiment] = last
         pending = {e: self._cursors[e] for e in experiments if e in self._cursors}
         changed = False

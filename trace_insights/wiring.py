@@ -23,7 +23,7 @@ from trace_insights.collector import app as collector_app
 from trace_insights.collector.producer import BusSpanProducer, KafkaSpanProducer, SpanProducer
 from trace_insights.core.settings import Settings
 from trace_insights.kafka_topic import ensure_topic
-from trace_insights.stores.base import AggregateStore
+from trace_insights.stores.base import NO_FENCE, AggregateStore
 from trace_insights.stores.memory import MemoryStore
 from trace_insights.stores.redis import RedisStore
 from trace_insights.truth.database import create_engine, migrate
@@ -97,7 +97,7 @@ def open_bus(settings: Settings, engine: sa.Engine, store: AggregateStore) -> Lo
         held = last_offsets(connection)
     for experiment in store.experiments():
         for partition, fence in store.fences(experiment).items():
-            held[partition] = max(held.get(partition, -1), fence)
+            held[partition] = max(held.get(partition, NO_FENCE), fence)
     return LocalBus(settings.topic_partitions, {p: offset + 1 for p, offset in held.items()})
 
 

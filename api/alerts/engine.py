@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from trace_insights.api.aggregates import combined, total
 from trace_insights.api.context import Context
-from trace_insights.api.insights.correlation import Counts
+from trace_insights.api.occurrences import Counts
 from trace_insights.api.window import resolve as window_of
 from trace_insights.core import dimensions, keys
 from trace_insights.core.assessments import is_failure

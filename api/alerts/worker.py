@@ -15,6 +15,7 @@ from trace_insights.api.alerts.delivery import deliver_due
 from trace_insights.api.alerts.engine import evaluate
 from trace_insights.api.context import Context
 from trace_insights.core.logs import Throttled
+from trace_insights.stores.base import FIRST_CHANGE
 from trace_insights.truth.models import AlertRule, Experiment
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class AlertWorker:
             for change in self.context.store.changes(cursors):
                 touched.add(change.experiment_id)
                 # after a lost stretch, what the stream holds is all new: follow it from its start
-                self._cursors[change.experiment_id] = "0-0" if change.lost else change.id
+                self._cursors[change.experiment_id] = FIRST_CHANGE if change.lost else change.id
         sweep = time.monotonic() - self._last_sweep >= SWEEP_S
         if sweep:
             self._last_sweep = time.monotonic()

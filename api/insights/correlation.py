@@ -9,7 +9,9 @@ from fastapi import APIRouter, Request
 from trace_insights.api.aggregates import Aggregates, Figures, total
 from trace_insights.api.context import Context
 from trace_insights.api.errors import invalid
-from trace_insights.api.mlflow.search import condition
+from trace_insights.api.figures import finite
+from trace_insights.api.filtering import condition
+from trace_insights.api.occurrences import Counts
 from trace_insights.api.schemas import (
     Correlation,
     CorrelationScore,
@@ -28,7 +30,6 @@ from trace_insights.core import dimensions as stream
 from trace_insights.core import keys
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.dimensions import ALL, Described, Requested, count, joint
-from trace_insights.core.keys import fields
 from trace_insights.core.npmi import npmi, strength
 from trace_insights.truth.dimension_counts import ALL as ALL_ROWS
 from trace_insights.truth.dimension_counts import dimension_counts
@@ -37,38 +38,6 @@ from trace_insights.truth.models import Trace
 from trace_insights.truth.pair_counts import pair_counts
 
 router = APIRouter(prefix="/dimensions")
-
-
-class Counts:
-    """Occurrences, total and partner counts of a window, summed over its buckets; read as
-    narrowly as the question allows (a few fields, unless a whole hash is needed)."""
-
-    def __init__(self, aggregates: Aggregates) -> None:
-        self.aggregates = aggregates
-        self.total = int(total(aggregates.counters(keys.bucket, [fields.TRACES]))[fields.TRACES])
-        self._occurrences: Figures | None = None
-
-    @property
-    def all_occurrences(self) -> Figures:
-        if self._occurrences is None:
-            self._occurrences = total(self.aggregates.counters(keys.occurrences))
-        return self._occurrences
-
-    def occurrences(self, dimensions: list[str]) -> Figures:
-        if self._occurrences is not None:
-            return self._occurrences
-        if not dimensions:
-            return Figures()
-        return total(self.aggregates.counters(keys.occurrences, dimensions))
-
-    def partners(self, dimension: str, wanted: list[str] | None = None) -> Figures:
-        return total(
-            self.aggregates.counters(lambda e, r, s: keys.partners(e, r, s, dimension), wanted)
-        )
-
-    def values_of(self, assessment: str) -> list[str]:
-        prefix = f"assessment.{assessment}="
-        return [d for d, n in self.all_occurrences.items() if d.startswith(prefix) and n > 0]
 
 
 @router.post("/discovery", response_model=DimensionsDiscoveryResponse)
@@ -121,8 +90,8 @@ def calculate_npmi(body: NpmiRequest, request: Request) -> NpmiResponse:
         intersection=IntersectionCount(count=both),
         total_count=n,
         correlation=CorrelationScore(
-            npmi_score=_finite(score.npmi),
-            npmi_smoothed=_finite(score.npmi_smoothed),
+            npmi_score=finite(score.npmi),
+            npmi_smoothed=finite(score.npmi_smoothed),
             strength=strength(score.npmi) if not math.isnan(score.npmi) else "Undefined",
         ),
         meta=context.meta(aggregates, source=source),  # type: ignore[arg-type]
@@ -192,8 +161,8 @@ def _ranked(
             Correlation(
                 dimension=family,
                 value=value,
-                npmi_score=_finite(score.npmi),
-                npmi_smoothed=_finite(score.npmi_smoothed),
+                npmi_score=finite(score.npmi),
+                npmi_smoothed=finite(score.npmi_smoothed),
                 trace_count=both,
                 percentage_of_slice=100.0 * both / in_slice if in_slice else 0.0,
                 percentage_of_total=100.0 * n / total_count if total_count else 0.0,
@@ -294,7 +263,3 @@ def _dimension(described: Described) -> Dimension:
             for p in described.parameters
         ],
     )
-
-
-def _finite(value: float) -> float | None:
-    return None if math.isnan(value) else value

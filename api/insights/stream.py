@@ -23,17 +23,12 @@ from pydantic import BaseModel
 from trace_insights.api.aggregates import Figures
 from trace_insights.api.context import Context
 from trace_insights.api.errors import invalid
-from trace_insights.api.insights.traffic import (
-    error_stats,
-    latency_stats,
-    token_counts,
-    volume_counts,
-)
+from trace_insights.api.figures import error_stats, latency_stats, token_counts, volume_counts
 from trace_insights.api.schemas import ErrorStats, LatencyStats, TokenCounts, VolumeCounts
 from trace_insights.core import keys, sketch
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.keys import fields
-from trace_insights.stores.base import Change
+from trace_insights.stores.base import FIRST_CHANGE, Change
 
 router = APIRouter()
 METRICS = ("volume", "errors", "latency", "tokens", "tools")
@@ -97,7 +92,7 @@ async def stream(
                 if change.lost:  # fell behind the stream: the subscriber re-reads everything
                     data = json.dumps({"experiment_id": change.experiment_id})
                     # what the stream holds now is all new: follow it from its start
-                    cursor.finished(change.experiment_id, "0-0")
+                    cursor.finished(change.experiment_id, FIRST_CHANGE)
                     yield f"id: {cursor.text()}\nevent: reset\ndata: {data}\n\n"
                     continue
                 starts = [start for stored, start in change.buckets if stored == resolution.value]

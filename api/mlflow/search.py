@@ -4,7 +4,6 @@ the one filter compiler (``trace_insights.truth.filter_sql``)."""
 import base64
 import binascii
 import json
-import math
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,6 +11,8 @@ from fastapi import APIRouter, Request
 
 from trace_insights.api.context import Context
 from trace_insights.api.errors import invalid
+from trace_insights.api.figures import finite
+from trace_insights.api.filtering import condition
 from trace_insights.api.mlflow.schemas import (
     FilterCorrelationRequest,
     FilterCorrelationV2,
@@ -21,9 +22,8 @@ from trace_insights.api.mlflow.schemas import (
     TraceInfo,
 )
 from trace_insights.api.mlflow.traces import assessment_out
-from trace_insights.core.filters import ParseError, parse
 from trace_insights.core.npmi import Npmi, npmi
-from trace_insights.truth.filter_sql import Compiled, FilterError, compile_filter
+from trace_insights.truth.filter_sql import Compiled
 from trace_insights.truth.models import Assessment, Trace
 from trace_insights.truth.pair_counts import pair_counts
 
@@ -35,16 +35,6 @@ _ORDERABLE = {
     "status": Trace.status,
     "name": Trace.root_name,
 }
-
-
-def condition(
-    text: str, field: str, dialect: str, experiment_ids: list[str] | None = None
-) -> Compiled:
-    """A filter string compiled, or 400 naming the field, the position and what was expected."""
-    try:
-        return compile_filter(parse(text), dialect, experiment_ids)
-    except (ParseError, FilterError) as exc:
-        raise invalid(f"invalid {field}: {exc}") from None
 
 
 class Correlation:
@@ -76,10 +66,6 @@ def correlate(context: Context, body: FilterCorrelationRequest) -> Correlation:
     return Correlation(c1, c2, joint, total)
 
 
-def _finite(value: float) -> float | None:
-    return None if math.isnan(value) else value
-
-
 @v2.post(
     "/calculate-filter-correlation",
     response_model=FilterCorrelationV2,
@@ -88,8 +74,8 @@ def _finite(value: float) -> float | None:
 def correlation_v2(body: FilterCorrelationRequest, request: Request) -> FilterCorrelationV2:
     found = correlate(request.app.state.context, body)
     return FilterCorrelationV2(
-        npmi=_finite(found.score.npmi),
-        npmi_smoothed=_finite(found.score.npmi_smoothed),
+        npmi=finite(found.score.npmi),
+        npmi_smoothed=finite(found.score.npmi_smoothed),
         filter_string1_count=found.c1,
         filter_string2_count=found.c2,
         joint_count=found.joint,
@@ -105,8 +91,8 @@ def correlation_v2(body: FilterCorrelationRequest, request: Request) -> FilterCo
 def correlation_v3(body: FilterCorrelationRequest, request: Request) -> FilterCorrelationV3:
     found = correlate(request.app.state.context, body)
     return FilterCorrelationV3(
-        npmi=_finite(found.score.npmi),
-        npmi_smoothed=_finite(found.score.npmi_smoothed),
+        npmi=finite(found.score.npmi),
+        npmi_smoothed=finite(found.score.npmi_smoothed),
         filter1_count=found.c1,
         filter2_count=found.c2,
         joint_count=found.joint,

@@ -20,7 +20,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Protocol
 
-NO_FENCE = -1
+NO_FENCE = -1  # a partition's fence before anything of it was applied
+FIRST_CHANGE = "0-0"  # the change id before any change (Redis streams' own)
 CHANGES_KEPT = 10_000  # entries per experiment's change stream (older ones are trimmed)
 CLAIM_TTL_MS = 60_000  # a rebuild claim not renewed for this long lets another rebuild start
 
@@ -144,13 +145,13 @@ class AggregateStore(Protocol):
     def experiments(self) -> set[str]: ...
 
     def last_change(self, experiment_id: str) -> str:
-        """The id of the experiment's latest change ("0-0" if none): where a new follower
+        """The id of the experiment's latest change (FIRST_CHANGE if none): where a new follower
         starts."""
         ...
 
     def changes(self, after: dict[str, str], limit: int = 1000) -> list[Change]:
         """Entries after each experiment's id, oldest first per experiment; never blocks. An
-        id that is no longer in its stream ("0-0" always is) starts with a ``lost`` entry."""
+        id that is no longer in its stream (FIRST_CHANGE always is) starts with a ``lost`` entry."""
         ...
 
     def report_progress(self, partition: int, lag: int, at_ms: int) -> None:

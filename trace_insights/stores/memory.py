@@ -11,6 +11,7 @@ from trace_insights.core import keys
 from trace_insights.stores.base import (
     CHANGES_KEPT,
     CLAIM_TTL_MS,
+    FIRST_CHANGE,
     NO_FENCE,
     Change,
     Incomplete,
@@ -166,7 +167,7 @@ class MemoryStore:
     def last_change(self, experiment_id: str) -> str:
         with self._lock:
             stream = self._changes.get(experiment_id)
-            return stream[-1].id if stream else "0-0"
+            return stream[-1].id if stream else FIRST_CHANGE
 
     def changes(self, after: dict[str, str], limit: int = 1000) -> list[Change]:
         with self._lock:
@@ -177,7 +178,7 @@ class MemoryStore:
                 at = bisect.bisect_left(stream, _stream_id(last), key=lambda c: _stream_id(c.id))
                 if at < len(stream) and stream[at].id == last:
                     at += 1
-                elif last != "0-0":
+                elif last != FIRST_CHANGE:
                     out.append(Change(experiment_id, last, [], -1, lost=True))
                 out.extend(stream[at : at + limit])
             return out

@@ -10,7 +10,14 @@ import redis
 
 from trace_insights.core import keys
 from trace_insights.core.keys import fields
-from trace_insights.stores.base import CHANGES_KEPT, CLAIM_TTL_MS, Change, Incomplete, Update
+from trace_insights.stores.base import (
+    CHANGES_KEPT,
+    CLAIM_TTL_MS,
+    FIRST_CHANGE,
+    Change,
+    Incomplete,
+    Update,
+)
 
 # KEYS: the fence hash, the meta hash, the rebuild claim, then the update's keys; ARGV:
 # partition, expected fence, new fence, ops (JSON), rebuild token ('' if live), claim ttl,
@@ -227,7 +234,7 @@ class RedisStore:
 
     def last_change(self, experiment_id: str) -> str:
         latest = self._client.xrevrange(keys.changes(experiment_id), count=1)
-        return latest[0][0].decode() if latest else "0-0"
+        return latest[0][0].decode() if latest else FIRST_CHANGE
 
     def changes(self, after: dict[str, str], limit: int = 1000) -> list[Change]:
         pipe = self._client.pipeline(transaction=False)
@@ -239,7 +246,7 @@ class RedisStore:
             last = after[experiment_id]
             if entries and entries[0][0].decode() == last:
                 entries = entries[1:]
-            elif last != "0-0":
+            elif last != FIRST_CHANGE:
                 out.append(Change(experiment_id, last, [], -1, lost=True))
             for entry_id, entry in entries[:limit]:
                 payload = json.loads(entry[b"c"])
