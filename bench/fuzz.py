@@ -28,14 +28,13 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 import httpx  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from services import free_port  # noqa: E402
 
 from tests.fuzzing import FILTERS, JSON, TIMEOUT_S, fuzz_api  # noqa: E402
 from tests.support import (  # noqa: E402
     export_spans,
     sdk_spans,
     service_env,
-    start_process,
+    start_up,
     traces_counted,
     wait_for,
 )
@@ -86,24 +85,8 @@ def main() -> None:
     parser.add_argument("--api-examples", type=int, default=300, help="per operation and mode")
     parser.add_argument("--examples", type=int, default=2000, help="OTLP bodies, filters")
     args = parser.parse_args()
-    ports = free_port(), free_port(), free_port()
     data = Path(tempfile.mkdtemp(prefix="trace-insights-fuzz-")) / "data"
-    up = start_process(
-        [
-            "up",
-            "--data-dir",
-            str(data),
-            "--api-port",
-            str(ports[0]),
-            "--otlp-http-port",
-            str(ports[1]),
-            "--otlp-grpc-port",
-            str(ports[2]),
-        ],
-        service_env(trace_idle_timeout_s=3),
-        ports[0],
-        ports[1],
-    )
+    up = start_up(data, service_env(trace_idle_timeout_s=3))
     rows = []
     try:
         export_spans(up.otlp_url, sdk_spans(200, seed=15), EXPERIMENT)

@@ -23,7 +23,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 import httpx  # noqa: E402
-import services  # noqa: E402
 from opentelemetry import trace  # noqa: E402
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
@@ -31,7 +30,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E4
     InMemorySpanExporter,
 )
 
-from tests.support import export_spans, service_env, start_process  # noqa: E402
+from tests.support import export_spans, service_env, start_up  # noqa: E402
 
 FILTERS = ("trace.execution_time_ms > 2000", "trace.execution_time_ms < 1000")
 
@@ -101,24 +100,8 @@ def main() -> None:
     created = httpx.post(f"{args.mlflow}/api/2.0/mlflow/experiments/create", json={"name": name})
     experiment = created.json()["experiment_id"]
     export_spans(args.mlflow, spans, experiment)
-    api_port, http_port, grpc_port = (services.free_port() for _ in range(3))
     data = Path(tempfile.mkdtemp(prefix="trace-insights-parity-"))
-    running = start_process(
-        [
-            "up",
-            "--data-dir",
-            str(data),
-            "--api-port",
-            str(api_port),
-            "--otlp-http-port",
-            str(http_port),
-            "--otlp-grpc-port",
-            str(grpc_port),
-        ],
-        service_env(),
-        api_port,
-        http_port,
-    )
+    running = start_up(data, service_env())
     try:
         export_spans(running.otlp_url, spans, "parity")
         time.sleep(3)  # the last traces finalize

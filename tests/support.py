@@ -457,6 +457,39 @@ def start_process(
     return running
 
 
+def free_ports() -> tuple[int, int, int]:
+    """Loopback ports for ``up``: API, OTLP/HTTP, OTLP/gRPC."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from services import free_port
+
+    return free_port(), free_port(), free_port()
+
+
+def start_up(
+    data_dir: Path,
+    env: dict[str, str],
+    ports: tuple[int, int, int] | None = None,
+    command: tuple[str, ...] = PRODUCT,
+    cwd: Path = ROOT,
+    log: Path | None = None,
+) -> Running:
+    """``trace-insights up`` over ``data_dir``, on ``ports`` (free ones unless given: a restart
+    passes the first run's), once its API is ready."""
+    api, http, grpc = ports or free_ports()
+    args = [
+        "up",
+        "--data-dir",
+        str(data_dir),
+        "--api-port",
+        str(api),
+        "--otlp-http-port",
+        str(http),
+        "--otlp-grpc-port",
+        str(grpc),
+    ]
+    return start_process(args, env, api, http, command, cwd, log)
+
+
 def _ready(url: str) -> bool:
     try:
         return httpx.get(f"{url}/ready", timeout=5).status_code == 200

@@ -6,13 +6,14 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support import (
-    ROOT,
     Running,
+    free_ports,
     schema_url,
     service_env,
     start_aggregator,
     start_collector,
     start_process,
+    start_up,
     trace_insights,
 )
 
@@ -22,28 +23,9 @@ IDLE_S = 3  # a rootless trace is finalized after this much silence (tests wait 
 
 @pytest.fixture(params=["services", "up"])
 def deployment(request: pytest.FixtureRequest, tmp_path) -> Iterator[Running]:
-    import sys
-
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from services import free_port
-
-    api_port, http_port, grpc_port = free_port(), free_port(), free_port()
     if request.param == "up":
-        running = start_process(
-            [
-                "up",
-                "--data-dir",
-                str(tmp_path / "data"),
-                "--api-port",
-                str(api_port),
-                "--otlp-http-port",
-                str(http_port),
-                "--otlp-grpc-port",
-                str(grpc_port),
-            ],
-            service_env(trace_idle_timeout_s=IDLE_S, webhook_allow_private=True),
-            api_port,
-            http_port,
+        running = start_up(
+            tmp_path / "data", service_env(trace_idle_timeout_s=IDLE_S, webhook_allow_private=True)
         )
         yield running
         assert running.stop() == 0, "up stops cleanly on SIGINT"
@@ -64,6 +46,7 @@ def deployment(request: pytest.FixtureRequest, tmp_path) -> Iterator[Running]:
     )
     collector = start_collector(servers, topic)
     aggregator = start_aggregator(consumer_group=f"g-{topic}", **settings)
+    api_port = free_ports()[0]
     api = start_process(
         ["api", "--api-port", str(api_port)], service_env(**settings), api_port, api_port
     )

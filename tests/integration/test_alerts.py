@@ -17,9 +17,10 @@ from tests.support import (
     ROOT,
     Running,
     export_spans,
+    free_ports,
     sdk_spans,
     service_env,
-    start_process,
+    start_up,
     wait_for,
 )
 
@@ -200,23 +201,11 @@ def test_bad_rules_are_refused_with_a_reason(deployment: Running):
 
 def test_a_restart_mid_incident_neither_repeats_nor_loses(tmp_path):
     sys.path.insert(0, str(ROOT / "scripts"))
-    from services import free_port
 
-    ports = [free_port() for _ in range(3)]
-    args = [
-        "up",
-        "--data-dir",
-        str(tmp_path / "data"),
-        "--api-port",
-        str(ports[0]),
-        "--otlp-http-port",
-        str(ports[1]),
-        "--otlp-grpc-port",
-        str(ports[2]),
-    ]
+    ports = free_ports()
     receiver = Receiver()
     experiment = "restarted"
-    first = start_process(args, service_env(webhook_allow_private=True), ports[0], ports[1])
+    first = start_up(tmp_path / "data", service_env(webhook_allow_private=True), ports)
     client = httpx.Client(base_url=first.api_url, timeout=30)
     export_spans(first.otlp_url, _traces(2, failing=False), experiment)
     wait_for(
@@ -233,7 +222,7 @@ def test_a_restart_mid_incident_neither_repeats_nor_loses(tmp_path):
     export_spans(first.otlp_url, _traces(8, failing=True), experiment)
     wait_for(lambda: receiver.events() == ["firing"], 60, "the firing")
     assert first.stop() == 0
-    second = start_process(args, service_env(webhook_allow_private=True), ports[0], ports[1])
+    second = start_up(tmp_path / "data", service_env(webhook_allow_private=True), ports)
     try:
         client = httpx.Client(base_url=second.api_url, timeout=30)
         assert client.get(f"{ALERTS}/{rule['rule_id']}").json()["state"] == "firing"

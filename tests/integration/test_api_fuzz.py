@@ -13,7 +13,7 @@ from tests.support import (
     export_spans,
     sdk_spans,
     service_env,
-    start_process,
+    start_up,
     traces_counted,
     wait_for,
 )
@@ -25,25 +25,8 @@ EXPERIMENT = "0"  # the default experiment: generated ids often name it
 
 def test_no_request_gets_a_server_error_or_hangs(tmp_path):
     sys.path.insert(0, str(ROOT / "scripts"))
-    from services import free_port
 
-    ports = free_port(), free_port(), free_port()
-    up = start_process(
-        [
-            "up",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--api-port",
-            str(ports[0]),
-            "--otlp-http-port",
-            str(ports[1]),
-            "--otlp-grpc-port",
-            str(ports[2]),
-        ],
-        service_env(trace_idle_timeout_s=3),
-        ports[0],
-        ports[1],
-    )
+    up = start_up(tmp_path / "data", service_env(trace_idle_timeout_s=3))
     try:
         export_spans(up.otlp_url, sdk_spans(20, seed=15), EXPERIMENT)
         wait_for(lambda: traces_counted(up.api_url, EXPERIMENT) == 20, 60, "the traffic")

@@ -18,7 +18,7 @@ from tests.support import (
     export_spans,
     sdk_spans,
     service_env,
-    start_process,
+    start_up,
     traces_counted,
     wait_for,
 )
@@ -29,33 +29,16 @@ SEARCH = "/api/3.0/mlflow/traces/search"
 
 def test_outages_are_503s_and_redis_answers_while_postgresql_is_down(tmp_path):
     sys.path.insert(0, str(ROOT / "scripts"))
-    from services import Postgres, Redis, free_port
+    from services import Postgres, Redis
 
     home = Path(tempfile.mkdtemp(prefix="trace-insights-outage-"))
     home.chmod(0o755)  # PostgreSQL runs as its own user
     postgres, redis = Postgres(home / "postgres"), Redis(tmp_path / "redis")
     postgres.start()
     redis.start()
-    api_port, http_port, grpc_port = free_port(), free_port(), free_port()
     log = tmp_path / "up.log"
     env = service_env(database_url=postgres.url, redis_url=redis.url, log_format="json")
-    up = start_process(
-        [
-            "up",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--api-port",
-            str(api_port),
-            "--otlp-http-port",
-            str(http_port),
-            "--otlp-grpc-port",
-            str(grpc_port),
-        ],
-        env,
-        api_port,
-        http_port,
-        log=log,
-    )
+    up = start_up(tmp_path / "data", env, log=log)
     experiment = f"o-{uuid.uuid4().hex[:6]}"
     body = {"experiment_ids": [experiment]}
     try:

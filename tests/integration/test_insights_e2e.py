@@ -18,9 +18,10 @@ from tests.support import (
     Running,
     assert_rank_close,
     export_spans,
+    free_ports,
     sdk_spans,
     service_env,
-    start_process,
+    start_up,
     wait_for,
 )
 from trace_insights.client import TraceInsightsError, TracingClient
@@ -453,20 +454,8 @@ def test_up_keeps_everything_across_a_restart(tmp_path):
     import sys
 
     sys.path.insert(0, str(ROOT / "scripts"))
-    from services import free_port
 
-    ports = [free_port() for _ in range(3)]
-    args = [
-        "up",
-        "--data-dir",
-        str(tmp_path / "data"),
-        "--api-port",
-        str(ports[0]),
-        "--otlp-http-port",
-        str(ports[1]),
-        "--otlp-grpc-port",
-        str(ports[2]),
-    ]
+    ports = free_ports()
     body = {"experiment_ids": ["kept"], "time_bucket": "day"}
 
     def count(running: Running) -> int:
@@ -474,11 +463,11 @@ def test_up_keeps_everything_across_a_restart(tmp_path):
             "summary"
         ]["count"]
 
-    first = start_process(args, service_env(), ports[0], ports[1])
+    first = start_up(tmp_path / "data", service_env(), ports)
     export_spans(first.otlp_url, sdk_spans(40, seed=21), "kept")
     wait_for(lambda: count(first) == 40, 30, "the first traces")
     assert first.stop() == 0
-    second = start_process(args, service_env(), ports[0], ports[1])
+    second = start_up(tmp_path / "data", service_env(), ports)
     try:
         assert count(second) == 40, "rebuilt from SQLite at start"
         export_spans(second.otlp_url, sdk_spans(25, seed=22), "kept")

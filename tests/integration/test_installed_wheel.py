@@ -18,11 +18,13 @@ import typer
 
 from tests.support import (
     ROOT,
+    free_ports,
     schema_url,
     service_env,
     start_aggregator,
     start_collector,
     start_process,
+    start_up,
     trace_insights,
     traces_counted,
     wait_for,
@@ -93,27 +95,8 @@ def test_every_subcommand_answers_help(installed, outside):
 
 def test_up_ingests_a_span_and_serves_it(installed, outside):
     sys.path.insert(0, str(ROOT / "scripts"))
-    from services import free_port
 
-    api_port, http_port, grpc_port = free_port(), free_port(), free_port()
-    running = start_process(
-        [
-            "up",
-            "--data-dir",
-            str(outside / "data"),
-            "--api-port",
-            str(api_port),
-            "--otlp-http-port",
-            str(http_port),
-            "--otlp-grpc-port",
-            str(grpc_port),
-        ],
-        service_env(),
-        api_port,
-        http_port,
-        command=installed,
-        cwd=outside,
-    )
+    running = start_up(outside / "data", service_env(), command=installed, cwd=outside)
     try:
         trace_id = uuid.uuid4().hex
         sent = httpx.post(
@@ -136,7 +119,6 @@ def test_the_cluster_processes_run_from_the_wheel(
     installed, outside, kafka_servers, redis_url, database_url
 ):
     sys.path.insert(0, str(ROOT / "scripts"))
-    from services import free_port
 
     _, database = schema_url(database_url)
     experiment = f"wheel-{uuid.uuid4().hex[:8]}"
@@ -152,7 +134,7 @@ def test_the_cluster_processes_run_from_the_wheel(
     assert trace_insights("migrate", **wheel, database_url=database).returncode == 0
     collector = start_collector(kafka_servers, topic, **wheel)
     aggregator = start_aggregator(**wheel, consumer_group=f"g-{topic}", **settings)
-    api_port = free_port()
+    api_port = free_ports()[0]
     api = start_process(
         ["api", "--api-port", str(api_port)], service_env(**settings), api_port, api_port, **wheel
     )
