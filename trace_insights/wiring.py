@@ -5,28 +5,31 @@ the CLI's commands) asks here, so a backend choice is made the same way everywhe
 Embedded (``up``): without ``TRACE_INSIGHTS_REDIS_URL`` the aggregates live in memory (rebuilt
 from the database at start), and without Kafka servers the spans travel on a ``LocalBus``.
 The cluster processes require Redis and Kafka and say so when they are missing.
+
+A service's modules are imported where it is composed, so each process loads only its own
+service (the aggregator never imports the API's web stack).
 """
 
+from __future__ import annotations
+
 import contextlib
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from trace_insights.aggregator import app as aggregator_app
-from trace_insights.aggregator.deltas import Policy
-from trace_insights.aggregator.source import KafkaSource, Source
-from trace_insights.aggregator.truth.writer import last_offsets
-from trace_insights.api import server
-from trace_insights.api.context import AssessmentPublisher, Context
-from trace_insights.api.publisher import BusPublisher, KafkaPublisher
 from trace_insights.bus import LocalBus
-from trace_insights.collector import app as collector_app
-from trace_insights.collector.producer import BusSpanProducer, KafkaSpanProducer, SpanProducer
 from trace_insights.core.settings import Settings
 from trace_insights.kafka_topic import ensure_topic
 from trace_insights.stores.base import NO_FENCE, AggregateStore
 from trace_insights.stores.memory import MemoryStore
 from trace_insights.stores.redis import RedisStore
 from trace_insights.truth.database import create_engine, migrate
+
+if TYPE_CHECKING:
+    from trace_insights.aggregator.deltas import Policy
+    from trace_insights.aggregator.source import Source
+    from trace_insights.api.context import AssessmentPublisher
+    from trace_insights.collector.producer import SpanProducer
 
 
 def open_engine(settings: Settings, migrate_now: bool | None = None) -> sa.Engine:
@@ -45,6 +48,8 @@ def open_store(settings: Settings, embedded: bool = False) -> AggregateStore:
 
 def policy(settings: Settings) -> Policy:
     """What the aggregates keep, and for how long."""
+    from trace_insights.aggregator.deltas import Policy
+
     return Policy(ttl_ms=settings.retention_ms(), tag_value_cap=settings.tag_value_cap)
 
 
@@ -62,6 +67,8 @@ def ensure_spans_topic(settings: Settings) -> str:
 
 def open_source(settings: Settings, bus: LocalBus | None = None) -> Source:
     """What an aggregator reads: the bus, else a member of the Kafka consumer group."""
+    from trace_insights.aggregator.source import KafkaSource
+
     if bus is not None:
         return bus
     return KafkaSource(
@@ -76,6 +83,8 @@ def open_source(settings: Settings, bus: LocalBus | None = None) -> Source:
 
 def open_producer(settings: Settings, bus: LocalBus | None = None) -> SpanProducer:
     """Where the collector writes spans, started."""
+    from trace_insights.collector.producer import BusSpanProducer, KafkaSpanProducer
+
     if bus is not None:
         return BusSpanProducer(bus)
     producer = KafkaSpanProducer(settings)
@@ -85,12 +94,16 @@ def open_producer(settings: Settings, bus: LocalBus | None = None) -> SpanProduc
 
 def open_publisher(settings: Settings, bus: LocalBus | None = None) -> AssessmentPublisher:
     """Where the API sends assessments."""
+    from trace_insights.api.publisher import BusPublisher, KafkaPublisher
+
     return BusPublisher(bus) if bus is not None else KafkaPublisher(settings)
 
 
 def open_bus(settings: Settings, engine: sa.Engine, store: AggregateStore) -> LocalBus | None:
     """``up``'s in-process bus when no Kafka servers are set, resuming past what the database
     and the store already hold (a persistent store may be ahead of the truth)."""
+    from trace_insights.aggregator.truth.writer import last_offsets
+
     if settings.kafka_bootstrap_servers:
         return None
     with engine.connect() as connection:
@@ -102,12 +115,16 @@ def open_bus(settings: Settings, engine: sa.Engine, store: AggregateStore) -> Lo
 
 
 def run_collector(settings: Settings) -> None:
+    from trace_insights.collector import app as collector_app
+
     collector_app.run(
         settings, open_producer(settings)
     )  # the collector closes it once it has flushed
 
 
 def run_aggregator(settings: Settings) -> None:
+    from trace_insights.aggregator import app as aggregator_app
+
     with contextlib.ExitStack() as opened:  # closed in reverse, each whatever the others do
         engine = open_engine(settings)
         opened.callback(engine.dispose)
@@ -119,6 +136,9 @@ def run_aggregator(settings: Settings) -> None:
 
 
 def run_api(settings: Settings) -> None:
+    from trace_insights.api import server
+    from trace_insights.api.context import Context
+
     with contextlib.ExitStack() as opened:
         engine = open_engine(settings)
         opened.callback(engine.dispose)
