@@ -3,7 +3,6 @@ strongest partners of one — from occurrence and co-occurrence counts, in O(buc
 
 import math
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Request
 
 from trace_insights.api.aggregates import Aggregates, Figures, total
@@ -32,7 +31,7 @@ from trace_insights.core.buckets import Resolution
 from trace_insights.core.dimensions import ALL, Described, Requested, count, joint
 from trace_insights.core.npmi import npmi, strength
 from trace_insights.truth.dimension_counts import ALL as ALL_ROWS
-from trace_insights.truth.dimension_counts import dimension_counts
+from trace_insights.truth.dimension_counts import dimension_counts, universe
 from trace_insights.truth.filter_sql import compile_filter
 from trace_insights.truth.models import Trace
 from trace_insights.truth.pair_counts import pair_counts
@@ -187,28 +186,16 @@ def _correlations_from_truth(
     of the slice by one grouped query over the source of truth."""
     dialect = context.engine.dialect.name
     in_slice = condition(body.filter_string or "", "filter_string", dialect, body.experiment_ids)
-    universe = (
-        in_slice.joined(
-            sa.select(
-                Trace.trace_id,
-                Trace.status,
-                Trace.execution_time_ms,
-                Trace.span_stats,
-                Trace.tags,
-                sa.case((in_slice.predicate, 1), else_=0).label("in_slice"),
-            )
-        )
-        .where(
-            Trace.experiment_id.in_(body.experiment_ids),
-            Trace.timestamp_ms >= aggregates.window.start_ms,
-            Trace.timestamp_ms < aggregates.window.end_ms,
-        )
-        .cte("universe")
+    selected = universe(
+        in_slice,
+        Trace.experiment_id.in_(body.experiment_ids),
+        Trace.timestamp_ms >= aggregates.window.start_ms,
+        Trace.timestamp_ms < aggregates.window.end_ms,
     )
     with context.engine.connect() as connection:
         partners = {
             row[0]: (int(row[1]), int(row[2] or 0))
-            for row in connection.execute(dimension_counts(universe, dialect))
+            for row in connection.execute(dimension_counts(selected, dialect))
         }
     total_count, slice_count = partners.pop(ALL_ROWS, (0, 0))
     return CorrelationsResponse(

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from trace_insights.core import dimensions
 from trace_insights.core.records import SpanRecord, TraceSummary
 from trace_insights.truth import span_stats
-from trace_insights.truth.dimension_counts import ALL, dimension_counts
+from trace_insights.truth.dimension_counts import ALL, dimension_counts, universe
+from trace_insights.truth.filter_sql import Compiled
 from trace_insights.truth.models import Assessment, Experiment, Trace
 
 _THRESHOLDS = [t + d for t in dimensions.LATENCY_THRESHOLDS_MS for d in (-1, 0, 1)]
@@ -138,18 +139,8 @@ def test_the_stream_and_sql_count_the_same_dimensions_for_a_trace(truth_engine, 
                     for name, value in trace["assessments"].items()
                 ],
             )
-        universe = (
-            sa.select(
-                Trace.trace_id,
-                Trace.status,
-                Trace.execution_time_ms,
-                Trace.span_stats,
-                Trace.tags,
-                sa.literal(1).label("in_slice"),
-            )
-            .where(Trace.experiment_id == experiment)
-            .cte("universe")
-        )
-        rows = connection.execute(dimension_counts(universe, truth_engine.dialect.name))
+        every = Compiled(sa.true())  # the slice is the whole universe: counted is counted
+        selected = universe(every, Trace.experiment_id == experiment)
+        rows = connection.execute(dimension_counts(selected, truth_engine.dialect.name))
         counted = {row[0] for row in rows if int(row[1]) > 0 and row[0] != ALL}
     assert _by_family(counted) == _by_family(streamed)

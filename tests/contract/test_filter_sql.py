@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from trace_insights.core.assessments import by_name
 from trace_insights.core.filters import parse
 from trace_insights.truth import span_stats
-from trace_insights.truth.dimension_counts import dimension_counts
+from trace_insights.truth.dimension_counts import dimension_counts, universe
 from trace_insights.truth.filter_sql import FilterError, compile_filter
 from trace_insights.truth.models import Assessment, Experiment, Span, Trace, TraceTag
 from trace_insights.truth.pair_counts import pair_counts
@@ -298,22 +298,9 @@ def test_dimension_counts_count_each_dimension_in_and_out_of_a_slice(truth):
     once, weighted by their traces), hand-checked: (traces, traces in the slice)."""
     dialect = truth.dialect.name
     in_slice = compile_filter(parse("trace.status = 'ERROR'"), dialect)  # traces 2 and 5
-    universe = (
-        in_slice.joined(
-            sa.select(
-                Trace.trace_id,
-                Trace.status,
-                Trace.execution_time_ms,
-                Trace.span_stats,
-                Trace.tags,
-                sa.case((in_slice.predicate, 1), else_=0).label("in_slice"),
-            )
-        )
-        .where(Trace.experiment_id == "f")
-        .cte("universe")
-    )
+    selected = universe(in_slice, Trace.experiment_id == "f")
     with truth.connect() as connection:
-        rows = connection.execute(dimension_counts(universe, dialect))
+        rows = connection.execute(dimension_counts(selected, dialect))
         counts = {row[0]: (int(row[1]), int(row[2] or 0)) for row in rows}
     assert {dimension: counts.get(dimension) for dimension in EXPECTED_COUNTS} == EXPECTED_COUNTS
 

@@ -12,9 +12,29 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from trace_insights.core import dimensions
 from trace_insights.truth import dialects, span_stats
-from trace_insights.truth.models import Assessment
+from trace_insights.truth.filter_sql import Compiled
+from trace_insights.truth.models import Assessment, Trace
 
 ALL = ""  # the row that counts the universe itself
+
+
+def universe(in_slice: Compiled, *where: ColumnElement[bool]) -> sa.CTE:
+    """The traces ``where`` selects, with what ``dimension_counts`` reads of each and whether
+    ``in_slice`` holds for it."""
+    return (
+        in_slice.joined(
+            sa.select(
+                Trace.trace_id,
+                Trace.status,
+                Trace.execution_time_ms,
+                Trace.span_stats,
+                Trace.tags,
+                sa.case((in_slice.predicate, 1), else_=0).label("in_slice"),
+            )
+        )
+        .where(*where)
+        .cte("universe")
+    )
 
 
 class Sources:
