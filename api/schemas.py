@@ -328,10 +328,14 @@ class DimensionsDiscoveryResponse(BaseModel):
     meta: Meta
 
 
+FILTER_TEXT = "The same set of traces in the filter language (null if it cannot be spelt)"
+
+
 class DimensionCount(BaseModel):
     name: str
     value: str
     count: int
+    filter_string: str | None = Field(None, description=FILTER_TEXT)
 
 
 class IntersectionCount(BaseModel):
@@ -356,6 +360,8 @@ class NpmiResponse(BaseModel):
 class Correlation(BaseModel):
     dimension: str
     value: str
+    parameters: dict[str, str] = Field(description="Ask for this partner as a dimension")
+    filter_string: str | None = Field(description=FILTER_TEXT)
     npmi_score: float | None
     npmi_smoothed: float | None
     trace_count: int = Field(description="Traces in the slice that have this value")

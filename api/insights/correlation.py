@@ -29,6 +29,7 @@ from trace_insights.core import dimensions as stream
 from trace_insights.core import keys
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.dimensions import ALL, Described, Requested, count, joint
+from trace_insights.core.filters import Unwritable, unparse
 from trace_insights.core.npmi import npmi, strength
 from trace_insights.truth.dimension_counts import ALL as ALL_ROWS
 from trace_insights.truth.dimension_counts import dimension_counts, universe
@@ -84,8 +85,8 @@ def calculate_npmi(body: NpmiRequest, request: Request) -> NpmiResponse:
         n, c1, c2, both = _from_truth(context, body.experiment_ids, aggregates, first, second)
     score = npmi(both, c1, c2, n)
     return NpmiResponse(
-        dimension1=DimensionCount(name=first.name, value=first.value, count=c1),
-        dimension2=DimensionCount(name=second.name, value=second.value, count=c2),
+        dimension1=_counted(first, c1),
+        dimension2=_counted(second, c2),
         intersection=IntersectionCount(count=both),
         total_count=n,
         correlation=CorrelationScore(
@@ -126,7 +127,7 @@ def correlations(body: CorrelationsRequest, request: Request) -> CorrelationsRes
             together[partner] += coefficient * n
     partners = {p: (int(n), int(together.get(p, 0))) for p, n in occurrences.items()}
     return CorrelationsResponse(
-        dimension=DimensionCount(name=slice_.name, value=slice_.value, count=in_slice),
+        dimension=_counted(slice_, in_slice),
         total_count=counts.total,
         data=_ranked(partners, in_slice, counts.total, body, exclude=slice_.name),
         meta=context.meta(aggregates),
@@ -143,23 +144,24 @@ def _ranked(
     """``partners``: dimension → (traces having it, of which in the slice); the top ``limit``
     by NPMI with at least ``min_support`` traces in common."""
     data = []
-    for partner, (n, both) in partners.items():
-        split = stream.split(partner)
+    for dimension, (n, both) in partners.items():
+        partner = stream.partner(dimension)
         if (
-            split is None
+            partner is None
             or n <= 0
             or both < body.min_support
-            or split[1] == exclude
-            or split[2] == stream.OTHER
-            or stream.SPAN_COUNT.duplicates_span_type(partner)
+            or partner.name == exclude
+            or partner.value == stream.OTHER
+            or stream.SPAN_COUNT.duplicates_span_type(dimension)
         ):
             continue
-        family, value = split[1], split[2]
         score = npmi(both, in_slice, n, total_count)
         data.append(
             Correlation(
-                dimension=family,
-                value=value,
+                dimension=partner.name,
+                value=partner.value,
+                parameters=partner.parameters,
+                filter_string=_filter_text(partner),
                 npmi_score=finite(score.npmi),
                 npmi_smoothed=finite(score.npmi_smoothed),
                 trace_count=both,
@@ -199,11 +201,29 @@ def _correlations_from_truth(
         }
     total_count, slice_count = partners.pop(ALL_ROWS, (0, 0))
     return CorrelationsResponse(
-        dimension=DimensionCount(name="filter", value=body.filter_string or "", count=slice_count),
+        dimension=DimensionCount(
+            name="filter",
+            value=body.filter_string or "",
+            count=slice_count,
+            filter_string=body.filter_string,
+        ),
         total_count=total_count,
         data=_ranked(partners, slice_count, total_count, body, exclude=None),
         meta=context.meta(aggregates, source="store"),
     )
+
+
+def _counted(requested: Requested, n: int) -> DimensionCount:
+    return DimensionCount(
+        name=requested.name, value=requested.value, count=n, filter_string=_filter_text(requested)
+    )
+
+
+def _filter_text(requested: Requested) -> str | None:
+    try:
+        return unparse(requested.as_filter())
+    except Unwritable:
+        return None
 
 
 def _overflow_of(dimensions: list[str]) -> list[str]:

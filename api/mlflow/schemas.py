@@ -128,12 +128,20 @@ class SpanOut(BaseModel):
     attributes: dict[str, Any]
 
 
+class TokenUsage(BaseModel):
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+
+
 class TraceInfo(BaseModel):
     trace_id: str = Field(description="tr-<32 hex>")
     experiment_id: str
     request_time: int = Field(description="first span start, epoch ms")
     execution_duration: int = Field(description="ms")
     state: Literal["OK", "ERROR", "IN_PROGRESS"]
+    name: str | None = Field(description="The root span's name")
+    token_usage: TokenUsage
     tags: dict[str, str]
     assessments: list[AssessmentOut]
 

@@ -19,6 +19,7 @@ from trace_insights.api.mlflow.schemas import (
     FilterCorrelationV3,
     SearchTraces,
     SearchTracesResponse,
+    TokenUsage,
     TraceInfo,
 )
 from trace_insights.api.mlflow.traces import assessment_out
@@ -147,6 +148,12 @@ def search(body: SearchTraces, request: Request) -> SearchTracesResponse:
             request_time=row.timestamp_ms,
             execution_duration=row.execution_time_ms,
             state=row.status,
+            name=row.root_name,
+            token_usage=TokenUsage(
+                input_tokens=row.input_tokens,
+                output_tokens=row.output_tokens,
+                total_tokens=row.total_tokens,
+            ),
             tags=row.tags,
             assessments=assessed.get(row.trace_id, []),
         )

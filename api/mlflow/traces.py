@@ -21,6 +21,7 @@ from trace_insights.api.mlflow.schemas import (
     GetTraceResponse,
     Source,
     SpanOut,
+    TokenUsage,
     TraceData,
     TraceInfo,
     TraceOut,
@@ -70,6 +71,12 @@ def get_trace(trace_id: str, request: Request) -> GetTraceResponse:
             request_time=trace.timestamp_ms,
             execution_duration=trace.execution_time_ms,
             state=trace.status,
+            name=trace.root_name,
+            token_usage=TokenUsage(
+                input_tokens=trace.input_tokens,
+                output_tokens=trace.output_tokens,
+                total_tokens=trace.total_tokens,
+            ),
             tags=trace.tags,
         )
     else:  # still being assembled
@@ -81,6 +88,12 @@ def get_trace(trace_id: str, request: Request) -> GetTraceResponse:
             request_time=request_time,
             execution_duration=execution_duration,
             state=IN_PROGRESS,
+            name=next((s.name for s in spans if s.parent_span_id is None), None),
+            token_usage=TokenUsage(
+                input_tokens=(tokens_in := sum(s.input_tokens or 0 for s in spans)),
+                output_tokens=(tokens_out := sum(s.output_tokens or 0 for s in spans)),
+                total_tokens=tokens_in + tokens_out,
+            ),
             tags=spans[0].trace_tags,
         )
     return GetTraceResponse(

@@ -10,10 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from trace_insights.core import dimensions
+from trace_insights.core.filters import parse, unparse
 from trace_insights.core.records import SpanRecord, TraceSummary
 from trace_insights.truth import span_stats
 from trace_insights.truth.dimension_counts import ALL, dimension_counts, universe
-from trace_insights.truth.filter_sql import Compiled
+from trace_insights.truth.filter_sql import Compiled, compile_filter
 from trace_insights.truth.models import Assessment, Experiment, Trace
 
 _THRESHOLDS = [t + d for t in dimensions.LATENCY_THRESHOLDS_MS for d in (-1, 0, 1)]
@@ -113,7 +114,7 @@ def test_the_stream_and_sql_count_the_same_dimensions_for_a_trace(truth_engine, 
                     span_count=len(records),
                     tags=trace["tags"],
                     assessments=[],
-                    current_assessments={},
+                    current_assessments={k: [v] for k, v in trace["assessments"].items()},
                     span_stats=span_stats.count(
                         (r.span_type, r.status, r.tool_name, r.model) for r in records
                     ),
@@ -143,4 +144,35 @@ def test_the_stream_and_sql_count_the_same_dimensions_for_a_trace(truth_engine, 
         selected = universe(every, Trace.experiment_id == experiment)
         rows = connection.execute(dimension_counts(selected, truth_engine.dialect.name))
         counted = {row[0] for row in rows if int(row[1]) > 0 and row[0] != ALL}
+        # the third form: a partner's filter text (what the dashboard opens) holds the trace
+        # exactly when the stream counts the dimension
+        selected_by_filter = {
+            candidate
+            for candidate in _candidates(streamed)
+            if connection.scalar(_matching(candidate, experiment, truth_engine.dialect.name))
+        }
     assert _by_family(counted) == _by_family(streamed)
+    assert selected_by_filter == streamed
+
+
+def _candidates(streamed: set[str]) -> set[str]:
+    """The trace's dimensions and their near misses in every family."""
+    out = set(streamed) | {"status=OK", "status=ERROR", "tags.env=zz", "assessment.correct=zz"}
+    for kind in ["LLM", "TOOL", "AGENT", "EMBEDDING", "CHAIN"]:
+        out.add(f"span.type={kind}")
+        out |= {dimensions.SPAN_COUNT.above(f"span_count.{kind}", t) for t in (1, 2, 3, 5, 10)}
+    out |= {f"model={m}" for m in ["gpt-4o", "claude-3"]}
+    out |= {
+        f"tools.{t}={o}" for t in ["web_search", "calc", "a_b", "x%y"] for o in ["used", "error"]
+    }
+    out |= {dimensions.LATENCY.above("latency", t) for t in dimensions.LATENCY_THRESHOLDS_MS}
+    return out
+
+
+def _matching(dimension: str, experiment: str, dialect: str) -> sa.Select:
+    requested = dimensions.partner(dimension)
+    assert requested is not None, dimension
+    text = unparse(requested.as_filter())
+    compiled = compile_filter(parse(text), dialect, [experiment])
+    query = sa.select(sa.func.count()).select_from(Trace)
+    return compiled.joined(query).where(Trace.experiment_id == experiment, compiled.predicate)

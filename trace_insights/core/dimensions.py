@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from trace_insights.core.filters import And, Comparison, Count, Key, Node, Not
+from trace_insights.core.filters import And, Comparison, Count, Key, Node, Not, Or
 from trace_insights.core.records import ERROR, SpanRecord, TraceSummary
 
 LATENCY_THRESHOLDS_MS = (100, 250, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000)
@@ -104,6 +104,10 @@ class Family:
 
     def as_filter(self, requested: Requested) -> Node:
         raise NotImplementedError
+
+    def parameters_of(self, value: str) -> dict[str, str]:
+        """The parameters that ask for a stream dimension's value (as ``split`` shows it)."""
+        return {"value": value}
 
 
 class _Valued(Family):
@@ -272,6 +276,9 @@ class _Thresholded(Family):
         match = self.pattern.match(dimension)
         return None if match is None else (self._name(match), f">{match['threshold']}")
 
+    def parameters_of(self, value: str) -> dict[str, str]:
+        return {"operator": ">", "threshold": value.removeprefix(">")}
+
     def request(self, name: str, parameters: dict[str, str], values_of: ValuesOf) -> Requested:
         operator, threshold = _threshold(name, parameters)
         strict = math.floor(threshold) if operator in (">", "<=") else math.ceil(threshold) - 1
@@ -411,9 +418,12 @@ class _Assessments(_Prefixed):
             value = json.loads(shown)
         except ValueError:
             value = shown
-        if not isinstance(value, bool | int | float | str):
-            value = shown
-        return Comparison(key, "=", value)
+        if not isinstance(value, bool | int | float) or (
+            isinstance(value, float) and not math.isfinite(value)
+        ):
+            return Comparison(key, "=", shown)
+        # the stream shows 4 and "4" alike, so the dimension holds both
+        return Or((Comparison(key, "=", value), Comparison(key, "=", shown)))
 
 
 STATUS = _Status("status", Key("trace", "status"), "Trace status")
@@ -453,6 +463,16 @@ def split(dimension: str) -> tuple[Family, str, str] | None:
         if parts is not None:
             return family, *parts
     return None
+
+
+def partner(dimension: str) -> Requested | None:
+    """A stream dimension as the request that asks for it (a correlation partner the dashboard
+    can make its slice, or turn into a filter); None if it is no family's."""
+    parts = split(dimension)
+    if parts is None:
+        return None
+    family, name, value = parts
+    return Requested(family, name, value, None, family.parameters_of(value))
 
 
 def request(name: str, parameters: dict[str, str], values_of: ValuesOf) -> Requested:

@@ -422,3 +422,46 @@ def _only_span_keys(node: Node) -> bool:
     if isinstance(node, And | Or):
         return all(_only_span_keys(operand) for operand in node.operands)
     return False
+
+
+class Unwritable(ValueError):
+    """A tree the language cannot spell: a key name holding a backtick."""
+
+
+def unparse(node: Node) -> str:
+    """The filter text of a tree: ``parse(unparse(node)) == node`` for every tree it writes.
+    The dashboard shows it and puts it in the Traces view's filter bar."""
+    if isinstance(node, Comparison):
+        if isinstance(node.value, tuple):
+            values = "(" + ", ".join(_literal(v) for v in node.value) + ")"
+            return f"{_key_text(node.key)} {node.operator} {values}"
+        return f"{_key_text(node.key)} {node.operator} {_literal(node.value)}"
+    if isinstance(node, Count):
+        return f"count({unparse(node.clause)}) {node.operator} {node.value}"
+    if isinstance(node, Not):
+        return f"NOT {_operand(node.operand)}"
+    joiner = " AND " if isinstance(node, And) else " OR "
+    return joiner.join(_operand(operand) for operand in node.operands)
+
+
+def _operand(node: Node) -> str:
+    return f"({unparse(node)})" if isinstance(node, And | Or) else unparse(node)
+
+
+def _key_text(key: Key) -> str:
+    if key.scope == "span" and key.attribute:
+        return f"span.attributes[{_literal(key.name)}]"
+    if "`" in key.name:
+        raise Unwritable(f"{key.scope} name {key.name!r} holds a backtick")
+    plain = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key.name) and key.name.upper() not in _KEYWORDS
+    return f"{key.scope}.{key.name}" if plain else f"{key.scope}.`{key.name}`"
+
+
+def _literal(value: Value) -> str:
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float) and value.is_integer() and abs(value) < _INT64:
+        return str(int(value))  # equal in the tree, and reads as the user wrote it
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + value.replace("'", "''") + "'"
