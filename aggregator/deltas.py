@@ -194,8 +194,10 @@ def _count(
     counts[fields.status(summary.status)] += 1
     counts[fields.INPUT_TOKENS] += summary.input_tokens
     counts[fields.OUTPUT_TOKENS] += summary.output_tokens
-    for tool in {span.tool_name for span in spans if span.tool_name is not None}:
+    tools = {span.tool_name for span in spans if span.tool_name is not None}
+    for tool in tools:
         counts[fields.tool(tool, "traces")] += 1
+    counts[fields.TOOL_TRACES] += bool(tools)
     for key in summary.tags:
         counts[fields.tag_key(key)] += 1
     facts.sums[fields.LATENCY_SUM] += float(summary.execution_time_ms)

@@ -271,14 +271,22 @@ class ToolStats(BaseModel):
     p99_latency: float | None
 
 
+class ToolsSummary(BaseModel):
+    tool_count: int = Field(description="Distinct tools called")
+    invocation_count: int
+    trace_count: int = Field(description="Traces that called any tool")
+
+
 class ToolDiscoveryResponse(BaseModel):
+    summary: ToolsSummary
     data: list[ToolStats]
     meta: Meta
 
 
 class ToolPoint(BaseModel):
     time_bucket: int
-    count: int
+    count: int = Field(description="Invocations")
+    trace_count: int = Field(description="Traces that called the tool")
     error_count: int
     p50_latency: float | None
     p90_latency: float | None

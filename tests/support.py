@@ -255,6 +255,7 @@ def ground_truth(spans: list) -> dict[str, Any]:
             "tool_calls": Counter(),
             "tool_errors": Counter(),
             "tool_traces": Counter(),
+            "traces_with_tools": 0,
             "error_and_tool_error": Counter(),
         }
     )
@@ -284,6 +285,7 @@ def ground_truth(spans: list) -> dict[str, Any]:
                     tools_failed.add(tool)
         for tool in tools_used:
             day["tool_traces"][tool] += 1
+        day["traces_with_tools"] += bool(tools_used)
         if status == "ERROR":
             for tool in tools_failed:
                 day["error_and_tool_error"][tool] += 1

@@ -12,6 +12,7 @@ from trace_insights.api.schemas import (
     ToolMetricsRequest,
     ToolMetricsResponse,
     ToolPoint,
+    ToolsSummary,
     ToolStats,
 )
 from trace_insights.core import keys
@@ -30,7 +31,12 @@ def discovery(body: InsightsRequest, request: Request) -> ToolDiscoveryResponse:
     digests = aggregates.digests_by({name: _tool_digest(name) for name in names})
     data = [_stats(name, counts, digests[name][0]) for name in names]
     data.sort(key=lambda tool: (-tool.invocation_count, tool.tool_name))
-    return ToolDiscoveryResponse(data=data, meta=context.meta(aggregates))
+    summary = ToolsSummary(
+        tool_count=len(data),
+        invocation_count=sum(tool.invocation_count for tool in data),
+        trace_count=int(counts[fields.TOOL_TRACES]),
+    )
+    return ToolDiscoveryResponse(summary=summary, data=data, meta=context.meta(aggregates))
 
 
 @router.post("/metrics", response_model=ToolMetricsResponse)
@@ -51,6 +57,7 @@ def metrics(body: ToolMetricsRequest, request: Request) -> ToolMetricsResponse:
             ToolPoint(
                 time_bucket=label,
                 count=int(c[fields.tool(name, "calls")]),
+                trace_count=int(c[fields.tool(name, "traces")]),
                 error_count=int(c[fields.tool(name, "errors")]),
                 p50_latency=p50,
                 p90_latency=p90,

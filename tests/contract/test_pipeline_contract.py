@@ -58,6 +58,7 @@ def _check(store, experiment, truth):
             assert bucket[fields.tool(tool, "calls")] == count
             assert bucket.get(fields.tool(tool, "errors"), 0) == expected["tool_errors"][tool]
             assert bucket[fields.tool(tool, "traces")] == expected["tool_traces"][tool]
+        assert bucket.get(fields.TOOL_TRACES, 0) == expected["traces_with_tools"]
         latencies = np.array(expected["latencies"], dtype=float)
         assert bucket[fields.LATENCY_SUM] == pytest.approx(latencies.sum())
         digest = sketch.merged(

@@ -242,8 +242,14 @@ def _check_tools(client: httpx.Client, body: dict, traces: list[TraceFacts]) -> 
         for name, failed, duration in trace.tool_calls:
             calls.setdefault(name, []).append((failed, duration))
         users.update({name for name, _, _ in trace.tool_calls})
-    found = {tool["tool_name"]: tool for tool in _post(client, "tools/discovery", body)["data"]}
+    discovered = _post(client, "tools/discovery", body)
+    found = {tool["tool_name"]: tool for tool in discovered["data"]}
     assert set(found) == set(calls)
+    assert discovered["summary"] == {
+        "tool_count": len(calls),
+        "invocation_count": sum(map(len, calls.values())),
+        "trace_count": sum(1 for trace in traces if trace.tool_calls),
+    }
     for name, made in calls.items():
         tool, durations = found[name], np.array([d for _, d in made])
         failed = sum(f for f, _ in made)
@@ -260,13 +266,17 @@ def _check_tools(client: httpx.Client, body: dict, traces: list[TraceFacts]) -> 
     metrics = _post(client, "tools/metrics", {**body, "tool_name": name})
     assert metrics["summary"]["invocation_count"] == len(calls[name])
     per_hour: Counter[int] = Counter()
+    traces_per_hour: Counter[int] = Counter()
     for trace in traces:
-        per_hour[trace.timestamp_ms - trace.timestamp_ms % HOUR] += sum(
-            1 for n, _, _ in trace.tool_calls if n == name
-        )
+        hour = trace.timestamp_ms - trace.timestamp_ms % HOUR
+        per_hour[hour] += sum(1 for n, _, _ in trace.tool_calls if n == name)
+        traces_per_hour[hour] += any(n == name for n, _, _ in trace.tool_calls)
     assert {p["time_bucket"]: p["count"] for p in metrics["time_series"] if p["count"]} == {
         k: v for k, v in per_hour.items() if v
     }
+    assert {
+        p["time_bucket"]: p["trace_count"] for p in metrics["time_series"] if p["trace_count"]
+    } == {k: v for k, v in traces_per_hour.items() if v}
 
 
 def _check_tags(client: httpx.Client, body: dict, traces: list[TraceFacts]) -> None:

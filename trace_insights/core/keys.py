@@ -111,6 +111,7 @@ class fields:
 
     TRACES = "traces"
     LATE_SPANS = "late_spans"
+    TOOL_TRACES = "tool_traces"  # traces that called any tool
     SPANS = "spans"
     LATENCY_SUM = "latency_sum"
     INPUT_TOKENS = "input_tokens"
