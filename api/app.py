@@ -9,8 +9,9 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.middleware.gzip import GZipMiddleware
 
-from trace_insights.api import errors
+from trace_insights.api import dashboard, errors
 from trace_insights.api.alerts import routes as alerts
 from trace_insights.api.body_limit import BodyLimit
 from trace_insights.api.context import Context
@@ -31,6 +32,7 @@ def create_app(context: Context) -> FastAPI:
     )
     app.state.context = context
     app.add_middleware(BodyLimit, max_bytes=context.settings.max_api_body_bytes)
+    app.add_middleware(GZipMiddleware, minimum_size=1024)  # Starlette leaves SSE uncompressed
     app.state.snapshots = stream.Snapshots()
     errors.install(app)
     guarded = [Depends(_authorize)]
@@ -52,6 +54,7 @@ def create_app(context: Context) -> FastAPI:
     app.include_router(search.v2, dependencies=guarded, tags=["traces"])
     app.include_router(search.v3, dependencies=guarded, tags=["traces"])
     app.include_router(traces.router, dependencies=guarded, tags=["traces"])
+    dashboard.install(app)
 
     @app.middleware("http")
     async def _measure(request: Request, call_next):

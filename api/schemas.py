@@ -373,6 +373,7 @@ class Correlation(BaseModel):
     npmi_score: float | None
     npmi_smoothed: float | None
     trace_count: int = Field(description="Traces in the slice that have this value")
+    count: int = Field(description="Traces that have this value, in the slice or not")
     percentage_of_slice: float
     percentage_of_total: float
     strength: str

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test services need (Java and Maven for the Kafka broker,
-# PostgreSQL with pg_trgm, Redis). Does nothing when all are present.
+# PostgreSQL with pg_trgm, Redis) and the headless browser of the dashboard's tests (Debian's
+# chromium, which Playwright drives). Does nothing when all are present.
 set -euo pipefail
 
 missing=()
@@ -9,6 +10,7 @@ command -v mvn >/dev/null || missing+=(maven)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 ls /usr/share/postgresql/*/extension/pg_trgm.control >/dev/null 2>&1 || missing+=(postgresql-contrib)
 command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
+command -v chromium >/dev/null || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -499,13 +499,16 @@ def _ready(url: str) -> bool:
         return False
 
 
-def export_spans(otlp_url: str, spans: list, experiment_id: str) -> None:
+def export_spans(
+    otlp_url: str, spans: list, experiment_id: str, headers: dict[str, str] | None = None
+) -> None:
     """Through the SDK's OTLP/HTTP exporter, as an application would."""
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace.export import SpanExportResult
 
     exporter = OTLPSpanExporter(
-        endpoint=f"{otlp_url}/v1/traces", headers={"x-mlflow-experiment-id": experiment_id}
+        endpoint=f"{otlp_url}/v1/traces",
+        headers={"x-mlflow-experiment-id": experiment_id, **(headers or {})},
     )
     for start in range(0, len(spans), 300):
         assert exporter.export(spans[start : start + 300]) == SpanExportResult.SUCCESS

@@ -165,6 +165,7 @@ def _ranked(
                 npmi_score=finite(score.npmi),
                 npmi_smoothed=finite(score.npmi_smoothed),
                 trace_count=both,
+                count=n,
                 percentage_of_slice=100.0 * both / in_slice if in_slice else 0.0,
                 percentage_of_total=100.0 * n / total_count if total_count else 0.0,
                 strength=strength(score.npmi) if not math.isnan(score.npmi) else "Undefined",

@@ -118,6 +118,7 @@ class SpanOut(BaseModel):
     name: str
     span_type: str
     status: str
+    status_message: str
     start_time_unix_nano: int
     end_time_unix_nano: int
     duration_ms: float
@@ -199,6 +200,8 @@ class SearchTraces(BaseModel):
     )
     max_results: int = Field(100, ge=1, le=10_000)
     page_token: str | None = None
+    start_time: int | None = Field(None, ge=0, description="Traces starting at or after (ms)")
+    end_time: int | None = Field(None, ge=0, description="Traces starting before (ms)")
 
 
 class SearchTracesResponse(BaseModel):

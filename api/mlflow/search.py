@@ -109,6 +109,10 @@ def search(body: SearchTraces, request: Request) -> SearchTracesResponse:
     context.require_experiments(body.experiment_ids)
     column, descending = _order(body.order_by)
     query = sa.select(Trace).where(Trace.experiment_id.in_(body.experiment_ids))
+    if body.start_time is not None:
+        query = query.where(Trace.timestamp_ms >= body.start_time)
+    if body.end_time is not None:
+        query = query.where(Trace.timestamp_ms < body.end_time)
     if body.filter and body.filter.strip():
         dialect = context.engine.dialect.name
         compiled = condition(body.filter, "filter", dialect, body.experiment_ids)
@@ -181,7 +185,15 @@ def _order(order_by: list[str]) -> tuple[Any, bool]:
 
 
 def _fingerprint(body: SearchTraces) -> str:
-    return json.dumps([sorted(body.experiment_ids), body.filter or "", body.order_by])
+    return json.dumps(
+        [
+            sorted(body.experiment_ids),
+            body.filter or "",
+            body.order_by,
+            body.start_time,
+            body.end_time,
+        ]
+    )
 
 
 def _token(row: Any, body: SearchTraces, column: Any) -> str:

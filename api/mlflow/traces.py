@@ -247,6 +247,7 @@ def _span(row: Any) -> SpanOut:
         name=row.name,
         span_type=row.span_type,
         status=row.status,
+        status_message=row.status_message,
         start_time_unix_nano=row.start_time_ns,
         end_time_unix_nano=row.end_time_ns,
         duration_ms=row.duration_ms,

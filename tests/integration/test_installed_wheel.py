@@ -5,6 +5,7 @@ processes over the real Kafka, Redis and PostgreSQL. The guard of every dependen
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -111,6 +112,14 @@ def test_up_ingests_a_span_and_serves_it(installed, outside):
         assert span["name"] == "installed"
         # the aggregates follow the stored span (the row is committed first)
         wait_for(lambda: traces_counted(running.api_url, "wheel") == 1, 30, "the span counted")
+        # the dashboard ships inside the wheel: the page and every asset it names
+        page = httpx.get(f"{running.api_url}/")
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        for asset in re.findall(r'(?:src|href)="(/ui/[^"]+)"', page.text):
+            assert httpx.get(f"{running.api_url}{asset}").status_code == 200, asset
+        app = httpx.get(f"{running.api_url}/ui/js/app.js").text
+        for module in re.findall(r'from "\./(views/[a-z]+\.js)"', app):
+            assert httpx.get(f"{running.api_url}/ui/js/{module}").status_code == 200, module
     finally:
         assert running.stop() == 0, "up stops cleanly on SIGINT"
 
