@@ -8,7 +8,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from trace_insights.aggregator.deltas import Policy, accumulate
+from tests.support import make_whole
+from trace_insights.aggregator.deltas import Policy, build_updates
+from trace_insights.aggregator.truth.history import History
 from trace_insights.aggregator.truth.writer import Owed, span_row, trace_row
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.records import SpanRecord, TraceSummary
@@ -131,6 +133,8 @@ def load(engine: sa.Engine, store: AggregateStore | None, experiment: str, trace
     rnd, now = random.Random(traces), int(time.time() * 1000)
     with engine.begin() as connection:
         connection.execute(sa.insert(Experiment).values(experiment_id=experiment, created_ms=now))
+    if store is not None:
+        make_whole(store, experiment)  # as a rebuild of the empty experiment leaves it
     started = time.monotonic()
     for chunk_start in range(0, traces, CHUNK):
         partition = (chunk_start // CHUNK) % PARTITIONS
@@ -152,32 +156,33 @@ def load(engine: sa.Engine, store: AggregateStore | None, experiment: str, trace
             for s, spans in made
         ]
         with engine.begin() as connection:
-            insert_ignoring_conflicts(connection, Trace.__table__, rows)
+            insert_ignoring_conflicts(connection, Trace, rows)
             insert_ignoring_conflicts(
                 connection,
-                Span.__table__,
+                Span,
                 [span_row(span, partition, offset, False) for _, spans in made for span in spans],
             )
             insert_ignoring_conflicts(
                 connection,
-                TraceTag.__table__,
+                TraceTag,
                 [
                     {"trace_id": s.trace_id, "key": k, "value": v}
                     for s, _ in made
                     for k, v in s.tags.items()
                 ],
             )
-            insert_ignoring_conflicts(connection, Assessment.__table__, list(assessments.values()))
+            insert_ignoring_conflicts(connection, Assessment, list(assessments.values()))
         if store is None:
             _progress(chunk_start, traces, started)
             continue
-        owed = Owed(finalized=[(summary, spans, offset) for summary, spans in made], late=[])
-        for update in accumulate(owed, partition, store, POLICY):
-            update.expected_fence = store.fences(experiment).get(partition, -1)
-            update.fence = offset
+        histories = [History(summary, offset, spans) for summary, spans in made]
+        owed = Owed(after=offset - 1, end=offset, histories=histories)
+        for update in build_updates(owed, partition, store, POLICY):
             assert store.apply(update)
         _progress(chunk_start, traces, started)
     print()
+    if engine.dialect.name != "postgresql":
+        return
     # measure a settled database: statistics fresh, visibility map set, dirty pages written
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(sa.text("VACUUM ANALYZE"))

@@ -284,7 +284,13 @@ def test_an_alert_rule_created_in_the_form_is_returned_by_the_api(deployment, pa
         [EXPERIMENT],
     )
     assert rule["webhooks"] == ["https://hooks.example.com/trace-insights"]
-    expect(page.locator('[data-card="deliveries"]')).to_contain_text("Nothing delivered yet")
+    # the traffic's error rate is above 10%: the rule fires, and its log shows the delivery
+    deliveries = f"{deployment.api_url}{INSIGHTS}/alerts/{rule['rule_id']}/deliveries"
+    wait_for(lambda: httpx.get(deliveries).json()["deliveries"], 30, "the rule to fire")
+    page.reload()
+    log = page.locator('[data-card="deliveries"] tbody tr')
+    expect(log.first).to_contain_text("firing")
+    expect(log.first).to_contain_text("https://hooks.example.com/trace-insights")
     assert [e for e in page.console.errors if "400 (Bad Request)" not in e] == []
 
 

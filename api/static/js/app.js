@@ -30,8 +30,9 @@ let current = null; // {name, view, key}
 let running = null;
 let again = false;
 let paused = false;
-let experimentsLoaded = false;
+let experimentsLoading = null; // the experiment list, asked once (again after a sign-in)
 let firstExperiment = null;
+let locked = false; // a 401 was answered: nothing shows until the token is given
 
 const feed = new Feed({
   onChange: () => {
@@ -116,25 +117,26 @@ function schedule() {
 }
 
 async function update() {
-  if (!current) return;
+  const shown = current;
+  if (!shown) return;
   const started = performance.now();
-  const ctx = ctxFor(current.name);
+  const ctx = ctxFor(shown.name);
   try {
-    await current.view.update(ctx);
+    await shown.view.update(ctx);
   } catch (error) {
-    if (error.name === "AbortError") return;
+    if (current !== shown || error.name === "AbortError") return;
     if (!(error instanceof ApiError && error.status === 401)) {
       main.prepend(h("p", { class: "error", role: "alert" }, error.message || String(error)));
     }
     return;
   }
+  if (current !== shown) return; // the view was left (or locked) meanwhile
   main.dataset.request = JSON.stringify(ctx.window);
   main.dataset.updates = String(Number(main.dataset.updates || 0) + 1);
-  performance.mark(`ti:${current.name}:drawn`, { detail: { ms: performance.now() - started } });
+  performance.mark(`ti:${shown.name}:drawn`, { detail: { ms: performance.now() - started } });
 }
 
 async function loadExperiments() {
-  const p = params();
   let answer;
   try {
     answer = await call("GET", "/api/2.0/mlflow/experiments/search?max_results=1000");
@@ -148,11 +150,11 @@ async function loadExperiments() {
     experiments.map((e) => h("option", { value: e.experiment_id }, e.name === e.experiment_id ? e.name : `${e.name} (${e.experiment_id})`)),
   );
   if (!experiments.length) {
-    replace(main, h("p", { class: "empty" }, "No experiments yet: send traces to the collector (OTLP on :4318 or :4317)."));
+    if (!params().getAll("exp").length) replace(main, h("p", { class: "empty" }, "No experiments yet: send traces to the collector (OTLP on :4318 or :4317)."));
     return false;
   }
   firstExperiment = experiments[0].experiment_id;
-  experimentsLoaded = true;
+  syncFrame();
   return true;
 }
 
@@ -182,7 +184,14 @@ function syncFrame() {
 }
 
 async function navigate() {
-  if (!experimentsLoaded && !(await loadExperiments())) return;
+  if (locked) return;
+  experimentsLoading ??= loadExperiments().then((ok) => {
+    if (!ok) experimentsLoading = null;
+    return ok;
+  });
+  // with an experiment in the link, its figures are asked for while the list loads
+  if (!params().getAll("exp").length && !(await experimentsLoading)) return;
+  if (locked) return;
   if (!params().getAll("exp").length) {
     const p = params();
     p.set("exp", firstExperiment);
@@ -265,17 +274,19 @@ liveButton.addEventListener("click", () => {
 });
 
 onUnauthorized(() => {
+  locked = true;
+  current = null;
+  feed.stop();
+  replace(main, h("p", { class: "empty" }, "Sign in to see this Trace Insights."));
   if (dialog.open) return;
   document.getElementById("token-error").textContent = token() ? "That token was not accepted." : "";
-  replace(main, h("p", { class: "empty" }, "Sign in to see this Trace Insights."));
-  feed.stop();
   dialog.showModal();
 });
 document.getElementById("token-form").addEventListener("submit", () => {
   setToken(document.getElementById("token").value.trim());
   document.getElementById("token").value = "";
-  experimentsLoaded = false;
-  current = null;
+  locked = false;
+  experimentsLoading = null;
   navigate();
 });
 
