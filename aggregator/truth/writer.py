@@ -414,6 +414,7 @@ def span_row(span: SpanRecord, partition: int, offset: int, late: bool) -> dict[
         "input_tokens": span.input_tokens,
         "output_tokens": span.output_tokens,
         "attributes": span.attributes,
+        "events": span.events,
         "trace_tags": span.trace_tags,
         "content": _content(span),
         "src_partition": partition,

@@ -127,6 +127,7 @@ class SpanOut(BaseModel):
     input_tokens: int | None
     output_tokens: int | None
     attributes: dict[str, Any]
+    events: list[str] = Field(description="The span's event names, in order")
 
 
 class TokenUsage(BaseModel):

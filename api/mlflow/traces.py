@@ -256,4 +256,5 @@ def _span(row: Any) -> SpanOut:
         input_tokens=row.input_tokens,
         output_tokens=row.output_tokens,
         attributes=row.attributes,
+        events=row.events,
     )

@@ -347,3 +347,34 @@ def test_with_a_token_set_the_page_shows_nothing_before_the_token(guarded, page,
     expect(dialog).to_be_hidden()
     unexpected = [e for e in page.console.errors if "401 (Unauthorized)" not in e]
     assert unexpected == []
+
+
+def test_a_spans_attributes_status_and_events_show_when_it_is_picked(deployment, page):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import Status, StatusCode
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("tests")
+    with (
+        tracer.start_as_current_span("plan") as root,
+        tracer.start_as_current_span("lookup", attributes={"k": "v"}) as child,
+    ):
+        child.add_event("retrying")
+        child.add_event("gave up")
+        child.set_status(Status(StatusCode.ERROR, "backend timed out"))
+    trace_id = f"tr-{root.get_span_context().trace_id:032x}"
+    experiment = f"events-{uuid.uuid4().hex[:6]}"
+    export_spans(deployment.otlp_url, list(memory.get_finished_spans()), experiment)
+    wait_for(lambda: traces_counted(deployment.api_url, experiment) == 1, 30, "the trace")
+    page.goto(f"{deployment.api_url}/#/traces?exp={experiment}&range=1h&trace={trace_id}")
+    rows = page.locator(".span-row")
+    expect(rows).to_have_count(2)
+    rows.filter(has_text="lookup").click()
+    expect(page.locator(".events")).to_have_text("Events: retrying · gave up")
+    expect(page.get_by_text("backend timed out")).to_be_visible()
+    expect(page.get_by_label("Attributes")).to_contain_text('"k": "v"')
+    assert page.console.errors == []

@@ -196,6 +196,16 @@ def test_values_follow_the_operators_intent():
         [container] = statefulset["spec"]["template"]["spec"]["containers"]
         assert ready[container["name"]] in " ".join(container["readinessProbe"]["exec"]["command"])
         assert container["livenessProbe"]["tcpSocket"]["port"] == "tcp", name
+    ingress = next(
+        d
+        for d in _render(VALUE_SETS["ingress, monitoring, network policy"])
+        if d["kind"] == "Ingress"
+    )
+    paths = {
+        p["path"]: p["backend"]["service"]["name"]
+        for p in ingress["spec"]["rules"][0]["http"]["paths"]
+    }  # the dashboard (/, /ui) and the JSON API (/api) are the API's; OTLP the collector's
+    assert paths == {"/": "ti-trace-insights-api", "/v1/traces": "ti-trace-insights-collector"}
 
 
 @pytest.mark.parametrize(

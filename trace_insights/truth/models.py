@@ -92,6 +92,7 @@ class Span(Base):
     input_tokens: Mapped[int | None] = mapped_column(sa.BigInteger)
     output_tokens: Mapped[int | None] = mapped_column(sa.BigInteger)
     attributes: Mapped[dict[str, Any]] = mapped_column(Json)
+    events: Mapped[list[str]] = mapped_column(Json, server_default="[]")  # event names
     trace_tags: Mapped[dict[str, str]] = mapped_column(Json)
     content: Mapped[str] = mapped_column(sa.Text)  # for span.content searches
     src_partition: Mapped[int] = mapped_column(sa.Integer)

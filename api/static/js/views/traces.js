@@ -186,7 +186,8 @@ export default class Traces {
         attributes,
         h("h3", {}, span.name),
         span.status_message ? h("p", { class: "error" }, span.status_message) : null,
-        h("pre", { class: "attributes" }, JSON.stringify(span.attributes, null, 2)),
+        h("pre", { class: "attributes", "aria-label": "Attributes" }, JSON.stringify(span.attributes, null, 2)),
+        span.events.length ? h("p", { class: "events" }, h("strong", {}, "Events: "), span.events.join(" · ")) : null,
       );
     });
     c.body.append(
