@@ -378,3 +378,92 @@ def test_a_spans_attributes_status_and_events_show_when_it_is_picked(deployment,
     expect(page.get_by_text("backend timed out")).to_be_visible()
     expect(page.get_by_label("Attributes")).to_contain_text('"k": "v"')
     assert page.console.errors == []
+
+
+def test_whats_different_compares_a_picked_slice_with_the_rest(deployment, page):
+    window = _open(page, deployment.api_url, "explore")
+    updates = int(page.locator("main").get_attribute("data-updates") or 0)
+    options = page.locator("#slice-dimension option").evaluate_all("os => os.map(o => o.value)")
+    choice = next(o for o in options if json.loads(o or "null") == ["tools.web_search", "error"])
+    page.locator("#slice-dimension").select_option(choice)
+    _updated(page, "explore", after=updates)
+    answer = _post(
+        deployment,
+        "dimensions/correlations",
+        {
+            **window,
+            "dimension": {"name": "tools.web_search", "parameters": {"value": "error"}},
+            "limit": 1000,
+            "min_support": 1,
+        },
+    )
+    expect(page.locator(".slice")).to_contain_text(
+        f"{answer['dimension']['count']} of {answer['total_count']} traces"
+    )
+    families = {p["dimension"] for p in answer["data"]}
+    shown = page.locator("[data-card^='family:']").evaluate_all(
+        "els => els.map(e => e.dataset.card.slice(7))"
+    )
+    assert set(shown) == families
+    best = answer["data"][0]
+    first = page.locator(f"[data-card='family:{best['dimension']}'] li").first
+    assert first.get_attribute("data-partner") == f"{best['dimension']}={best['value']}"
+    first.get_by_role("button", name="+").click()  # the value joins the slice's filter
+    expect(page.locator("#slice-filter")).to_have_value(
+        f"({answer['dimension']['filter_string']}) AND ({best['filter_string']})"
+    )
+    assert page.console.errors == []
+
+
+def test_the_views_work_from_the_keyboard(deployment, page):
+    _open(page, deployment.api_url, "traffic")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.get_by_role("link", name="Tags").focus()
+    page.keyboard.press("Enter")
+    _updated(page, "tags")
+    value = page.locator('[data-card="tag:user"] li[data-label] button').nth(1)
+    label = value.inner_text()
+    value.focus()
+    page.keyboard.press("Space")
+    expect(page.locator(".slice")).to_contain_text(f"user = {label}")
+    page.get_by_role("button", name="Clear selection").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator(".slice")).to_have_count(0)
+    assert page.console.errors == []
+
+
+def test_feedback_added_in_the_trace_view_is_stored(deployment, page):
+    _open(page, deployment.api_url, "traces")
+    first = page.locator("tr[data-trace]").first
+    trace_id = first.get_attribute("data-trace")
+    first.click()
+    form = page.get_by_role("form", name="Add feedback")
+    form.get_by_label("Name", exact=True).fill("from_the_ui")
+    form.get_by_label("Value").fill("no")
+    form.get_by_label("Rationale").fill("wrong tool")
+    form.get_by_role("button", name="Add feedback").click()
+    expect(page.get_by_role("status").filter(has_text="Feedback recorded")).to_be_visible()
+
+    def stored() -> list[dict[str, Any]]:
+        trace = httpx.get(f"{deployment.api_url}/api/3.0/mlflow/traces/{trace_id}").json()
+        return [
+            a
+            for a in trace["trace"]["trace_info"]["assessments"]
+            if a["assessment_name"] == "from_the_ui"
+        ]
+
+    wait_for(stored, 30, "the feedback stored")
+    [assessment] = stored()
+    assert (assessment["feedback"]["value"], assessment["rationale"]) == ("no", "wrong tool")
+    assert assessment["source"]["source_type"] == "HUMAN"
+    assert page.console.errors == []
+
+
+def test_a_narrow_window_needs_no_sideways_scrolling(deployment, page):
+    page.set_viewport_size({"width": 420, "height": 900})
+    for view in ("traffic", "quality", "tools", "tags", "explore", "traces", "alerts"):
+        _open(page, deployment.api_url, view)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 420, f"{view} is {width} px wide"
+    assert page.console.errors == []

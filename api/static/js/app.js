@@ -14,7 +14,15 @@ import Tools from "./views/tools.js";
 import Traces from "./views/traces.js";
 import Traffic from "./views/traffic.js";
 
-const VIEWS = { traffic: Traffic, quality: Quality, tools: Tools, tags: Tags, explore: Explore, traces: Traces, alerts: Alerts };
+const VIEWS = {
+  traffic: Traffic,
+  quality: Quality,
+  tools: Tools,
+  tags: Tags,
+  explore: Explore,
+  traces: Traces,
+  alerts: Alerts,
+};
 const LIVE_VIEWS = new Set(["traffic", "quality", "tools", "tags", "explore"]);
 
 const main = document.getElementById("main");
@@ -85,9 +93,11 @@ function showMeta(meta) {
   if (!meta) return;
   const parts = [meta.source === "store" ? "exact, from the store" : "live aggregates"];
   if (meta.watermark) parts.push(`latest trace ${ago(meta.watermark)}`);
-  if (meta.consumer_lag !== null && meta.consumer_lag !== undefined) parts.push(`lag ${format.count(meta.consumer_lag)}`);
+  if (meta.consumer_lag !== null && meta.consumer_lag !== undefined)
+    parts.push(`lag ${format.count(meta.consumer_lag)}`);
   const warnings = [];
-  if (meta.cardinality_overflow?.length) warnings.push(`${meta.cardinality_overflow.length} tag key(s) past the value cap`);
+  if (meta.cardinality_overflow?.length)
+    warnings.push(`${meta.cardinality_overflow.length} tag key(s) past the value cap`);
   if (meta.incomplete?.length) warnings.push("being rebuilt");
   badge.textContent = [...parts, ...warnings].join(" · ");
   badge.classList.toggle("warn", warnings.length > 0 || (meta.consumer_lag ?? 0) > 1000);
@@ -141,16 +151,23 @@ async function loadExperiments() {
   try {
     answer = await call("GET", "/api/2.0/mlflow/experiments/search?max_results=1000");
   } catch (error) {
-    if (!(error instanceof ApiError && error.status === 401)) replace(main, h("p", { class: "error", role: "alert" }, error.message));
+    if (!(error instanceof ApiError && error.status === 401))
+      replace(main, h("p", { class: "error", role: "alert" }, error.message));
     return false;
   }
   const experiments = answer.experiments;
   replace(
     picker,
-    experiments.map((e) => h("option", { value: e.experiment_id }, e.name === e.experiment_id ? e.name : `${e.name} (${e.experiment_id})`)),
+    experiments.map((e) =>
+      h("option", { value: e.experiment_id }, e.name === e.experiment_id ? e.name : `${e.name} (${e.experiment_id})`),
+    ),
   );
   if (!experiments.length) {
-    if (!params().getAll("exp").length) replace(main, h("p", { class: "empty" }, "No experiments yet: send traces to the collector (OTLP on :4318 or :4317)."));
+    if (!params().getAll("exp").length)
+      replace(
+        main,
+        h("p", { class: "empty" }, "No experiments yet: send traces to the collector (OTLP on :4318 or :4317)."),
+      );
     return false;
   }
   firstExperiment = experiments[0].experiment_id;
@@ -293,8 +310,12 @@ document.getElementById("token-form").addEventListener("submit", () => {
 const zones = ["UTC", ...(Intl.supportedValuesOf ? Intl.supportedValuesOf("timeZone") : [])];
 const here = defaultZone();
 if (!zones.includes(here)) zones.push(here);
-replace(zone, [...new Set(zones)].map((z) => h("option", { value: z }, z)));
-for (const [range] of Object.entries(RANGES)) document.querySelector(`[data-range="${range}"]`).title = `The last ${range}`;
+replace(
+  zone,
+  [...new Set(zones)].map((z) => h("option", { value: z }, z)),
+);
+for (const [range] of Object.entries(RANGES))
+  document.querySelector(`[data-range="${range}"]`).title = `The last ${range}`;
 
 window.addEventListener("hashchange", navigate);
 window.addEventListener("ti:navigate", navigate);

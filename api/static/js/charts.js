@@ -44,7 +44,12 @@ export function timeChart(el, { times, series, zone, unit = "" }) {
     scales: { x: { time: true }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
     axes: [
       { stroke: "#57606a", grid: { stroke: "#eaeef2" } },
-      { stroke: "#57606a", grid: { stroke: "#eaeef2" }, size: 64, values: (u, ticks) => ticks.map((t) => tick(t, unit)) },
+      {
+        stroke: "#57606a",
+        grid: { stroke: "#eaeef2" },
+        size: 64,
+        values: (u, ticks) => ticks.map((t) => tick(t, unit)),
+      },
     ],
     series: [
       { label: "time" },

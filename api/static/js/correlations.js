@@ -71,17 +71,26 @@ export async function correlationBlock(el, ctx, slice, { title } = {}) {
               class: "link",
               title: "Make this the slice",
               onclick: () =>
-                ctx.explore({ dimension: { name: p.dimension, parameters: p.parameters }, label: sliceLabel(p.dimension, p.value) }),
+                ctx.explore({
+                  dimension: { name: p.dimension, parameters: p.parameters },
+                  label: sliceLabel(p.dimension, p.value),
+                }),
             },
             sliceLabel(p.dimension, p.value),
           ),
           h("span", { class: "strength" }, `${p.strength} · ${p.npmi_score.toFixed(2)}`),
-          h("span", { class: "bar", role: "presentation" }, h("span", { style: `width:${Math.max(2, 100 * p.npmi_score)}%` })),
+          h(
+            "span",
+            { class: "bar", role: "presentation" },
+            h("span", { style: `width:${Math.max(2, 100 * p.npmi_score)}%` }),
+          ),
           h(
             "span",
             { class: "support" },
             `${format.count(p.trace_count)} traces · ${format.percent(p.percentage_of_slice)} of slice · ${format.percent(p.percentage_of_total)} of total `,
-            sliceFilter && p.filter_string ? ctx.tracesLink(`(${sliceFilter}) AND (${p.filter_string})`, "view traces") : null,
+            sliceFilter && p.filter_string
+              ? ctx.tracesLink(`(${sliceFilter}) AND (${p.filter_string})`, "view traces")
+              : null,
           ),
         ),
       ),

@@ -39,9 +39,7 @@ export const format = {
     return `${new Intl.NumberFormat("en-US", { maximumFractionDigits: 2 }).format(n / 1000)} s`;
   },
   number: (n) =>
-    n === null || n === undefined
-      ? "–"
-      : new Intl.NumberFormat("en-US", { maximumFractionDigits: 3 }).format(n),
+    n === null || n === undefined ? "–" : new Intl.NumberFormat("en-US", { maximumFractionDigits: 3 }).format(n),
   time: (ms, zone) =>
     new Intl.DateTimeFormat("en-GB", {
       timeZone: zone,
@@ -92,7 +90,17 @@ export function bars(rows, { color, max } = {}) {
         "li",
         { class: row.selected ? "selected" : "", dataset: { label: row.label } },
         row.onclick
-          ? h("button", { type: "button", class: "name", title: row.label, onclick: row.onclick, "aria-pressed": row.selected ? "true" : "false" }, row.label)
+          ? h(
+              "button",
+              {
+                type: "button",
+                class: "name",
+                title: row.label,
+                onclick: row.onclick,
+                "aria-pressed": row.selected ? "true" : "false",
+              },
+              row.label,
+            )
           : h("span", { class: "name", title: row.label }, row.label),
         h(
           "span",

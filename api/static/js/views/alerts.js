@@ -23,7 +23,12 @@ export default class Alerts {
     this.editor = h("div");
     this.log = h("div");
     root.append(
-      h("div", { class: "toolbar" }, h("h1", {}, "Alerts"), h("button", { type: "button", onclick: () => this.ctx.set("rule", "new") }, "New rule")),
+      h(
+        "div",
+        { class: "toolbar" },
+        h("h1", {}, "Alerts"),
+        h("button", { type: "button", onclick: () => this.ctx.set("rule", "new") }, "New rule"),
+      ),
       h("div", { class: "grid" }, h("div", { class: "card wide" }, this.list), this.editor, this.log),
     );
   }
@@ -40,28 +45,46 @@ export default class Alerts {
       this.list,
       shown.length
         ? h(
-            "table",
-            { "aria-label": "Alert rules" },
-            h("thead", {}, h("tr", {}, ["rule", "metric", "condition", "window", "state", "last value", ""].map((t) => h("th", {}, t)))),
+            "div",
+            { class: "scroll" },
             h(
-              "tbody",
-              {},
-              shown.map((r) =>
+              "table",
+              { "aria-label": "Alert rules" },
+              h(
+                "thead",
+                {},
                 h(
                   "tr",
-                  { dataset: { rule: r.rule_id } },
-                  h("td", {}, r.name),
-                  h("td", {}, METRICS[r.metric] ?? r.metric, r.parameters.tool_name ? ` · ${r.parameters.tool_name}` : "", r.parameters.assessment_name ? ` · ${r.parameters.assessment_name}` : ""),
-                  h("td", {}, `${r.comparator} ${r.threshold}${r.baseline ? ` vs a ${r.baseline} earlier` : ""}`),
-                  h("td", {}, `${r.window_s} s`),
-                  h("td", { class: r.state === "firing" ? "status-ERROR" : "status-OK" }, r.state),
-                  h("td", { class: "num" }, r.last_value === null ? "–" : format.number(r.last_value)),
+                  {},
+                  ["rule", "metric", "condition", "window", "state", "last value", ""].map((t) => h("th", {}, t)),
+                ),
+              ),
+              h(
+                "tbody",
+                {},
+                shown.map((r) =>
                   h(
-                    "td",
-                    {},
-                    h("button", { type: "button", onclick: () => ctx.set("rule", r.rule_id) }, "Edit"),
-                    " ",
-                    h("button", { type: "button", onclick: () => this.remove(ctx, r) }, "Delete"),
+                    "tr",
+                    { dataset: { rule: r.rule_id } },
+                    h("td", {}, r.name),
+                    h(
+                      "td",
+                      {},
+                      METRICS[r.metric] ?? r.metric,
+                      r.parameters.tool_name ? ` · ${r.parameters.tool_name}` : "",
+                      r.parameters.assessment_name ? ` · ${r.parameters.assessment_name}` : "",
+                    ),
+                    h("td", {}, `${r.comparator} ${r.threshold}${r.baseline ? ` vs a ${r.baseline} earlier` : ""}`),
+                    h("td", {}, `${r.window_s} s`),
+                    h("td", { class: r.state === "firing" ? "status-ERROR" : "status-OK" }, r.state),
+                    h("td", { class: "num" }, r.last_value === null ? "–" : format.number(r.last_value)),
+                    h(
+                      "td",
+                      {},
+                      h("button", { type: "button", onclick: () => ctx.set("rule", r.rule_id) }, "Edit"),
+                      " ",
+                      h("button", { type: "button", onclick: () => this.remove(ctx, r) }, "Delete"),
+                    ),
                   ),
                 ),
               ),
@@ -97,7 +120,11 @@ export default class Alerts {
       { name: "metric", disabled: !!rule },
       Object.entries(METRICS).map(([value, text]) => h("option", { value, selected: rule?.metric === value }, text)),
     );
-    const parameter = h("input", { name: "parameter", value: rule ? (rule.parameters.tool_name ?? rule.parameters.assessment_name ?? "") : "", disabled: !!rule });
+    const parameter = h("input", {
+      name: "parameter",
+      value: rule ? (rule.parameters.tool_name ?? rule.parameters.assessment_name ?? "") : "",
+      disabled: !!rule,
+    });
     const parameterLabel = h("label", {}, h("span", {}, "Tool or assessment name"), parameter);
     const syncParameter = () => (parameterLabel.hidden = !NEEDS[metric.value]);
     metric.addEventListener("change", syncParameter);
@@ -127,7 +154,12 @@ export default class Alerts {
             } else {
               const m = metric.value;
               const parameters = NEEDS[m] ? { [NEEDS[m]]: parameter.value.trim() || null } : {};
-              const created = await call("POST", RULES, { ...body, experiment_ids: ctx.window.experiment_ids, metric: m, parameters });
+              const created = await call("POST", RULES, {
+                ...body,
+                experiment_ids: ctx.window.experiment_ids,
+                metric: m,
+                parameters,
+              });
               ctx.set("rule", created.rule_id);
             }
           } catch (error) {
@@ -141,13 +173,26 @@ export default class Alerts {
       parameterLabel,
       field(
         "Comparator",
-        h("select", { name: "comparator" }, [">", ">=", "<", "<="].map((v) => h("option", { value: v, selected: (rule?.comparator ?? ">") === v }, v))),
+        h(
+          "select",
+          { name: "comparator" },
+          [">", ">=", "<", "<="].map((v) => h("option", { value: v, selected: (rule?.comparator ?? ">") === v }, v)),
+        ),
       ),
       field("Threshold", h("input", { name: "threshold", type: "number", step: "any", value: rule?.threshold ?? "" })),
       field("Window (seconds)", h("input", { name: "window_s", type: "number", value: rule?.window_s ?? 300 })),
-      field("Fewest traces to decide", h("input", { name: "min_traces", type: "number", value: rule?.min_traces ?? 1 })),
-      field("Quiet time after a notification (seconds)", h("input", { name: "cooldown_s", type: "number", value: rule?.cooldown_s ?? 300 })),
-      field("Webhooks (one URL per line)", h("textarea", { name: "webhooks", rows: 2 }, (rule?.webhooks ?? []).join("\n"))),
+      field(
+        "Fewest traces to decide",
+        h("input", { name: "min_traces", type: "number", value: rule?.min_traces ?? 1 }),
+      ),
+      field(
+        "Quiet time after a notification (seconds)",
+        h("input", { name: "cooldown_s", type: "number", value: rule?.cooldown_s ?? 300 }),
+      ),
+      field(
+        "Webhooks (one URL per line)",
+        h("textarea", { name: "webhooks", rows: 2 }, (rule?.webhooks ?? []).join("\n")),
+      ),
       problem,
       h("button", { type: "submit" }, rule ? "Save" : "Create"),
     );
@@ -163,7 +208,15 @@ export default class Alerts {
         ? h(
             "table",
             {},
-            h("thead", {}, h("tr", {}, ["when", "event", "target", "status", "attempts", "response"].map((t) => h("th", {}, t)))),
+            h(
+              "thead",
+              {},
+              h(
+                "tr",
+                {},
+                ["when", "event", "target", "status", "attempts", "response"].map((t) => h("th", {}, t)),
+              ),
+            ),
             h(
               "tbody",
               {},

@@ -10,7 +10,12 @@ const PARTNERS = 1000;
 
 export default class Explore {
   constructor(root, ctx) {
-    this.input = h("textarea", { id: "slice-filter", rows: 2, "aria-label": "Slice as a filter", placeholder: "trace.status = 'ERROR'" });
+    this.input = h("textarea", {
+      id: "slice-filter",
+      rows: 2,
+      "aria-label": "Slice as a filter",
+      placeholder: "trace.status = 'ERROR'",
+    });
     this.form = h(
       "form",
       {
@@ -24,6 +29,17 @@ export default class Explore {
       this.input,
       h("button", { type: "submit" }, "Compare"),
     );
+    this.picker = h("select", {
+      id: "slice-dimension",
+      onchange: () => {
+        if (!this.picker.value) return;
+        const [name, value] = JSON.parse(this.picker.value);
+        ctx.set(
+          "slice",
+          JSON.stringify({ dimension: { name, parameters: { value } }, label: sliceLabel(name, value) }),
+        );
+      },
+    });
     this.heading = h("div", { role: "status", "aria-live": "polite" });
     this.grid = h("div", { class: "explore-grid" });
     root.append(
@@ -33,6 +49,12 @@ export default class Explore {
         {},
         "The traces of a slice against all the others: each value's share in the slice (dark) and in the rest (light), families ranked by NPMI. + adds a value to the slice.",
       ),
+      h(
+        "div",
+        { class: "toolbar" },
+        h("label", {}, "Slice by a dimension ", this.picker),
+        h("span", {}, "or by a filter:"),
+      ),
       this.form,
       this.heading,
       this.grid,
@@ -41,6 +63,30 @@ export default class Explore {
 
   keep() {
     return true;
+  }
+
+  // Every discovered dimension asked by value, to pick as the slice; thresholds go by filter.
+  async pickable(ctx, slice) {
+    const { data } = await insights("dimensions/discovery", ctx.window);
+    const current = slice.dimension ? JSON.stringify([slice.dimension.name, slice.dimension.parameters?.value]) : "";
+    const groups = data
+      .map((d) => [d, d.parameters.find((p) => p.name === "value")?.enum_values])
+      .filter(([, values]) => values?.length)
+      .map(([d, values]) =>
+        h(
+          "optgroup",
+          { label: d.display_name },
+          values.map((value) => {
+            const key = JSON.stringify([d.name, value]);
+            return h("option", { value: key, selected: key === current }, sliceLabel(d.name, value));
+          }),
+        ),
+      );
+    replace(
+      this.picker,
+      h("option", { value: "", selected: !current }, slice.filter_string ? "(the filter below)" : "choose…"),
+      groups,
+    );
   }
 
   slice(ctx) {
@@ -55,9 +101,15 @@ export default class Explore {
 
   async update(ctx) {
     const slice = this.slice(ctx);
+    await this.pickable(ctx, slice);
     let answer;
     try {
-      answer = await insights("dimensions/correlations", { ...ctx.window, ...sliceBody(slice), limit: PARTNERS, min_support: 1 });
+      answer = await insights("dimensions/correlations", {
+        ...ctx.window,
+        ...sliceBody(slice),
+        limit: PARTNERS,
+        min_support: 1,
+      });
     } catch (error) {
       replace(this.heading, h("p", { class: "error parse-error", role: "alert" }, error.message));
       this.grid.replaceChildren();
@@ -99,7 +151,8 @@ export default class Explore {
               const sliceShare = p.percentage_of_slice;
               const restShare = rest > 0 ? (100 * (p.count - p.trace_count)) / rest : 0;
               const add = () => {
-                const combined = sliceFilter && p.filter_string ? `(${sliceFilter}) AND (${p.filter_string})` : p.filter_string;
+                const combined =
+                  sliceFilter && p.filter_string ? `(${sliceFilter}) AND (${p.filter_string})` : p.filter_string;
                 ctx.set("slice", JSON.stringify({ filter_string: combined, label: combined }));
               };
               return h(
@@ -112,7 +165,10 @@ export default class Explore {
                   h("span", {}, format.percent(sliceShare)),
                   h(
                     "span",
-                    { role: "img", "aria-label": `${format.percent(sliceShare)} of the slice, ${format.percent(restShare)} of the rest` },
+                    {
+                      role: "img",
+                      "aria-label": `${format.percent(sliceShare)} of the slice, ${format.percent(restShare)} of the rest`,
+                    },
                     h("span", { class: "bar" }, h("span", { style: `width:${sliceShare}%` })),
                     h("span", { class: "bar" }, h("span", { class: "rest", style: `width:${restShare}%` })),
                   ),
@@ -123,7 +179,13 @@ export default class Explore {
                   { class: "count" },
                   p.npmi_score === null ? "–" : p.npmi_score.toFixed(2),
                   " ",
-                  p.filter_string ? h("button", { type: "button", title: `Add ${sliceLabel(p.dimension, p.value)} to the slice`, onclick: add }, "+") : null,
+                  p.filter_string
+                    ? h(
+                        "button",
+                        { type: "button", title: `Add ${sliceLabel(p.dimension, p.value)} to the slice`, onclick: add },
+                        "+",
+                      )
+                    : null,
                 ),
               );
             }),

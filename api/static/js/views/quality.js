@@ -17,7 +17,10 @@ export default class Quality {
     ctx.meta(discovery.meta);
     if (!discovery.data.length) {
       this.cards.clear();
-      replace(this.grid, empty("No assessments in this range. Add feedback to a trace in the Traces view, or through the API."));
+      replace(
+        this.grid,
+        empty("No assessments in this range. Add feedback to a trace in the Traces view, or through the API."),
+      );
       return;
     }
     const names = new Set(discovery.data.map((a) => a.assessment_name));
@@ -58,7 +61,13 @@ export default class Quality {
         times,
         zone: ctx.zone,
         unit: "%",
-        series: [{ label: "failure rate", color: COLORS.error, values: m.time_series.map((p) => (p.total_count ? p.failure_rate : null)) }],
+        series: [
+          {
+            label: "failure rate",
+            color: COLORS.error,
+            values: m.time_series.map((p) => (p.total_count ? p.failure_rate : null)),
+          },
+        ],
       });
       const failing = info.assessment_type === "pass-fail" ? "no" : "false";
       if (s.failure_count) {
@@ -79,7 +88,11 @@ export default class Quality {
       timeChart(c.chart, {
         times,
         zone: ctx.zone,
-        series: ["p50", "p90", "p99"].map((q) => ({ label: q, color: COLORS[q], values: m.time_series.map((p) => p[`${q}_value`]) })),
+        series: ["p50", "p90", "p99"].map((q) => ({
+          label: q,
+          color: COLORS[q],
+          values: m.time_series.map((p) => p[`${q}_value`]),
+        })),
       });
       if (s.p50_value !== null) {
         await correlationBlock(c.correlations, ctx, {

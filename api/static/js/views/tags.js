@@ -57,14 +57,20 @@ export default class Tags {
     const c = card(key, { name: `tag:${key}` });
     const m = await insights("tags/metrics", { ...ctx.window, tag_key: key, limit: TOP });
     const values = m.data.filter((v) => v.value !== "__other__");
-    const select = (value) => () => ctx.set("tag", chosen?.key === key && chosen.value === value ? null : JSON.stringify({ key, value }));
+    const select = (value) => () =>
+      ctx.set("tag", chosen?.key === key && chosen.value === value ? null : JSON.stringify({ key, value }));
     const correlations = h("div");
     c.body.append(
       h(
         "div",
         { class: "figures" },
         figure(`tag:${key}.trace_count`, "traces", m.summary.trace_count, format.count(m.summary.trace_count)),
-        figure(`tag:${key}.unique_values`, "distinct values", m.summary.unique_values, format.count(m.summary.unique_values)),
+        figure(
+          `tag:${key}.unique_values`,
+          "distinct values",
+          m.summary.unique_values,
+          format.count(m.summary.unique_values),
+        ),
       ),
       bars(
         values.map((v) => ({

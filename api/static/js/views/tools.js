@@ -12,7 +12,12 @@ export default class Tools {
   constructor(root) {
     this.summary = card("All tools", { wide: true, name: "tools" });
     this.rows = h("div", { class: "grid" });
-    root.append(h("div", { class: "toolbar" }, h("h1", {}, "Tools")), h("div", { class: "grid" }, this.summary.el), h("br"), this.rows);
+    root.append(
+      h("div", { class: "toolbar" }, h("h1", {}, "Tools")),
+      h("div", { class: "grid" }, this.summary.el),
+      h("br"),
+      this.rows,
+    );
     this.shown = new Map(); // tool → "traces" | "invocations"
     this.built = new Map();
   }
@@ -40,21 +45,32 @@ export default class Tools {
       h(
         "div",
         { class: "grid" },
-        h("div", {}, h("h3", {}, "Invocations"), bars(tools.map((t) => ({ label: t.tool_name, value: t.invocation_count })))),
+        h(
+          "div",
+          {},
+          h("h3", {}, "Invocations"),
+          bars(tools.map((t) => ({ label: t.tool_name, value: t.invocation_count }))),
+        ),
         h(
           "div",
           {},
           h("h3", {}, "Latency p50"),
-          bars(tools.map((t) => ({ label: t.tool_name, value: t.p50_latency, shown: format.ms(t.p50_latency) })), { color: COLORS.p90 }),
+          bars(
+            tools.map((t) => ({ label: t.tool_name, value: t.p50_latency, shown: format.ms(t.p50_latency) })),
+            { color: COLORS.p90 },
+          ),
         ),
         h(
           "div",
           {},
           h("h3", {}, "Error rate"),
-          bars(tools.map((t) => ({ label: t.tool_name, value: t.error_rate, shown: format.percent(t.error_rate) })), {
-            color: COLORS.error,
-            max: 100,
-          }),
+          bars(
+            tools.map((t) => ({ label: t.tool_name, value: t.error_rate, shown: format.percent(t.error_rate) })),
+            {
+              color: COLORS.error,
+              max: 100,
+            },
+          ),
         ),
       ),
     );
@@ -77,7 +93,14 @@ export default class Tools {
       r.correlations = h("div");
       r.heading.append(r.toggle);
       r.body.append(
-        h("div", { class: "row" }, r.figures, h("div", {}, h("h3", {}, "Volume"), r.volume), h("div", {}, h("h3", {}, "Latency"), r.latency), h("div", {}, h("h3", {}, "Error rate"), r.errors)),
+        h(
+          "div",
+          { class: "row" },
+          r.figures,
+          h("div", {}, h("h3", {}, "Volume"), r.volume),
+          h("div", {}, h("h3", {}, "Latency"), r.latency),
+          h("div", {}, h("h3", {}, "Error rate"), r.errors),
+        ),
         r.correlations,
       );
       this.built.set(name, r);
@@ -105,7 +128,12 @@ export default class Tools {
     );
     replace(
       r.figures,
-      figure(`tool:${name}.invocation_count`, "invocations", tool.invocation_count, format.count(tool.invocation_count)),
+      figure(
+        `tool:${name}.invocation_count`,
+        "invocations",
+        tool.invocation_count,
+        format.count(tool.invocation_count),
+      ),
       figure(`tool:${name}.trace_count`, "traces", tool.trace_count, format.count(tool.trace_count)),
       figure(`tool:${name}.p50_latency`, "p50", tool.p50_latency, format.ms(tool.p50_latency)),
       figure(`tool:${name}.error_rate`, "error rate", tool.error_rate, format.percent(tool.error_rate)),
@@ -126,7 +154,11 @@ export default class Tools {
       times,
       zone: ctx.zone,
       unit: " ms",
-      series: ["p50", "p90", "p99"].map((q) => ({ label: q, color: COLORS[q], values: m.time_series.map((p) => p[`${q}_latency`]) })),
+      series: ["p50", "p90", "p99"].map((q) => ({
+        label: q,
+        color: COLORS[q],
+        values: m.time_series.map((p) => p[`${q}_latency`]),
+      })),
     });
     if (tool.error_count) {
       if (!r.errors._chart) r.errors.replaceChildren(); // the "No errors" of an earlier update
@@ -134,7 +166,13 @@ export default class Tools {
         times,
         zone: ctx.zone,
         unit: "%",
-        series: [{ label: "error rate", color: COLORS.error, values: m.time_series.map((p) => (p.count ? (100 * p.error_count) / p.count : null)) }],
+        series: [
+          {
+            label: "error rate",
+            color: COLORS.error,
+            values: m.time_series.map((p) => (p.count ? (100 * p.error_count) / p.count : null)),
+          },
+        ],
       });
       await correlationBlock(r.correlations, ctx, {
         dimension: { name: `tools.${name}`, parameters: { value: "error" } },

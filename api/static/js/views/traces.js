@@ -56,7 +56,13 @@ export default class Traces {
     const filter = ctx.params.get("filter") || "";
     if (document.activeElement !== this.input) this.input.value = filter;
     const traceId = ctx.params.get("trace");
-    const key = JSON.stringify([filter, ctx.window.experiment_ids, ctx.params.get("range"), ctx.params.get("from"), ctx.params.get("to")]);
+    const key = JSON.stringify([
+      filter,
+      ctx.window.experiment_ids,
+      ctx.params.get("range"),
+      ctx.params.get("from"),
+      ctx.params.get("to"),
+    ]);
     if (key !== this.listed) {
       this.listed = key;
       await this.search(ctx, filter);
@@ -93,14 +99,27 @@ export default class Traces {
     replace(
       this.list,
       h(
-        "table",
-        { "aria-label": "Traces" },
+        "div",
+        { class: "scroll" },
         h(
-          "thead",
-          {},
-          h("tr", {}, h("th", {}, "time"), h("th", {}, "status"), h("th", { class: "num" }, "latency"), h("th", { class: "num" }, "tokens"), h("th", {}, "name"), h("th", {}, "tags")),
+          "table",
+          { "aria-label": "Traces" },
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              h("th", {}, "time"),
+              h("th", {}, "status"),
+              h("th", { class: "num" }, "latency"),
+              h("th", { class: "num" }, "tokens"),
+              h("th", {}, "name"),
+              h("th", {}, "tags"),
+            ),
+          ),
+          this.rows,
         ),
-        this.rows,
       ),
     );
     this.more = h("p");
@@ -119,7 +138,15 @@ export default class Traces {
         h(
           "tr",
           { class: "clickable", dataset: { trace: t.trace_id }, onclick: open },
-          h("td", { class: "nowrap" }, h("a", { href: "#", onclick: (event) => (event.preventDefault(), open()) }, format.time(t.request_time, ctx.zone))),
+          h(
+            "td",
+            { class: "nowrap" },
+            h(
+              "a",
+              { href: "#", onclick: (event) => (event.preventDefault(), open()) },
+              format.time(t.request_time, ctx.zone),
+            ),
+          ),
           h("td", { class: `status-${t.state}` }, t.state),
           h("td", { class: "num nowrap" }, format.ms(t.execution_duration)),
           h("td", { class: "num" }, format.count(t.token_usage.total_tokens)),
@@ -179,7 +206,10 @@ export default class Traces {
     const info = trace.trace_info;
     const spans = trace.data.spans;
     const c = card(info.name ?? info.trace_id, { wide: true, name: "trace" });
-    c.heading.append(h("span", { class: `status-${info.state}` }, info.state), h("button", { type: "button", onclick: () => ctx.set("trace", null) }, "Close"));
+    c.heading.append(
+      h("span", { class: `status-${info.state}` }, info.state),
+      h("button", { type: "button", onclick: () => ctx.set("trace", null) }, "Close"),
+    );
     const attributes = h("div");
     const waterfall = this.waterfall(spans, (span) => {
       replace(
@@ -227,7 +257,11 @@ export default class Traces {
     for (const [s, depth] of ordered) {
       const left = (100 * (s.start_time_unix_nano - t0)) / total;
       const width = (100 * (s.end_time_unix_nano - s.start_time_unix_nano)) / total;
-      const marks = [s.span_type !== "UNKNOWN" ? s.span_type : null, s.tool_name && `tool ${s.tool_name}`, s.model && `model ${s.model}`].filter(Boolean);
+      const marks = [
+        s.span_type !== "UNKNOWN" ? s.span_type : null,
+        s.tool_name && `tool ${s.tool_name}`,
+        s.model && `model ${s.model}`,
+      ].filter(Boolean);
       const row = h(
         "button",
         {
@@ -241,10 +275,18 @@ export default class Traces {
             onSelect(s);
           },
         },
-        h("span", { class: "span-name", style: `padding-left:${depth}rem` }, marks.map((m) => h("span", { class: "kind" }, m)), s.name),
         h(
           "span",
-          { class: "span-track", title: `${format.ms(s.duration_ms)} from +${format.ms((s.start_time_unix_nano - t0) / 1e6)}` },
+          { class: "span-name", style: `padding-left:${depth}rem` },
+          marks.map((m) => h("span", { class: "kind" }, m)),
+          s.name,
+        ),
+        h(
+          "span",
+          {
+            class: "span-track",
+            title: `${format.ms(s.duration_ms)} from +${format.ms((s.start_time_unix_nano - t0) / 1e6)}`,
+          },
           h("span", { class: `span-bar ${s.status}`, style: `left:${left}%;width:${width}%` }),
         ),
       );
@@ -260,7 +302,20 @@ export default class Traces {
         ? h(
             "table",
             {},
-            h("tbody", {}, info.assessments.map((a) => h("tr", {}, h("td", {}, a.assessment_name), h("td", {}, String(a.feedback.value)), h("td", {}, a.source.source_type), h("td", {}, a.rationale ?? "")))),
+            h(
+              "tbody",
+              {},
+              info.assessments.map((a) =>
+                h(
+                  "tr",
+                  {},
+                  h("td", {}, a.assessment_name),
+                  h("td", {}, String(a.feedback.value)),
+                  h("td", {}, a.source.source_type),
+                  h("td", {}, a.rationale ?? ""),
+                ),
+              ),
+            ),
           )
         : empty("No assessments yet"),
     );
@@ -274,7 +329,14 @@ export default class Traces {
           event.preventDefault();
           const data = new FormData(form);
           const raw = String(data.get("value")).trim();
-          const value = raw === "true" ? true : raw === "false" ? false : raw !== "" && !Number.isNaN(Number(raw)) ? Number(raw) : raw;
+          const value =
+            raw === "true"
+              ? true
+              : raw === "false"
+                ? false
+                : raw !== "" && !Number.isNaN(Number(raw))
+                  ? Number(raw)
+                  : raw;
           try {
             await call("POST", `${TRACES}/${encodeURIComponent(info.trace_id)}/assessments`, {
               assessment: {
@@ -289,12 +351,20 @@ export default class Traces {
             return;
           }
           problem.textContent = "";
-          replace(form, h("p", { role: "status" }, "Feedback recorded; it is counted once the aggregator has applied it."));
+          replace(
+            form,
+            h("p", { role: "status" }, "Feedback recorded; it is counted once the aggregator has applied it."),
+          );
         },
       },
       h("h3", {}, "Add feedback"),
       h("label", {}, "Name", h("input", { name: "name", required: true, value: "correct" })),
-      h("label", {}, "Value (yes/no, true/false, a number or text)", h("input", { name: "value", required: true, value: "yes" })),
+      h(
+        "label",
+        {},
+        "Value (yes/no, true/false, a number or text)",
+        h("input", { name: "value", required: true, value: "yes" }),
+      ),
       h("label", {}, "Rationale", h("input", { name: "rationale" })),
       h("label", {}, "Your name", h("input", { name: "source" })),
       problem,

@@ -54,7 +54,13 @@ export default class Traffic {
       zone: ctx.zone,
       series: [
         // the total, drawn first, with the errors over its lower part: a stacked bar
-        { label: "OK", color: COLORS.ok, bars: true, values: volume.time_series.map((p) => p.count), shown: (v, i) => ok[i] },
+        {
+          label: "OK",
+          color: COLORS.ok,
+          bars: true,
+          values: volume.time_series.map((p) => p.count),
+          shown: (v, i) => ok[i],
+        },
         { label: "Errors", color: COLORS.error, bars: true, values: volume.time_series.map((p) => p.error_count) },
       ],
     });
@@ -62,7 +68,9 @@ export default class Traffic {
     const l = latency.summary;
     replace(
       this.latency.figures,
-      ["p50", "p90", "p99"].map((q) => figure(`latency.${q}_latency`, q, l[`${q}_latency`], format.ms(l[`${q}_latency`]))),
+      ["p50", "p90", "p99"].map((q) =>
+        figure(`latency.${q}_latency`, q, l[`${q}_latency`], format.ms(l[`${q}_latency`])),
+      ),
       figure("latency.avg_latency", "average", l.avg_latency, format.ms(l.avg_latency)),
     );
     timeChart(this.charts.latency, {
@@ -87,7 +95,13 @@ export default class Traffic {
       times: errors.time_series.map((p) => p.time_bucket),
       zone: ctx.zone,
       unit: "%",
-      series: [{ label: "error rate", color: COLORS.error, values: errors.time_series.map((p) => (p.total_count ? p.error_rate : null)) }],
+      series: [
+        {
+          label: "error rate",
+          color: COLORS.error,
+          values: errors.time_series.map((p) => (p.total_count ? p.error_rate : null)),
+        },
+      ],
     });
 
     this.showTokens(ctx, tokens);
@@ -143,7 +157,15 @@ export default class Traffic {
             h(
               "thead",
               {},
-              h("tr", {}, h("th", {}, "model"), h("th", { class: "num" }, "calls"), h("th", { class: "num" }, "input"), h("th", { class: "num" }, "output"), h("th", { class: "num" }, "total")),
+              h(
+                "tr",
+                {},
+                h("th", {}, "model"),
+                h("th", { class: "num" }, "calls"),
+                h("th", { class: "num" }, "input"),
+                h("th", { class: "num" }, "output"),
+                h("th", { class: "num" }, "total"),
+              ),
             ),
             h(
               "tbody",
@@ -169,7 +191,13 @@ export default class Traffic {
                       },
                       m.model,
                     ),
-                    h("span", { class: "bar", role: "presentation" }, h("span", { style: `width:${(100 * m.total_tokens) / Math.max(1, ...models.map((x) => x.total_tokens))}%` })),
+                    h(
+                      "span",
+                      { class: "bar", role: "presentation" },
+                      h("span", {
+                        style: `width:${(100 * m.total_tokens) / Math.max(1, ...models.map((x) => x.total_tokens))}%`,
+                      }),
+                    ),
                   ),
                   h("td", { class: "num", dataset: { value: m.call_count } }, format.count(m.call_count)),
                   h("td", { class: "num", dataset: { value: m.input_tokens } }, format.count(m.input_tokens)),
