@@ -464,6 +464,28 @@ def test_a_narrow_window_needs_no_sideways_scrolling(deployment, page):
     page.set_viewport_size({"width": 420, "height": 900})
     for view in ("traffic", "quality", "tools", "tags", "explore", "traces", "alerts"):
         _open(page, deployment.api_url, view)
+        page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 420, f"{view} is {width} px wide"
+    assert page.console.errors == []
+
+
+def test_view_traces_on_a_card_opens_the_list_filtered_to_it(deployment, page):
+    _open(page, deployment.api_url, "tools")
+    page.locator('[data-card="tool:web_search"] h2 a', has_text="view traces").click()
+    window = _updated(page, "traces")
+    expect(page.locator("#filter")).to_have_value("span.tool_name = 'web_search'")
+    found = httpx.post(
+        f"{deployment.api_url}/api/3.0/mlflow/traces/search",
+        json={
+            "experiment_ids": [EXPERIMENT],
+            "filter": "span.tool_name = 'web_search'",
+            "start_time": int(window["start_time"]),
+            "end_time": int(window["end_time"]),
+            "max_results": 25,
+        },
+    ).json()["traces"]
+    assert found
+    shown = page.locator("tr[data-trace]").evaluate_all("rows => rows.map(r => r.dataset.trace)")
+    assert shown == [t["trace_id"] for t in found]
     assert page.console.errors == []

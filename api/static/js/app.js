@@ -77,7 +77,7 @@ function ctxFor(name) {
     },
     tracesLink(filter, text) {
       const next = frameOnly(params());
-      next.set("filter", filter);
+      if (filter) next.set("filter", filter);
       return h("a", { href: href("traces", next), class: "traces-link" }, text);
     },
     explore(slice) {

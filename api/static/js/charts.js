@@ -32,7 +32,7 @@ export function timeChart(el, { times, series, zone, unit = "" }) {
   el._chart?.destroy();
   el._key = key;
   el._done = done;
-  const width = Math.max(240, el.clientWidth || el.parentElement?.clientWidth || 400);
+  const width = Math.max(240, Math.floor(el.clientWidth || el.parentElement?.clientWidth || 400));
   const bars = uPlot.paths.bars({ size: [0.8, 48], gap: 1 });
   const options = {
     width,
@@ -72,9 +72,10 @@ export function timeChart(el, { times, series, zone, unit = "" }) {
   };
   el._chart = new uPlot(options, data, el);
   if (!el._resize) {
+    // the chart follows its card: a scrollbar appearing, a window resized
     el._resize = new ResizeObserver(() => {
-      const w = Math.max(240, el.clientWidth);
-      if (el._chart && Math.abs(el._chart.width - w) > 4) el._chart.setSize({ width: w, height: el._chart.height });
+      const w = Math.max(240, Math.floor(el.clientWidth));
+      if (el._chart && el._chart.width !== w) el._chart.setSize({ width: w, height: el._chart.height });
     });
     el._resize.observe(el);
   }

@@ -54,11 +54,11 @@ export const format = {
 
 // A labelled number; data-figure names it and data-value holds it unrounded, so a test (or a
 // user's script) can read exactly what is shown.
-export function figure(name, label, value, shown) {
+export function figure(name, label, value, shown = format.count) {
   return h(
     "div",
     { class: "figure" },
-    h("span", { class: "value", dataset: { figure: name, value: value ?? "" } }, shown),
+    h("span", { class: "value", dataset: { figure: name, value: value ?? "" } }, shown(value)),
     h("span", { class: "label" }, label),
   );
 }

@@ -52,9 +52,9 @@ export default class Quality {
     if (info.assessment_type === "pass-fail" || info.assessment_type === "boolean") {
       replace(
         c.figures,
-        figure(`${name}.total_count`, "assessed", s.total_count, format.count(s.total_count)),
-        figure(`${name}.failure_count`, "failures", s.failure_count, format.count(s.failure_count)),
-        figure(`${name}.failure_rate`, "failure rate", s.failure_rate, format.percent(s.failure_rate)),
+        figure(`${name}.total_count`, "assessed", s.total_count),
+        figure(`${name}.failure_count`, "failures", s.failure_count),
+        figure(`${name}.failure_rate`, "failure rate", s.failure_rate, format.percent),
       );
       replace(c.values, h("p", { class: "empty" }, sources));
       timeChart(c.chart, {
@@ -80,9 +80,9 @@ export default class Quality {
       replace(
         c.figures,
         ["p50", "p90", "p99", "avg", "min", "max"].map((q) =>
-          figure(`${name}.${q}_value`, q === "avg" ? "average" : q, s[`${q}_value`], format.number(s[`${q}_value`])),
+          figure(`${name}.${q}_value`, q === "avg" ? "average" : q, s[`${q}_value`], format.number),
         ),
-        figure(`${name}.total_count`, "assessed", s.total_count, format.count(s.total_count)),
+        figure(`${name}.total_count`, "assessed", s.total_count),
       );
       replace(c.values, h("p", { class: "empty" }, sources));
       timeChart(c.chart, {
@@ -103,8 +103,8 @@ export default class Quality {
     } else {
       replace(
         c.figures,
-        figure(`${name}.total_count`, "assessed", s.total_count, format.count(s.total_count)),
-        figure(`${name}.unique_values`, "distinct values", s.unique_values, format.count(s.unique_values)),
+        figure(`${name}.total_count`, "assessed", s.total_count),
+        figure(`${name}.unique_values`, "distinct values", s.unique_values),
       );
       replace(
         c.values,

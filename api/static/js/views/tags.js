@@ -64,13 +64,8 @@ export default class Tags {
       h(
         "div",
         { class: "figures" },
-        figure(`tag:${key}.trace_count`, "traces", m.summary.trace_count, format.count(m.summary.trace_count)),
-        figure(
-          `tag:${key}.unique_values`,
-          "distinct values",
-          m.summary.unique_values,
-          format.count(m.summary.unique_values),
-        ),
+        figure(`tag:${key}.trace_count`, "traces", m.summary.trace_count),
+        figure(`tag:${key}.unique_values`, "distinct values", m.summary.unique_values),
       ),
       bars(
         values.map((v) => ({

@@ -38,9 +38,9 @@ export default class Tools {
       h(
         "div",
         { class: "figures" },
-        figure("tools.tool_count", "tools", s.tool_count, format.count(s.tool_count)),
-        figure("tools.invocation_count", "invocations", s.invocation_count, format.count(s.invocation_count)),
-        figure("tools.trace_count", "traces with tools", s.trace_count, format.count(s.trace_count)),
+        figure("tools.tool_count", "tools", s.tool_count),
+        figure("tools.invocation_count", "invocations", s.invocation_count),
+        figure("tools.trace_count", "traces with tools", s.trace_count),
       ),
       h(
         "div",
@@ -91,7 +91,8 @@ export default class Tools {
       r.latency = h("div", { class: "chart small", dataset: { chart: `tool:${name}:latency` } });
       r.errors = h("div", { class: "chart small", dataset: { chart: `tool:${name}:errors` } });
       r.correlations = h("div");
-      r.heading.append(r.toggle);
+      const quoted = `'${name.replaceAll("'", "''")}'`;
+      r.heading.append(r.toggle, ctx.tracesLink(`span.tool_name = ${quoted}`, "view traces"));
       r.body.append(
         h(
           "div",
@@ -128,15 +129,10 @@ export default class Tools {
     );
     replace(
       r.figures,
-      figure(
-        `tool:${name}.invocation_count`,
-        "invocations",
-        tool.invocation_count,
-        format.count(tool.invocation_count),
-      ),
-      figure(`tool:${name}.trace_count`, "traces", tool.trace_count, format.count(tool.trace_count)),
-      figure(`tool:${name}.p50_latency`, "p50", tool.p50_latency, format.ms(tool.p50_latency)),
-      figure(`tool:${name}.error_rate`, "error rate", tool.error_rate, format.percent(tool.error_rate)),
+      figure(`tool:${name}.invocation_count`, "invocations", tool.invocation_count),
+      figure(`tool:${name}.trace_count`, "traces", tool.trace_count),
+      figure(`tool:${name}.p50_latency`, "p50", tool.p50_latency, format.ms),
+      figure(`tool:${name}.error_rate`, "error rate", tool.error_rate, format.percent),
     );
     timeChart(r.volume, {
       times,

@@ -13,7 +13,8 @@ export default class Traffic {
     this.errors = card("Errors", { name: "errors" });
     this.tokens = card("Tokens by model", { name: "tokens" });
     this.volumeTotal = h("span", { class: "total" });
-    this.volume.heading.append(this.volumeTotal);
+    this.volumeLink = h("span");
+    this.volume.heading.append(this.volumeLink, this.volumeTotal);
     this.charts = {};
     for (const [name, c] of Object.entries({ volume: this.volume, latency: this.latency, errors: this.errors })) {
       c.figures = h("div", { class: "figures" });
@@ -40,13 +41,14 @@ export default class Traffic {
     ctx.meta(volume.meta);
     const times = volume.time_series.map((p) => p.time_bucket);
 
+    replace(this.volumeLink, ctx.tracesLink("", "view traces"));
     this.volumeTotal.textContent = `${format.count(volume.summary.count)} traces`;
     this.volumeTotal.dataset.figure = "volume.count";
     this.volumeTotal.dataset.value = volume.summary.count;
     replace(
       this.volume.figures,
-      figure("volume.ok_count", "OK", volume.summary.ok_count, format.count(volume.summary.ok_count)),
-      figure("volume.error_count", "Errors", volume.summary.error_count, format.count(volume.summary.error_count)),
+      figure("volume.ok_count", "OK", volume.summary.ok_count),
+      figure("volume.error_count", "Errors", volume.summary.error_count),
     );
     const ok = volume.time_series.map((p) => p.ok_count);
     timeChart(this.charts.volume, {
@@ -68,10 +70,8 @@ export default class Traffic {
     const l = latency.summary;
     replace(
       this.latency.figures,
-      ["p50", "p90", "p99"].map((q) =>
-        figure(`latency.${q}_latency`, q, l[`${q}_latency`], format.ms(l[`${q}_latency`])),
-      ),
-      figure("latency.avg_latency", "average", l.avg_latency, format.ms(l.avg_latency)),
+      ["p50", "p90", "p99"].map((q) => figure(`latency.${q}_latency`, q, l[`${q}_latency`], format.ms)),
+      figure("latency.avg_latency", "average", l.avg_latency, format.ms),
     );
     timeChart(this.charts.latency, {
       times: latency.time_series.map((p) => p.time_bucket),
@@ -87,9 +87,9 @@ export default class Traffic {
     const e = errors.summary;
     replace(
       this.errors.figures,
-      figure("errors.error_rate", "error rate", e.error_rate, format.percent(e.error_rate)),
-      figure("errors.error_count", "errors", e.error_count, format.count(e.error_count)),
-      figure("errors.total_count", "traces", e.total_count, format.count(e.total_count)),
+      figure("errors.error_rate", "error rate", e.error_rate, format.percent),
+      figure("errors.error_count", "errors", e.error_count),
+      figure("errors.total_count", "traces", e.total_count),
     );
     timeChart(this.charts.errors, {
       times: errors.time_series.map((p) => p.time_bucket),
@@ -146,63 +146,67 @@ export default class Traffic {
       h(
         "div",
         { class: "figures" },
-        figure("tokens.total_tokens", "tokens", s.total_tokens, format.count(s.total_tokens)),
-        figure("tokens.input_tokens", "input", s.input_tokens, format.count(s.input_tokens)),
-        figure("tokens.output_tokens", "output", s.output_tokens, format.count(s.output_tokens)),
+        figure("tokens.total_tokens", "tokens", s.total_tokens),
+        figure("tokens.input_tokens", "input", s.input_tokens),
+        figure("tokens.output_tokens", "output", s.output_tokens),
       ),
       models.length
         ? h(
-            "table",
-            { "aria-label": "Tokens by model" },
+            "div",
+            { class: "scroll" },
             h(
-              "thead",
-              {},
+              "table",
+              { "aria-label": "Tokens by model" },
               h(
-                "tr",
+                "thead",
                 {},
-                h("th", {}, "model"),
-                h("th", { class: "num" }, "calls"),
-                h("th", { class: "num" }, "input"),
-                h("th", { class: "num" }, "output"),
-                h("th", { class: "num" }, "total"),
-              ),
-            ),
-            h(
-              "tbody",
-              {},
-              models.map((m) =>
                 h(
                   "tr",
-                  { class: m.model === this.model ? "selected" : "", dataset: { model: m.model } },
+                  {},
+                  h("th", {}, "model"),
+                  h("th", { class: "num" }, "calls"),
+                  h("th", { class: "num" }, "input"),
+                  h("th", { class: "num" }, "output"),
+                  h("th", { class: "num" }, "total"),
+                ),
+              ),
+              h(
+                "tbody",
+                {},
+                models.map((m) =>
                   h(
-                    "td",
-                    {},
+                    "tr",
+                    { class: m.model === this.model ? "selected" : "", dataset: { model: m.model } },
                     h(
-                      "button",
-                      {
-                        type: "button",
-                        class: "link",
-                        "aria-pressed": String(m.model === this.model),
-                        title: "Correlations of this model's traces",
-                        onclick: () => {
-                          this.model = m.model;
-                          this.update(ctx);
+                      "td",
+                      {},
+                      h(
+                        "button",
+                        {
+                          type: "button",
+                          class: "link",
+                          "aria-pressed": String(m.model === this.model),
+                          title: "Correlations of this model's traces",
+                          onclick: () => {
+                            this.model = m.model;
+                            this.update(ctx);
+                          },
                         },
-                      },
-                      m.model,
+                        m.model,
+                      ),
+                      h(
+                        "span",
+                        { class: "bar", role: "presentation" },
+                        h("span", {
+                          style: `width:${(100 * m.total_tokens) / Math.max(1, ...models.map((x) => x.total_tokens))}%`,
+                        }),
+                      ),
                     ),
-                    h(
-                      "span",
-                      { class: "bar", role: "presentation" },
-                      h("span", {
-                        style: `width:${(100 * m.total_tokens) / Math.max(1, ...models.map((x) => x.total_tokens))}%`,
-                      }),
-                    ),
+                    h("td", { class: "num", dataset: { value: m.call_count } }, format.count(m.call_count)),
+                    h("td", { class: "num", dataset: { value: m.input_tokens } }, format.count(m.input_tokens)),
+                    h("td", { class: "num", dataset: { value: m.output_tokens } }, format.count(m.output_tokens)),
+                    h("td", { class: "num", dataset: { value: m.total_tokens } }, format.count(m.total_tokens)),
                   ),
-                  h("td", { class: "num", dataset: { value: m.call_count } }, format.count(m.call_count)),
-                  h("td", { class: "num", dataset: { value: m.input_tokens } }, format.count(m.input_tokens)),
-                  h("td", { class: "num", dataset: { value: m.output_tokens } }, format.count(m.output_tokens)),
-                  h("td", { class: "num", dataset: { value: m.total_tokens } }, format.count(m.total_tokens)),
                 ),
               ),
             ),
