@@ -57,6 +57,24 @@ def get(request: Request, experiment_id: str = Query(min_length=1)) -> GetExperi
     return GetExperimentResponse(experiment=_info(row))
 
 
+@router.get("/get-by-name", response_model=GetExperimentResponse)
+def get_by_name(
+    request: Request, experiment_name: str = Query(min_length=1)
+) -> GetExperimentResponse:
+    """An experiment the aggregator registered has no name: its id is its name."""
+    context: Context = request.app.state.context
+    named = sa.or_(
+        Experiment.name == experiment_name,
+        sa.and_(Experiment.name.is_(None), Experiment.experiment_id == experiment_name),
+    )
+    with context.engine.connect() as connection:
+        query = sa.select(Experiment).where(named).order_by(Experiment.name.is_(None))
+        row = connection.execute(query).first()
+    if row is None:
+        raise not_found(f"experiment {experiment_name!r} does not exist")
+    return GetExperimentResponse(experiment=_info(row))
+
+
 @router.get("/search", response_model=SearchExperimentsResponse)
 def search_get(
     request: Request,

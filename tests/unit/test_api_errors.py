@@ -225,6 +225,14 @@ def test_experiment_traces_and_assessment_mistakes(seeded):
     assert_error(
         client.get(f"{experiments}/search", params={"max_results": 0}), 400, bad, "max_results"
     )
+    by_name = f"{experiments}/get-by-name"
+    created = client.post(f"{experiments}/create", json={"name": "shop"})  # taken: see above
+    shop = client.get(by_name, params={"experiment_name": "shop"}).json()["experiment"]
+    assert shop["name"] == "shop" and created.status_code == 400
+    ingested = client.get(by_name, params={"experiment_name": "exp"}).json()["experiment"]
+    assert (ingested["experiment_id"], ingested["name"]) == ("exp", "exp"), "its id is its name"
+    assert_error(client.get(by_name, params={"experiment_name": "nope"}), 404, missing, "'nope'")
+    assert_error(client.get(by_name), 400, bad, "experiment_name")
 
     traces = "/api/3.0/mlflow/traces"
     assert_error(client.get(f"{traces}/tr-xyz"), 400, bad, "tr-xyz", "32 hex")
@@ -252,7 +260,9 @@ def test_experiment_traces_and_assessment_mistakes(seeded):
         missing,
         "a-nope",
     )
-    assert_error(client.get("/api/3.0/mlflow/no-such-thing"), 404, missing)
+    # no route is MLflow's ENDPOINT_NOT_FOUND (its client falls back on it), not a resource
+    assert_error(client.get("/api/3.0/mlflow/no-such-thing"), 404, "ENDPOINT_NOT_FOUND")
+    assert_error(client.get("/ui/js/no-such-module.js"), 404, "ENDPOINT_NOT_FOUND")
 
 
 def test_a_configured_token_guards_everything_but_health(tmp_path):
