@@ -23,3 +23,8 @@ CIRCUIT_OPENED = Counter(
     "trace_insights_collector_circuit_opened",
     "Times Kafka was found unavailable (publishes refused)",
 )
+OTHER_SIGNALS = Counter(
+    "trace_insights_collector_other_signal_requests",
+    "OTLP metrics and logs requests answered with every item rejected (not stored)",
+    ["signal"],
+)

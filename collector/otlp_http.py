@@ -1,4 +1,5 @@
-"""OTLP/HTTP receiver: ``POST /v1/traces`` plus health, readiness and Prometheus metrics.
+"""OTLP/HTTP receiver: ``POST /v1/traces`` (and ``/v1/metrics``, ``/v1/logs``, refused item by
+item: other_signals.py) plus health, readiness and Prometheus metrics.
 
 Replies follow the OTLP/HTTP rules: the body is in the request's content type, errors are a
 ``google.rpc.Status`` (in JSON also carrying MLflow's ``error_code``), 503 carries
@@ -11,6 +12,7 @@ import time
 import zlib
 from collections.abc import Mapping
 
+from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -23,6 +25,7 @@ from starlette.routing import Route
 
 from trace_insights.collector import metrics
 from trace_insights.collector.ingest import Ingestor, InvalidExperiment
+from trace_insights.collector.other_signals import SIGNALS, Unreadable
 from trace_insights.collector.otlp_json import OtlpJsonError, decode_request, encode_response
 from trace_insights.collector.producer import Unavailable
 from trace_insights.core.routing import EXPERIMENT_HEADER
@@ -96,6 +99,27 @@ def create_app(ingestor: Ingestor) -> Starlette:
             return Response(response.SerializeToString(), media_type=PROTOBUF)
         return Response(encode_response(response), media_type=JSON)
 
+    async def other_signal(request: Request) -> Response:
+        """Metrics and logs: read like traces, then every item refused (other_signals)."""
+        signal = SIGNALS[request.url.path]
+        content_type = _media_type(request)
+        try:
+            _authorize(request, token)
+            if content_type not in (PROTOBUF, JSON):
+                raise Problem(415, f"unsupported Content-Type {content_type or '(none)'!r}")
+            body = await _read_body(
+                request, settings.max_request_bytes, settings.max_decompressed_bytes
+            )
+            response = signal.refuse(body, as_json=content_type == JSON)
+        except Problem as problem:
+            return _error(problem.status, str(problem), content_type, problem.headers)
+        except Unreadable as exc:
+            return _error(400, str(exc), content_type)
+        metrics.OTHER_SIGNALS.labels(signal.name).inc()
+        if content_type == PROTOBUF:
+            return Response(response.SerializeToString(), media_type=PROTOBUF)
+        return Response(json_format.MessageToJson(response), media_type=JSON)
+
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -119,6 +143,7 @@ def create_app(ingestor: Ingestor) -> Starlette:
     return Starlette(
         routes=[
             Route("/v1/traces", export, methods=["POST"]),
+            *(Route(path, other_signal, methods=["POST"]) for path in SIGNALS),
             Route("/health", health, methods=["GET"]),
             Route("/ready", ready, methods=["GET"]),
             Route("/metrics", prometheus, methods=["GET"]),

@@ -99,9 +99,44 @@ def test_wrong_method_and_path(collector):
     response = httpx.get(f"{collector.http_url}/v1/traces")
     assert response.status_code == 405
     assert "GET is not allowed on /v1/traces" in response.json()["message"]
-    response = httpx.post(f"{collector.http_url}/v1/metrics", content=b"", headers=PROTOBUF)
+    response = httpx.post(f"{collector.http_url}/v1/profiles", content=b"", headers=PROTOBUF)
     assert response.status_code == 404
-    assert "/v1/metrics" in Status.FromString(response.content).message
+    assert "/v1/profiles" in Status.FromString(response.content).message
+
+
+def test_metrics_and_logs_are_answered_with_every_item_rejected(collector):
+    """Not stored, and said so: 200 with partial_success counting every item, which OTLP
+    exporters do not retry — the SDK's own metric exporter reports success."""
+    from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsServiceResponse,
+    )
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricExportResult
+
+    reader = InMemoryMetricReader()
+    counter = MeterProvider(metric_readers=[reader]).get_meter("t").create_counter("calls")
+    counter.add(3, {"tool": "a"})
+    counter.add(1, {"tool": "b"})
+    data = reader.get_metrics_data()
+    exporter = OTLPMetricExporter(endpoint=f"{collector.http_url}/v1/metrics")
+    assert exporter.export(data) == MetricExportResult.SUCCESS
+    reply = httpx.post(
+        f"{collector.http_url}/v1/metrics",
+        content=encode_metrics(data).SerializeToString(),
+        headers=PROTOBUF,
+    )
+    assert reply.status_code == 200
+    partial = ExportMetricsServiceResponse.FromString(reply.content).partial_success
+    assert partial.rejected_data_points == 2
+    assert "not stored" in partial.error_message
+    logs = {"resourceLogs": [{"scopeLogs": [{"logRecords": [{"body": {"stringValue": "x"}}, {}]}]}]}
+    reply = httpx.post(f"{collector.http_url}/v1/logs", json=logs)
+    assert reply.status_code == 200
+    assert reply.json()["partialSuccess"]["rejectedLogRecords"] == "2"
+    reply = httpx.post(f"{collector.http_url}/v1/logs", content=b"{not json", headers=JSON)
+    assert reply.status_code == 400 and "malformed OTLP logs" in reply.json()["message"]
 
 
 def test_body_limits_and_gzip_bomb(collector_factory):

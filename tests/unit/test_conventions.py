@@ -176,6 +176,29 @@ def test_trace_tags_from_every_source():
     }
 
 
+def test_mlflow_and_traceloop_tag_attributes():
+    """MLflow's OTLP export writes a trace's tags as ``mlflow.traceTag.<key>`` (JSON-encoded,
+    as its other ``mlflow.*`` attributes); Traceloop's association properties are tags, its
+    ``user_id`` and ``session_id`` the same ``user`` and ``session`` as the other conventions'."""
+    record = _record(
+        {
+            "mlflow.traceTag.team": '"payments"',
+            "mlflow.traceTag.mlflow.traceName": '"checkout"',
+            "traceloop.association.properties.user_id": "u-7",
+            "traceloop.association.properties.session_id": "s-3",
+            "traceloop.association.properties.plan": "pro",
+            "mlflow.traceTag.": "no key",
+        }
+    )
+    assert record.trace_tags == {
+        "team": "payments",
+        "mlflow.traceName": "checkout",
+        "user": "u-7",
+        "session": "s-3",
+        "plan": "pro",
+    }
+
+
 def test_openinference_user_and_old_environment_key():
     record = _record(
         {"user.id": "bob", "session.id": "s-9"}, resource={"deployment.environment": "dev"}

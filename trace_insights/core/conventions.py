@@ -59,7 +59,12 @@ OUTPUT_TOKEN_KEYS = (
     "mlflow.chat.tokenUsage.output_tokens",
 )
 MLFLOW_TOKEN_USAGE = "mlflow.chat.tokenUsage"
-TAG_PREFIX = "tags."
+# span attribute prefixes whose rest is a tag key, with the keys a convention names otherwise
+TAG_PREFIXES: dict[str, dict[str, str]] = {
+    "tags.": {},
+    "mlflow.traceTag.": {},  # MLflow's OTLP export of a trace's tags
+    "traceloop.association.properties.": {"user_id": "user", "session_id": "session"},
+}
 TAG_ATTRIBUTES = {
     "mlflow.trace.user": "user",
     "mlflow.trace.session": "session",
@@ -182,8 +187,10 @@ def trace_tags(attributes: Mapping[str, Any], resource: Mapping[str, Any]) -> di
         if key in attributes:
             tags[name] = _tag_value(attributes[key])
     for key, value in attributes.items():
-        if key.startswith(TAG_PREFIX) and len(key) > len(TAG_PREFIX):
-            tags[storable.key(key[len(TAG_PREFIX) :])] = _tag_value(value)
+        for prefix, renamed in TAG_PREFIXES.items():
+            if key.startswith(prefix) and len(key) > len(prefix):
+                name = key[len(prefix) :]
+                tags[storable.key(renamed.get(name, name))] = _tag_value(value)
     return tags
 
 
