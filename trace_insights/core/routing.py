@@ -22,8 +22,8 @@ def check_experiment_id(value: str) -> str:
 def partition_for(trace_id: bytes, partitions: int) -> int:
     """Kafka's default partitioner (murmur2 of the key) with the 16 raw trace id bytes as key.
 
-    Any producer that keys by trace id bytes with the default partitioner (the Java client,
-    the OTel Collector's kafka exporter) lands a trace on the same partition as we do.
+    Only the collector writes the topic: other producers' partitioning of a trace (the OTel
+    Collector's kafka exporter's, for one) differs, so they send OTLP to the collector instead.
     """
     return (murmur2(trace_id) & 0x7FFFFFFF) % partitions
 
