@@ -52,6 +52,16 @@ def _record(attributes: dict, resource: dict | None = None, **kwargs):
         ({"gen_ai.operation.name": "embeddings"}, "EMBEDDING"),
         # OpenInference
         ({"openinference.span.kind": "LLM"}, "LLM"),
+        ({"openinference.span.kind": "LLM", "llm.prompts.0.prompt.text": "Hi"}, "LLM"),
+        # a chat call, as OpenAI's instrumentation writes it: the same type as GenAI's chat
+        (
+            {"openinference.span.kind": "LLM", "llm.input_messages.0.message.role": "user"},
+            "CHAT_MODEL",
+        ),
+        (
+            {"openinference.span.kind": "llm", "llm.output_messages.0.message.content": "ok"},
+            "CHAT_MODEL",
+        ),
         ({"openinference.span.kind": "TOOL"}, "TOOL"),
         ({"openinference.span.kind": "RETRIEVER"}, "RETRIEVER"),
         ({"openinference.span.kind": "CHAIN"}, "CHAIN"),

@@ -116,6 +116,8 @@ def span_type(attributes: Mapping[str, Any]) -> str:
         return GENAI_OPERATIONS[operation]
     kind = attributes.get("openinference.span.kind")
     if isinstance(kind, str) and kind.upper() in OPENINFERENCE_KINDS:
+        if kind.upper() == "LLM" and _has_messages(attributes):
+            return "CHAT_MODEL"  # OpenInference's LLM covers chat calls; the others tell them apart
         return OPENINFERENCE_KINDS[kind.upper()]
     mlflow = attributes.get("mlflow.spanType")
     if isinstance(mlflow, str) and mlflow.upper() in MLFLOW_TYPES:
@@ -127,6 +129,14 @@ def span_type(attributes: Mapping[str, Any]) -> str:
     if isinstance(request, str) and request.lower() in TRACELOOP_REQUEST_TYPES:
         return TRACELOOP_REQUEST_TYPES[request.lower()]
     return "UNKNOWN"
+
+
+OPENINFERENCE_MESSAGES = ("llm.input_messages.", "llm.output_messages.")
+
+
+def _has_messages(attributes: Mapping[str, Any]) -> bool:
+    """An OpenInference LLM span of a chat call carries its messages, a completion its prompts."""
+    return any(key.startswith(OPENINFERENCE_MESSAGES) for key in attributes)
 
 
 def _first_string(attributes: Mapping[str, Any], keys: Iterable[str]) -> str | None:
