@@ -133,3 +133,41 @@ def test_within_the_bounds_filters_parse():
     parse("span.name IN (" + ", ".join(f"'{i}'" for i in range(MAX_IN_VALUES)) + ")")
     parse("span.name ILIKE 'abc\\\\'")  # an escaped backslash
     parse("trace.execution_time_ms > 9223372036854775807")
+
+
+@pytest.mark.parametrize(
+    ("mlflow", "ours"),
+    [
+        ("status = 'OK'", "trace.status = 'OK'"),
+        ("attributes.status = 'ERROR'", "trace.status = 'ERROR'"),
+        ("attribute.status != 'OK'", "trace.status != 'OK'"),
+        ("timestamp_ms > 1735689600000", "trace.timestamp_ms > 1735689600000"),
+        ("attributes.timestamp > 5", "trace.timestamp_ms > 5"),
+        ("execution_time_ms >= 100", "trace.execution_time_ms >= 100"),
+        ("trace.execution_time < 100", "trace.execution_time_ms < 100"),
+        ("name = 'agent_run'", "trace.name = 'agent_run'"),
+        ("text ILIKE '%timeout%'", "trace.text ILIKE '%timeout%'"),
+        ("metadata.`mlflow.trace.user` = 'alice'", "tags.user = 'alice'"),
+        ("request_metadata.`mlflow.trace.session` = 's-1'", "tags.session = 's-1'"),
+        ("tag.env = 'prod'", "tags.env = 'prod'"),
+        ("expectation.answer = 'yes'", "assessment.answer = 'yes'"),
+        ("status = 'OK' AND tags.k = 'v'", "trace.status = 'OK' AND tags.k = 'v'"),
+    ],
+)
+def test_mlflows_search_keys_read_as_ours(mlflow, ours):
+    """MLflow's trace search grammar (SearchTraceUtils): bare attributes, its prefixes and
+    aliases, and the trace metadata kept as tags."""
+    assert parse(mlflow) == parse(ours)
+
+
+@pytest.mark.parametrize(
+    ("text", "mention"),
+    [
+        ("metadata.`mlflow.sourceRun` = 'r'", "not kept"),
+        ("attributes.run_id = 'r'", "attributes are"),
+        ("run_id = 'r'", "unknown key 'run_id'"),
+    ],
+)
+def test_mlflow_keys_this_store_does_not_keep_are_named(text, mention):
+    with pytest.raises(ParseError, match=mention):
+        parse(text)

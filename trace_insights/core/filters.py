@@ -43,6 +43,34 @@ TRACE_FIELDS = {
 }
 
 
+# MLflow's trace search keys (its SearchTraceUtils), read as ours: its attributes (bare, or
+# after attributes., attribute. or trace.) and the trace metadata Trace Insights keeps as tags.
+MLFLOW_ATTRIBUTES = {
+    "status": "status",
+    "name": "name",
+    "timestamp_ms": "timestamp_ms",
+    "timestamp": "timestamp_ms",
+    "execution_time_ms": "execution_time_ms",
+    "execution_time": "execution_time_ms",
+    "text": "text",
+}
+MLFLOW_METADATA = {"mlflow.trace.user": "user", "mlflow.trace.session": "session"}
+_SCOPES = (
+    "span",
+    "trace",
+    "tags",
+    "tag",
+    "feedback",
+    "assessment",
+    "assessments",
+    "expectation",
+    "attribute",
+    "attributes",
+    "metadata",
+    "request_metadata",
+)
+
+
 class ParseError(ValueError):
     def __init__(self, text: str, position: int, message: str) -> None:
         line = text.count("\n", 0, position) + 1
@@ -262,19 +290,33 @@ class _Parser:
             )
         scope = token.text.lower()
         self.advance()
-        if scope not in ("span", "trace", "tags", "tag", "feedback", "assessment", "assessments"):
+        if scope in MLFLOW_ATTRIBUTES and not self.at_punct("."):
+            return Key("trace", MLFLOW_ATTRIBUTES[scope])  # MLflow's bare ``status = 'OK'``
+        if scope not in _SCOPES:
             raise self.error(
                 token,
                 f"unknown key {token.text!r}; keys start with span., trace., "
-                "tags., feedback. or assessment.",
+                "tags., feedback. or assessment. (or MLflow's attributes. and metadata.)",
             )
         self.expect_punct(".", f"'.' after {token.text}")
         name_token = self.peek()
         name = self.name(f"a field after {scope}.")
         if scope in ("tag", "tags"):
             return Key("tags", name)
-        if scope in ("feedback", "assessment", "assessments"):
+        if scope in ("feedback", "assessment", "assessments", "expectation"):
             return Key("assessment", name)
+        if scope in ("attribute", "attributes") or (scope == "trace" and name in MLFLOW_ATTRIBUTES):
+            if name not in MLFLOW_ATTRIBUTES:
+                known = ", ".join(sorted(MLFLOW_ATTRIBUTES))
+                raise self.error(name_token, f"unknown key {scope}.{name}; attributes are {known}")
+            return Key("trace", MLFLOW_ATTRIBUTES[name])
+        if scope in ("metadata", "request_metadata"):
+            if name not in MLFLOW_METADATA:
+                known = ", ".join(sorted(MLFLOW_METADATA))
+                raise self.error(
+                    name_token, f"metadata key {name!r} is not kept; the kept ones are {known}"
+                )
+            return Key("tags", MLFLOW_METADATA[name])
         if scope == "span" and name == "attributes":
             if self.punct("["):
                 attribute = self.peek()
@@ -357,6 +399,10 @@ class _Parser:
             self.advance()
             return True
         return False
+
+    def at_punct(self, char: str) -> bool:
+        token = self.peek()
+        return token.kind == "punct" and token.text == char
 
     def punct(self, char: str) -> bool:
         token = self.peek()
