@@ -14,8 +14,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def tracking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     running = start_up(tmp_path_factory.mktemp("mlflow") / "data", service_env())
-    mlflow.set_tracking_uri(running.api_url)  # no other module of the suite uses MLflow's client
     try:
+        mlflow.set_tracking_uri(running.api_url)  # no other module of the suite uses MLflow
         yield running
     finally:
         running.stop()
