@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.middleware.gzip import GZipMiddleware
+from starlette.routing import Route
 
 from trace_insights.api import dashboard, errors
 from trace_insights.api.alerts import routes as alerts
@@ -17,9 +18,10 @@ from trace_insights.api.body_limit import BodyLimit
 from trace_insights.api.context import Context
 from trace_insights.api.errors import INVALID_PARAMETER_VALUE, UNAUTHENTICATED, ApiError
 from trace_insights.api.insights import correlation, quality, stream, tags, tools, traffic
-from trace_insights.api.mlflow import experiments, search, traces
+from trace_insights.api.mlflow import experiments, search, traces, version
 
 INSIGHTS_PREFIX = "/api/3.0/mlflow/traces/insights"
+OTLP_TRACES = "/v1/traces"
 REQUESTS = Counter("trace_insights_api_requests", "API requests", ["route", "status"])
 SECONDS = Histogram("trace_insights_api_request_seconds", "API request latency", ["route"])
 
@@ -31,7 +33,9 @@ def create_app(context: Context) -> FastAPI:
         version="0.1.0",
     )
     app.state.context = context
-    app.add_middleware(BodyLimit, max_bytes=context.settings.max_api_body_bytes)
+    app.add_middleware(
+        BodyLimit, max_bytes=context.settings.max_api_body_bytes, exempt=(OTLP_TRACES,)
+    )
     app.add_middleware(GZipMiddleware, minimum_size=1024)  # Starlette leaves SSE uncompressed
     app.state.snapshots = stream.Snapshots()
     errors.install(app)
@@ -54,6 +58,9 @@ def create_app(context: Context) -> FastAPI:
     app.include_router(search.v2, dependencies=guarded, tags=["traces"])
     app.include_router(search.v3, dependencies=guarded, tags=["traces"])
     app.include_router(traces.router, dependencies=guarded, tags=["traces"])
+    app.include_router(version.router)
+    if context.spans is not None:  # it checks the token itself, as the collector does
+        app.router.routes.append(Route(OTLP_TRACES, context.spans, methods=["POST"]))
     dashboard.install(app)
 
     @app.middleware("http")

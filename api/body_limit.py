@@ -10,16 +10,17 @@ from trace_insights.api.errors import INVALID_PARAMETER_VALUE, body
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, exempt: tuple[str, ...] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.exempt = exempt  # paths whose app bounds its own bodies
 
     def message(self) -> str:
         limit = self.max_bytes
         return f"the request body is larger than {limit} bytes (TRACE_INSIGHTS_MAX_API_BODY_BYTES)"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in self.exempt:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")

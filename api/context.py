@@ -9,6 +9,7 @@ from typing import Literal, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.types import ASGIApp
 
 from trace_insights.api.aggregates import Aggregates
 from trace_insights.api.digests import DigestCache
@@ -51,6 +52,9 @@ class Context:
     closing: threading.Event = field(default_factory=threading.Event)  # the server is stopping
     # what else of this process /ready answers for (in ``up``: the aggregator), in words
     checks: list[Callable[[], list[str]]] = field(default_factory=list)
+    # the collector's OTLP/HTTP receiver, served at /v1/traces too: MLflow's client logs spans
+    # to its tracking server there (composed by the wiring; the API imports no collector)
+    spans: ASGIApp | None = None
     digests: DigestCache = field(init=False)
     _seen: set[str] = field(default_factory=set, init=False)  # experiments known to exist
 

@@ -6,7 +6,6 @@ import logging
 import grpc
 import uvicorn
 
-from trace_insights.collector.batcher import PartitionBatcher
 from trace_insights.collector.ingest import Ingestor
 from trace_insights.collector.otlp_grpc import start_server
 from trace_insights.collector.otlp_http import create_app
@@ -23,10 +22,7 @@ class Collector:
     def __init__(self, settings: Settings, producer: SpanProducer) -> None:
         self.settings = settings
         self.producer = producer
-        batcher = PartitionBatcher(
-            producer, settings.max_message_bytes, settings.batch_linger_ms / 1000
-        )
-        self.ingestor = Ingestor(settings, producer, batcher)
+        self.ingestor = Ingestor.over(settings, producer)
         self.http: uvicorn.Server = http_server(
             create_app(self.ingestor), settings.host, settings.otlp_http_port
         )

@@ -25,6 +25,14 @@ class Ingestor:
     producer: SpanProducer
     batcher: PartitionBatcher
 
+    @classmethod
+    def over(cls, settings: Settings, producer: SpanProducer) -> "Ingestor":
+        """The export path over ``producer``, batching as the settings say."""
+        linger_s = settings.batch_linger_ms / 1000
+        return cls(
+            settings, producer, PartitionBatcher(producer, settings.max_message_bytes, linger_s)
+        )
+
     async def export(
         self, request: ExportTraceServiceRequest, experiment_header: str | None, transport: str
     ) -> ExportTraceServiceResponse:

@@ -24,6 +24,7 @@ from trace_insights.api.app import create_app
 from trace_insights.api.context import Context
 from trace_insights.bus import LocalBus
 from trace_insights.collector.app import Collector
+from trace_insights.collector.otlp_http import create_app as create_otlp_app
 from trace_insights.core.settings import Settings
 from trace_insights.generate import Traffic, send
 from trace_insights.serving import http_server, serve_until, stop_on_signals
@@ -95,6 +96,7 @@ async def _serve(settings: Settings, demo: bool) -> None:
             engine=engine,
             publisher=publisher,
             checks=[aggregating],
+            spans=create_otlp_app(collector.ingestor),  # MLflow's client logs spans to the API
         )
         api = http_server(create_app(context), settings.host, settings.api_port)
         alerts = AlertWorker(context)

@@ -13,6 +13,8 @@ service (the aggregator never imports the API's web stack).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -26,6 +28,8 @@ from trace_insights.stores.redis import RedisStore
 from trace_insights.truth.database import create_engine, migrate
 
 if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
     from trace_insights.aggregator.deltas import Policy
     from trace_insights.aggregator.source import Source
     from trace_insights.api.context import AssessmentPublisher
@@ -146,4 +150,26 @@ def run_api(settings: Settings) -> None:
         opened.callback(store.close)
         publisher = open_publisher(settings)
         opened.callback(publisher.close)
-        server.run(Context(settings=settings, store=store, engine=engine, publisher=publisher))
+        spans = open_span_receiver(settings)
+        opened.callback(spans.close)  # after the server stopped: flushes what Kafka owes
+        context = Context(
+            settings=settings, store=store, engine=engine, publisher=publisher, spans=spans.app
+        )
+        server.run(context)
+
+
+@dataclass
+class SpanReceiver:
+    """The collector's OTLP/HTTP receiver over its own producer, for a process that serves it
+    beside something else (the API: MLflow's client logs spans to its tracking server)."""
+
+    app: ASGIApp
+    close: Callable[[], None]
+
+
+def open_span_receiver(settings: Settings) -> SpanReceiver:
+    from trace_insights.collector.ingest import Ingestor
+    from trace_insights.collector.otlp_http import create_app
+
+    producer = open_producer(settings)
+    return SpanReceiver(create_app(Ingestor.over(settings, producer)), producer.close)

@@ -112,6 +112,36 @@ class Deleted(BaseModel):
     pass
 
 
+SPANS_LOCATION = "mlflow.trace.spansLocation"  # MLflow's tag: where a trace's spans are
+
+
+class StartTraceInfo(BaseModel):
+    trace_info: dict[str, Any] = Field(
+        description="MLflow's TraceInfo (v3), as its client sends it"
+    )
+
+    @field_validator("trace_info")
+    @classmethod
+    def _identified(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(value.get("trace_id"), str) or not value["trace_id"]:
+            raise ValueError("must hold a trace_id")
+        if not isinstance(value.get("tags", {}), dict):
+            raise ValueError("tags must be an object")
+        return value
+
+
+class StartTrace(BaseModel):
+    trace: StartTraceInfo
+
+
+class StartedTraceInfo(BaseModel):
+    trace_info: dict[str, Any]
+
+
+class StartedTrace(BaseModel):
+    trace: StartedTraceInfo
+
+
 class SpanOut(BaseModel):
     span_id: str
     parent_span_id: str | None

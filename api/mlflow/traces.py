@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from trace_insights.api.context import Context
 from trace_insights.api.errors import TEMPORARILY_UNAVAILABLE, ApiError, invalid, not_found
 from trace_insights.api.mlflow.schemas import (
+    SPANS_LOCATION,
     AssessmentOut,
     AssessmentResponse,
     CreateAssessment,
@@ -21,6 +22,9 @@ from trace_insights.api.mlflow.schemas import (
     GetTraceResponse,
     Source,
     SpanOut,
+    StartedTrace,
+    StartedTraceInfo,
+    StartTrace,
     TokenUsage,
     TraceData,
     TraceInfo,
@@ -43,6 +47,16 @@ def trace_hex(trace_id: str) -> str:
     if match is None:
         raise invalid(f"trace id {trace_id!r} is not 'tr-' followed by 32 hex digits")
     return match.group(1).lower()
+
+
+@router.post("", response_model=StartedTrace)
+def start_trace(body: StartTrace, request: Request) -> StartedTrace:
+    """MLflow 3's StartTraceV3, which its client calls after logging a trace's spans over
+    OTLP: the spans are the trace here, so the info is answered back, saying the spans are in
+    this store (``mlflow.trace.spansLocation``), so the client does not upload them elsewhere."""
+    info = dict(body.trace.trace_info)
+    info["tags"] = {**(info.get("tags") or {}), SPANS_LOCATION: "TRACKING_STORE"}
+    return StartedTrace(trace=StartedTraceInfo(trace_info=info))
 
 
 @router.get("/{trace_id}", response_model=GetTraceResponse)

@@ -3,10 +3,11 @@ in MLflow's wire format, so its code paths run as they do against an MLflow serv
 
 from collections.abc import Iterator
 
+import httpx
 import mlflow
 import pytest
 
-from tests.support import Running, service_env, start_up
+from tests.support import Running, service_env, start_up, traces_counted, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -28,3 +29,37 @@ def test_set_experiment_creates_a_name_once_and_then_finds_it(tracking):
     assert found.lifecycle_stage == "active"
     by_id = mlflow.set_experiment(experiment_id=created.experiment_id)
     assert by_id.name == "checkout-agent"
+
+
+def test_mlflow_trace_with_only_the_tracking_uri_is_stored_and_counted(tracking):
+    """MLflow's native path: ``GET /version``, the spans over OTLP to ``/v1/traces`` of the
+    tracking server, then StartTraceV3; nothing but the tracking URI configured."""
+    experiment = mlflow.set_experiment("native-tracing")
+
+    @mlflow.trace(span_type="TOOL")
+    def lookup(city: str) -> str:
+        return f"sunny in {city}"
+
+    @mlflow.trace(span_type="AGENT")
+    def agent(question: str) -> str:
+        return lookup(question.split()[-1])
+
+    ids = []
+    for city in ("Paris", "Oslo", "Lima"):
+        agent(f"weather in {city}")
+        ids.append(mlflow.get_last_active_trace_id())
+    mlflow.flush_trace_async_logging()
+    wait_for(
+        lambda: traces_counted(tracking.api_url, experiment.experiment_id) == 3,
+        30,
+        "the three traces counted",
+    )
+    for trace_id in ids:
+        reply = httpx.get(f"{tracking.api_url}/api/3.0/mlflow/traces/{trace_id}")
+        assert reply.status_code == 200, reply.text
+        spans = reply.json()["trace"]["data"]["spans"]
+        assert sorted((s["name"], s["span_type"]) for s in spans) == [
+            ("agent", "AGENT"),
+            ("lookup", "TOOL"),
+        ]
+    assert httpx.get(f"{tracking.api_url}/version").text == "3.17.2"
