@@ -1,14 +1,36 @@
 """Requests and responses of the MLflow-compatible endpoints (MLflow's field names)."""
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    field_validator,
+)
 
 from trace_insights.api.schemas import ExperimentIds
 from trace_insights.core import storable
 from trace_insights.core.assessments import SOURCE_TYPES
 
 FeedbackValue = bool | int | float | str
+
+
+def rfc3339(epoch_ms: int) -> str:
+    """protobuf's JSON form of a Timestamp, which MLflow's client parses."""
+    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# epoch ms inside, MLflow's RFC 3339 string on the wire
+Timestamp = Annotated[
+    int,
+    PlainSerializer(rfc3339, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
 Text = Annotated[str, AfterValidator(storable.text)]  # NUL and lone surrogates → U+FFFD
 
 
@@ -100,8 +122,8 @@ class AssessmentOut(BaseModel):
     source: Source
     feedback: Feedback
     rationale: str | None
-    create_time: int = Field(description="epoch ms")
-    last_update_time: int
+    create_time: Timestamp
+    last_update_time: Timestamp
 
 
 class AssessmentResponse(BaseModel):

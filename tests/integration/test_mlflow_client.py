@@ -1,6 +1,7 @@
 """MLflow's own client (the pinned ``mlflow-tracing``) against ``up``: what it calls is served
 in MLflow's wire format, so its code paths run as they do against an MLflow server."""
 
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -63,3 +64,37 @@ def test_mlflow_trace_with_only_the_tracking_uri_is_stored_and_counted(tracking)
             ("lookup", "TOOL"),
         ]
     assert httpx.get(f"{tracking.api_url}/version").text == "3.17.2"
+
+
+def test_log_feedback_answers_in_mlflows_wire_format_and_is_counted(tracking):
+    from mlflow.entities import AssessmentSource
+
+    experiment = mlflow.set_experiment("feedback")
+
+    @mlflow.trace
+    def answer(question: str) -> str:
+        return question.upper()
+
+    answer("why?")
+    trace_id = mlflow.get_last_active_trace_id()
+    mlflow.flush_trace_async_logging()
+    wait_for(lambda: traces_counted(tracking.api_url, experiment.experiment_id) == 1, 30, "trace")
+    logged = mlflow.log_feedback(
+        trace_id=trace_id,
+        name="correct",
+        value=False,
+        source=AssessmentSource(source_type="HUMAN", source_id="reviewer"),
+        rationale="wrong city",
+    )
+    assert (logged.name, logged.value, logged.rationale) == ("correct", False, "wrong city")
+    assert abs(logged.create_time_ms / 1000 - time.time()) < 60  # parsed from RFC 3339
+
+    def counted() -> dict:
+        reply = httpx.post(
+            f"{tracking.api_url}/api/3.0/mlflow/traces/insights/assessments/metrics",
+            json={"experiment_ids": [experiment.experiment_id], "assessment_name": "correct"},
+        )
+        return reply.json() if reply.status_code == 200 else {}
+
+    wait_for(lambda: counted().get("summary", {}).get("total_count") == 1, 30, "feedback counted")
+    assert counted()["summary"] == {"total_count": 1, "failure_count": 1, "failure_rate": 100.0}
