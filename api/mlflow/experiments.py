@@ -1,8 +1,10 @@
 """Experiments, the subset of MLflow's API the insights need. Experiments that appear in
 ingested data are registered by the aggregator (without a name: their id stands in)."""
 
+import json
 import secrets
 import time
+from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
@@ -10,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from trace_insights.api.context import Context
 from trace_insights.api.errors import RESOURCE_ALREADY_EXISTS, ApiError, invalid, not_found
+from trace_insights.api.mlflow import experiment_search
 from trace_insights.api.mlflow.schemas import (
     CreateExperiment,
     CreateExperimentResponse,
@@ -80,10 +83,13 @@ def search_get(
     request: Request,
     max_results: int = Query(1000, ge=1, le=50_000),
     page_token: str | None = None,
+    filter: str | None = Query(None, max_length=4_000),
+    order_by: Annotated[list[str] | None, Query()] = None,
 ) -> SearchExperimentsResponse:
-    return _search(
-        request.app.state.context, SearchExperiments(max_results=max_results, page_token=page_token)
+    body = SearchExperiments(
+        max_results=max_results, page_token=page_token, filter=filter, order_by=order_by or []
     )
+    return _search(request.app.state.context, body)
 
 
 @router.post("/search", response_model=SearchExperimentsResponse)
@@ -92,17 +98,20 @@ def search_post(body: SearchExperiments, request: Request) -> SearchExperimentsR
 
 
 def _search(context: Context, body: SearchExperiments) -> SearchExperimentsResponse:
-    """Ordered by id; the page token is the last id of the previous page."""
-    query = sa.select(Experiment).order_by(Experiment.experiment_id).limit(body.max_results + 1)
+    """Keyset pages over the order (by id unless asked); a token continues only its query."""
+    order = experiment_search.Order.of(body.order_by)
+    query_key = json.dumps([body.filter or "", body.order_by])
+    query = sa.select(Experiment).where(experiment_search.condition(body.filter))
     if body.page_token:
-        query = query.where(Experiment.experiment_id > body.page_token)
+        query = query.where(order.after(body.page_token, query_key))
+    query = query.order_by(*order.ordering()).limit(body.max_results + 1)
     with context.engine.connect() as connection:
         rows = list(connection.execute(query))
     more = len(rows) > body.max_results
     rows = rows[: body.max_results]
     return SearchExperimentsResponse(
         experiments=[_info(row) for row in rows],
-        next_page_token=rows[-1].experiment_id if more else None,
+        next_page_token=order.token(rows[-1], query_key) if more else None,
     )
 
 

@@ -56,6 +56,11 @@ class GetExperimentResponse(BaseModel):
 class SearchExperiments(BaseModel):
     max_results: int = Field(1000, ge=1, le=50_000)
     page_token: str | None = None
+    filter: str | None = Field(
+        None, max_length=4_000, description="MLflow's: name, creation_time, ... joined by AND"
+    )
+    order_by: list[str] = Field(default_factory=list, description="One of name, creation_time…")
+    view_type: str | None = Field(None, description="Accepted; every experiment here is active")
 
 
 class SearchExperimentsResponse(BaseModel):

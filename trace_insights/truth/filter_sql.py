@@ -127,8 +127,8 @@ class _Compiler:
         if key.scope == "tags":
             tag = self.dialect.json_member(Trace.tags, key.name)
             if tag is not None:
-                return _compare(tag, node.operator, node.value)
-            value = _compare(TraceTag.value, node.operator, node.value)
+                return compare(tag, node.operator, node.value)
+            value = compare(TraceTag.value, node.operator, node.value)
             return self._having(TraceTag.trace_id, None, TraceTag.key == key.name, value)
         if key.scope == "assessment":
             current = self._current_number(node)
@@ -139,9 +139,9 @@ class _Compiler:
                 Assessment.trace_id, Assessment.experiment_id, Assessment.name == key.name, value
             )
         if key.name == "text":
-            content = _compare(Span.content, node.operator, node.value)
+            content = compare(Span.content, node.operator, node.value)
             return self._having(Span.trace_id, Span.experiment_id, content)
-        return _compare(_TRACE_COLUMNS[key.name], node.operator, node.value)
+        return compare(_TRACE_COLUMNS[key.name], node.operator, node.value)
 
     def count(self, node: Count) -> ColumnElement[bool]:
         """The number of matching spans per trace (zero for traces without one)."""
@@ -152,7 +152,7 @@ class _Compiler:
             return sa.not_(present)
         counted = self._counted(node.clause)
         if counted is not None:
-            return _compare(counted, node.operator, node.value)
+            return compare(counted, node.operator, node.value)
         query = (
             sa.select(Span.trace_id.label("trace_id"), sa.func.count().label("n"))
             .where(self.span(node.clause))
@@ -162,7 +162,7 @@ class _Compiler:
             query = query.where(Span.experiment_id.in_(self.experiment_ids))
         table = query.subquery()
         self.tables.append(table)
-        return _compare(sa.func.coalesce(table.c.n, 0), node.operator, node.value)
+        return compare(sa.func.coalesce(table.c.n, 0), node.operator, node.value)
 
     def _present(self, condition: Node) -> ColumnElement[bool] | None:
         """Whether the trace has a span meeting ``condition``, from its span stats (which hold
@@ -213,7 +213,7 @@ class _Compiler:
         assert isinstance(node, Comparison)
         if node.key.attribute:
             return self.typed(Span.attributes, node.key.name, node)
-        return _compare(_SPAN_COLUMNS[node.key.name], node.operator, node.value)
+        return compare(_SPAN_COLUMNS[node.key.name], node.operator, node.value)
 
     def typed(self, column: Any, path: str | None, node: Comparison) -> ColumnElement[bool]:
         """A JSON scalar (the column itself, or its member ``path``) against typed values."""
@@ -236,10 +236,10 @@ class _Compiler:
             if "LIKE" in operator:
                 raise FilterError("LIKE needs a quoted pattern")
             number = sa.case((kind.in_(self.dialect.json_numbers), sa.cast(text, sa.Float)))
-            return _compare(number, operator, value)
+            return compare(number, operator, value)
         if operator in ("<", "<=", ">", ">="):
             raise FilterError(f"{operator} compares numbers; {value!r} is text")
-        return _compare(text, operator, value)
+        return compare(text, operator, value)
 
 
 def json_scalar(column: Any, path: str | None, dialect: dialects.Dialect) -> tuple[Any, Any]:
@@ -266,7 +266,7 @@ _OPERATORS: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
 }
 
 
-def _compare(column: Any, operator: str, value: Any) -> ColumnElement[bool]:
+def compare(column: Any, operator: str, value: Any) -> ColumnElement[bool]:
     compare = _OPERATORS.get(operator)
     if compare is None:
         raise FilterError(f"unknown operator {operator}")
