@@ -83,7 +83,7 @@ class DigestCache:
 
     def _load(self, locations: list[Location]) -> list[TDigest | None]:
         copies = self._store.read_blob_hashes([location.key for location in locations])
-        return [sketch.merged(list(found.values())) if found else None for found in copies]
+        return [sketch.merged(found) if found else None for found in copies]
 
     def _follow(self, experiments: set[str]) -> set[str]:
         """Drops what the experiments' changes name; returns the experiments the cache may

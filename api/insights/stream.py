@@ -177,7 +177,7 @@ def _snapshot(
         [blobs] = context.store.read_blob_hashes(
             [keys.digests(experiment, resolution, start, "latency")]
         )
-        digest = sketch.merged(list(blobs.values())) if blobs else None
+        digest = sketch.merged(blobs) if blobs else None
         update.latency = latency_stats(counts, digest)
     if "tokens" in wanted:
         update.tokens = token_counts(counts)

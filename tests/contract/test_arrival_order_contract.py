@@ -118,7 +118,7 @@ def _aggregates(store, experiment, starts):
         ]
         for metric in metrics:
             copies = store.read_blob_hashes([keys.digests(experiment, resolution, start, metric)])
-            digest = sketch.merged(list(copies[0].values()))
+            digest = sketch.merged(copies[0])
             out[("td", resolution, start, metric)] = (
                 None
                 if digest.is_empty()

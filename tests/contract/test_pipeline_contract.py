@@ -62,9 +62,7 @@ def _check(store, experiment, truth):
         latencies = np.array(expected["latencies"], dtype=float)
         assert bucket[fields.LATENCY_SUM] == pytest.approx(latencies.sum())
         digest = sketch.merged(
-            list(
-                store.read_blob_hashes([keys.digests(experiment, DAY, day, "latency")])[0].values()
-            )
+            store.read_blob_hashes([keys.digests(experiment, DAY, day, "latency")])[0]
         )
         assert digest.n_values == len(latencies)
         assert (digest.min(), digest.max()) == (latencies.min(), latencies.max())

@@ -93,7 +93,7 @@ def test_sdk_traffic_through_two_aggregators_equals_the_ground_truth(
             assert bucket[fields.tool(tool, "calls")] == count
         blobs = store.read_blob_hashes([keys.digests(experiment, DAY, day, "latency")])[0]
         assert len(blobs) > 1, "each partition owns its digest"
-        digest = sketch.merged(list(blobs.values()))
+        digest = sketch.merged(blobs)
         latencies = np.array(expected["latencies"], dtype=float)
         assert_quantiles_close(digest, latencies)
     fences = store.fences(experiment)

@@ -1,5 +1,7 @@
 """Latency and value sketches: fastdigest t-digests, 200 centroids, versioned blobs."""
 
+from collections.abc import Mapping
+
 from fastdigest import TDigest
 
 FORMAT_VERSION = b"\x01"
@@ -28,8 +30,11 @@ def load(blob: bytes) -> TDigest:
     return TDigest.from_bytes(blob[1:])
 
 
-def merged(blobs: list[bytes]) -> TDigest:
-    return combined([load(blob) for blob in blobs])
+def merged(copies: Mapping[str, bytes]) -> TDigest:
+    """A bucket's digest from its copies (one per partition, by field), merged in field order:
+    a t-digest merge depends on order, so the same data gives the same percentiles whatever
+    order the store lists the copies in."""
+    return combined([load(copies[field]) for field in sorted(copies)])
 
 
 def combined(digests: list[TDigest]) -> TDigest:
