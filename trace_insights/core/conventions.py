@@ -65,6 +65,7 @@ TAG_PREFIXES: dict[str, dict[str, str]] = {
     "mlflow.traceTag.": {},  # MLflow's OTLP export of a trace's tags
     "traceloop.association.properties.": {"user_id": "user", "session_id": "session"},
 }
+_ANY_TAG_PREFIX = tuple(TAG_PREFIXES)
 TAG_ATTRIBUTES = {
     "mlflow.trace.user": "user",
     "mlflow.trace.session": "session",
@@ -197,6 +198,8 @@ def trace_tags(attributes: Mapping[str, Any], resource: Mapping[str, Any]) -> di
         if key in attributes:
             tags[name] = _tag_value(attributes[key])
     for key, value in attributes.items():
+        if not key.startswith(_ANY_TAG_PREFIX):  # one check per attribute on the per-span path
+            continue
         for prefix, renamed in TAG_PREFIXES.items():
             if key.startswith(prefix) and len(key) > len(prefix):
                 name = key[len(prefix) :]
