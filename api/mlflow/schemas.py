@@ -10,9 +10,10 @@ from pydantic import (
     PlainSerializer,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
-from trace_insights.api.schemas import ExperimentIds
+from trace_insights.api.schemas import MAX_EXPERIMENTS, ExperimentIds
 from trace_insights.core import storable
 from trace_insights.core.assessments import SOURCE_TYPES
 
@@ -25,11 +26,22 @@ def rfc3339(epoch_ms: int) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def seconds(ms: int) -> str:
+    """protobuf's JSON form of a Duration ("1.500s"), exact for whole milliseconds."""
+    return f"{ms // 1000}.{ms % 1000:03d}s"
+
+
 # epoch ms inside, MLflow's RFC 3339 string on the wire
 Timestamp = Annotated[
     int,
     PlainSerializer(rfc3339, return_type=str),
     WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+# ms inside, protobuf's Duration string on the wire
+Duration = Annotated[
+    int,
+    PlainSerializer(seconds, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": "^[0-9]+\\.[0-9]{3}s$"}),
 ]
 Text = Annotated[str, AfterValidator(storable.text)]  # NUL and lone surrogates → U+FFFD
 
@@ -187,20 +199,27 @@ class SpanOut(BaseModel):
     events: list[str] = Field(description="The span's event names, in order")
 
 
-class TokenUsage(BaseModel):
-    input_tokens: int
-    output_tokens: int
-    total_tokens: int
+class ExperimentLocation(BaseModel):
+    experiment_id: str = Field(min_length=1, max_length=64)
+
+
+class TraceLocation(BaseModel):
+    """MLflow's TraceLocation; an experiment is the only location here."""
+
+    type: Literal["MLFLOW_EXPERIMENT"] = "MLFLOW_EXPERIMENT"
+    mlflow_experiment: ExperimentLocation
 
 
 class TraceInfo(BaseModel):
+    """MLflow's TraceInfoV3. The root span's name is the ``mlflow.traceName`` tag and the
+    token usage the ``mlflow.trace.tokenUsage`` metadata, as MLflow writes them."""
+
     trace_id: str = Field(description="tr-<32 hex>")
-    experiment_id: str
-    request_time: int = Field(description="first span start, epoch ms")
-    execution_duration: int = Field(description="ms")
+    trace_location: TraceLocation
+    request_time: Timestamp = Field(description="first span start")
+    execution_duration: Duration
     state: Literal["OK", "ERROR", "IN_PROGRESS"]
-    name: str | None = Field(description="The root span's name")
-    token_usage: TokenUsage
+    trace_metadata: dict[str, str]
     tags: dict[str, str]
     assessments: list[AssessmentOut]
 
@@ -210,12 +229,45 @@ class TraceData(BaseModel):
 
 
 class TraceOut(BaseModel):
+    """MLflow's GetTraceInfoV3 reply (``trace_info``), with ``data``: the spans as this
+    pipeline normalized them (types, tools, models, tokens), which the dashboard reads."""
+
     trace_info: TraceInfo
     data: TraceData
 
 
 class GetTraceResponse(BaseModel):
     trace: TraceOut
+
+
+OtlpSpanJson = Annotated[
+    dict[str, Any],
+    WithJsonSchema({"type": "object", "description": "An OTLP Span, protobuf JSON"}),
+]
+
+
+class FullTrace(BaseModel):
+    """MLflow's Trace message: the info and the spans as OTLP."""
+
+    trace_info: TraceInfo
+    spans: list[OtlpSpanJson]
+
+
+class GetFullTraceResponse(BaseModel):
+    trace: FullTrace
+
+
+class BatchGetTracesResponse(BaseModel):
+    traces: list[FullTrace]
+
+
+class BatchGetTraceInfos(BaseModel):
+    trace_ids: list[str] = Field(min_length=1, max_length=1_000)
+    experiment_ids: list[str] | None = None
+
+
+class BatchGetTraceInfosResponse(BaseModel):
+    trace_infos: list[TraceInfo]
 
 
 class FilterCorrelationRequest(BaseModel):
@@ -250,7 +302,10 @@ class FilterCorrelationV3(BaseModel):
 
 
 class SearchTraces(BaseModel):
-    experiment_ids: ExperimentIds
+    """Ours (``experiment_ids``) or MLflow 3's (``locations``) scope; one is required."""
+
+    experiment_ids: ExperimentIds | None = None
+    locations: list[TraceLocation] | None = Field(None, max_length=MAX_EXPERIMENTS)
     filter: str | None = Field(None, description="The filter language; all traces if empty")
     order_by: list[str] = Field(
         default_factory=lambda: ["timestamp_ms DESC"],
@@ -260,6 +315,20 @@ class SearchTraces(BaseModel):
     page_token: str | None = None
     start_time: int | None = Field(None, ge=0, description="Traces starting at or after (ms)")
     end_time: int | None = Field(None, ge=0, description="Traces starting before (ms)")
+
+    @model_validator(mode="after")
+    def _scoped(self) -> "SearchTraces":
+        if self.experiment_ids is None:
+            if not self.locations:
+                raise ValueError("give experiment_ids or locations (the experiments to search)")
+            found = [location.mlflow_experiment.experiment_id for location in self.locations]
+            self.experiment_ids = list(dict.fromkeys(found))
+        return self
+
+    @property
+    def scope(self) -> list[str]:
+        assert self.experiment_ids is not None, "set by the validator"
+        return self.experiment_ids
 
 
 class SearchTracesResponse(BaseModel):

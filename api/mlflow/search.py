@@ -19,10 +19,9 @@ from trace_insights.api.mlflow.schemas import (
     FilterCorrelationV3,
     SearchTraces,
     SearchTracesResponse,
-    TokenUsage,
-    TraceInfo,
 )
 from trace_insights.api.mlflow.traces import assessment_out
+from trace_insights.api.mlflow.wire import trace_info
 from trace_insights.core.npmi import Npmi, npmi
 from trace_insights.truth.filter_sql import Compiled
 from trace_insights.truth.models import Assessment, Trace
@@ -106,16 +105,16 @@ def search(body: SearchTraces, request: Request) -> SearchTracesResponse:
     """Keyset pagination on (order column, trace id): every result is reachable, pages stay
     cheap however deep, and a token only continues the query it came from."""
     context: Context = request.app.state.context
-    context.require_experiments(body.experiment_ids)
+    context.require_experiments(body.scope)
     column, descending = _order(body.order_by)
-    query = sa.select(Trace).where(Trace.experiment_id.in_(body.experiment_ids))
+    query = sa.select(Trace).where(Trace.experiment_id.in_(body.scope))
     if body.start_time is not None:
         query = query.where(Trace.timestamp_ms >= body.start_time)
     if body.end_time is not None:
         query = query.where(Trace.timestamp_ms < body.end_time)
     if body.filter and body.filter.strip():
         dialect = context.engine.dialect.name
-        compiled = condition(body.filter, "filter", dialect, body.experiment_ids)
+        compiled = condition(body.filter, "filter", dialect, body.scope)
         query = compiled.joined(query).where(compiled.predicate)
     if body.page_token:
         last_value, last_id = _token_values(body.page_token, body)
@@ -145,24 +144,7 @@ def search(body: SearchTraces, request: Request) -> SearchTracesResponse:
                 .order_by(Assessment.created_ms)
             ):
                 assessed.setdefault(row.trace_id, []).append(assessment_out(row))
-    traces = [
-        TraceInfo(
-            trace_id=f"tr-{row.trace_id}",
-            experiment_id=row.experiment_id,
-            request_time=row.timestamp_ms,
-            execution_duration=row.execution_time_ms,
-            state=row.status,
-            name=row.root_name,
-            token_usage=TokenUsage(
-                input_tokens=row.input_tokens,
-                output_tokens=row.output_tokens,
-                total_tokens=row.total_tokens,
-            ),
-            tags=row.tags,
-            assessments=assessed.get(row.trace_id, []),
-        )
-        for row in rows
-    ]
+    traces = [trace_info(row, assessed.get(row.trace_id, [])) for row in rows]
     token = _token(rows[-1], body, column) if more else None
     return SearchTracesResponse(traces=traces, next_page_token=token)
 
@@ -187,7 +169,7 @@ def _order(order_by: list[str]) -> tuple[Any, bool]:
 def _fingerprint(body: SearchTraces) -> str:
     return json.dumps(
         [
-            sorted(body.experiment_ids),
+            sorted(body.scope),
             body.filter or "",
             body.order_by,
             body.start_time,

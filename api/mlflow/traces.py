@@ -5,10 +5,10 @@ readable here once the aggregator has applied it (typically well under a second)
 import re
 import time
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
 from trace_insights.api.context import Context
 from trace_insights.api.errors import TEMPORARILY_UNAVAILABLE, ApiError, invalid, not_found
@@ -16,24 +16,28 @@ from trace_insights.api.mlflow.schemas import (
     SPANS_LOCATION,
     AssessmentOut,
     AssessmentResponse,
+    BatchGetTraceInfos,
+    BatchGetTraceInfosResponse,
+    BatchGetTracesResponse,
     CreateAssessment,
     Deleted,
     Feedback,
+    FullTrace,
+    GetFullTraceResponse,
     GetTraceResponse,
     Source,
     SpanOut,
     StartedTrace,
     StartedTraceInfo,
     StartTrace,
-    TokenUsage,
     TraceData,
     TraceInfo,
     TraceOut,
     UpdateAssessment,
 )
+from trace_insights.api.mlflow.wire import open_trace_info, otlp_span, trace_info
 from trace_insights.api.publisher import Unavailable
 from trace_insights.core.assessments import Assessment
-from trace_insights.core.records import IN_PROGRESS, trace_times
 from trace_insights.truth.models import Assessment as AssessmentRow
 from trace_insights.truth.models import OpenTrace, Span, Trace
 
@@ -59,67 +63,92 @@ def start_trace(body: StartTrace, request: Request) -> StartedTrace:
     return StartedTrace(trace=StartedTraceInfo(trace_info=info))
 
 
+@router.get("/get", response_model=GetFullTraceResponse)
+def get_full_trace(trace_id: str, request: Request) -> GetFullTraceResponse:
+    """MLflow's GetTrace (v3): the info and the spans as OTLP."""
+    found = _load(request.app.state.context, [trace_hex(trace_id)])
+    if not found:
+        raise not_found(f"trace {trace_id!r} does not exist")
+    info, spans = found[0]
+    return GetFullTraceResponse(
+        trace=FullTrace(trace_info=info, spans=[otlp_span(s) for s in spans])
+    )
+
+
+@router.get("/batchGet", response_model=BatchGetTracesResponse)
+def batch_get_traces(
+    request: Request,
+    trace_ids: Annotated[list[str], Query(min_length=1, max_length=100)],
+    experiment_ids: Annotated[list[str] | None, Query()] = None,
+) -> BatchGetTracesResponse:
+    """MLflow's BatchGetTraces: the traces found, in the order asked; absent ones are left
+    out, as MLflow does."""
+    found = _load(request.app.state.context, [trace_hex(t) for t in trace_ids], experiment_ids)
+    return BatchGetTracesResponse(
+        traces=[
+            FullTrace(trace_info=info, spans=[otlp_span(s) for s in spans]) for info, spans in found
+        ]
+    )
+
+
+@router.post("/batchGetInfos", response_model=BatchGetTraceInfosResponse)
+def batch_get_trace_infos(body: BatchGetTraceInfos, request: Request) -> BatchGetTraceInfosResponse:
+    found = _load(
+        request.app.state.context, [trace_hex(t) for t in body.trace_ids], body.experiment_ids
+    )
+    return BatchGetTraceInfosResponse(trace_infos=[info for info, _ in found])
+
+
 @router.get("/{trace_id}", response_model=GetTraceResponse)
 def get_trace(trace_id: str, request: Request) -> GetTraceResponse:
-    context: Context = request.app.state.context
-    hex_id = trace_hex(trace_id)
-    with context.engine.connect() as connection:
-        trace = connection.execute(sa.select(Trace).where(Trace.trace_id == hex_id)).first()
-        spans = list(
-            connection.execute(
-                sa.select(Span).where(Span.trace_id == hex_id).order_by(Span.start_time_ns)
-            )
-        )
-        assessments = list(
-            connection.execute(
-                sa.select(AssessmentRow)
-                .where(AssessmentRow.trace_id == hex_id)
-                .order_by(AssessmentRow.created_ms)
-            )
-        )
-    if trace is None and not spans:
+    """MLflow's GetTraceInfoV3, with the normalized spans beside the info."""
+    found = _load(request.app.state.context, [trace_hex(trace_id)])
+    if not found:
         raise not_found(f"trace {trace_id!r} does not exist")
-    if trace is not None:
-        info = dict(
-            experiment_id=trace.experiment_id,
-            request_time=trace.timestamp_ms,
-            execution_duration=trace.execution_time_ms,
-            state=trace.status,
-            name=trace.root_name,
-            token_usage=TokenUsage(
-                input_tokens=trace.input_tokens,
-                output_tokens=trace.output_tokens,
-                total_tokens=trace.total_tokens,
-            ),
-            tags=trace.tags,
-        )
-    else:  # still being assembled
-        request_time, execution_duration = trace_times(
-            min(s.start_time_ns for s in spans), max(s.end_time_ns for s in spans)
-        )
-        info = dict(
-            experiment_id=spans[0].experiment_id,
-            request_time=request_time,
-            execution_duration=execution_duration,
-            state=IN_PROGRESS,
-            name=next((s.name for s in spans if s.parent_span_id is None), None),
-            token_usage=TokenUsage(
-                input_tokens=(tokens_in := sum(s.input_tokens or 0 for s in spans)),
-                output_tokens=(tokens_out := sum(s.output_tokens or 0 for s in spans)),
-                total_tokens=tokens_in + tokens_out,
-            ),
-            tags=spans[0].trace_tags,
-        )
+    info, spans = found[0]
     return GetTraceResponse(
-        trace=TraceOut(
-            trace_info=TraceInfo(
-                trace_id=f"tr-{hex_id}",
-                assessments=[assessment_out(a) for a in assessments],
-                **info,
-            ),
-            data=TraceData(spans=[_span(s) for s in spans]),
-        )
+        trace=TraceOut(trace_info=info, data=TraceData(spans=[_span(s) for s in spans]))
     )
+
+
+def _load(
+    context: Context, hex_ids: list[str], experiment_ids: list[str] | None = None
+) -> list[tuple[TraceInfo, list[Any]]]:
+    """The traces among ``hex_ids`` (finalized or still open), in that order, with their
+    spans by start time: three queries whatever the number."""
+    ids = list(dict.fromkeys(hex_ids))
+    with context.engine.connect() as connection:
+        traces = {
+            row.trace_id: row
+            for row in connection.execute(sa.select(Trace).where(Trace.trace_id.in_(ids)))
+        }
+        spans: dict[str, list[Any]] = {}
+        by_start = sa.select(Span).where(Span.trace_id.in_(ids)).order_by(Span.start_time_ns)
+        for row in connection.execute(by_start):
+            spans.setdefault(row.trace_id, []).append(row)
+        assessed: dict[str, list[AssessmentOut]] = {}
+        by_creation = (
+            sa.select(AssessmentRow)
+            .where(AssessmentRow.trace_id.in_(ids))
+            .order_by(AssessmentRow.created_ms)
+        )
+        for assessment in connection.execute(by_creation):
+            assessed.setdefault(assessment.trace_id, []).append(assessment_out(assessment))
+    out = []
+    for hex_id in ids:
+        trace, own = traces.get(hex_id), spans.get(hex_id, [])
+        if trace is not None:
+            info = trace_info(trace, assessed.get(hex_id, []))
+        elif own:  # still being assembled
+            info = open_trace_info(own, assessed.get(hex_id, []))
+        else:
+            continue
+        if (
+            experiment_ids is None
+            or info.trace_location.mlflow_experiment.experiment_id in experiment_ids
+        ):
+            out.append((info, own))
+    return out
 
 
 @router.post("/{trace_id}/assessments", response_model=AssessmentResponse)

@@ -24,6 +24,8 @@ from tests.support import (
     start_up,
     wait_for,
 )
+from trace_insights.api.mlflow.schemas import SPANS_LOCATION, rfc3339, seconds
+from trace_insights.api.mlflow.wire import TRACE_NAME
 from trace_insights.client import TraceInsightsError, TracingClient
 
 pytestmark = pytest.mark.integration
@@ -451,11 +453,18 @@ def _check_resources(client: httpx.Client, experiment: str, traces: list[TraceFa
     assert response.status_code == 200, response.text
     info = response.json()["trace"]["trace_info"]
     assert (info["request_time"], info["execution_duration"], info["state"]) == (
-        trace.timestamp_ms,
-        trace.latency_ms,
+        rfc3339(trace.timestamp_ms),
+        seconds(trace.latency_ms),
         trace.status,
     )
-    assert info["tags"] == trace.tags
+    assert info["trace_location"]["mlflow_experiment"]["experiment_id"] == experiment
+    shown = dict(info["tags"])
+    assert shown.pop(SPANS_LOCATION) == "TRACKING_STORE" and TRACE_NAME in shown
+    del shown[TRACE_NAME]
+    assert shown == trace.tags
+    full = client.get("/api/3.0/mlflow/traces/get", params={"trace_id": f"tr-{trace.trace_id}"})
+    assert full.status_code == 200 and full.json()["trace"]["trace_info"] == info
+    assert len(full.json()["trace"]["spans"]) == sum(trace.kinds.values())
     assert [a["feedback"]["value"] for a in info["assessments"]] == [trace.assessments["correct"]]
     assert len(response.json()["trace"]["data"]["spans"]) == sum(trace.kinds.values())
 
@@ -587,7 +596,10 @@ def _check_filters(api_url: str, client: httpx.Client, body: dict, traces: list[
                 "page_token": token,
             },
         ).json()
-        seen += [(info["execution_duration"], info["trace_id"][3:]) for info in page["traces"]]
+        seen += [
+            (round(float(info["execution_duration"][:-1]) * 1000), info["trace_id"][3:])
+            for info in page["traces"]
+        ]
         pages += 1
         token = page.get("next_page_token")
         if not token:

@@ -1,6 +1,7 @@
 """MLflow's own client (the pinned ``mlflow-tracing``) against ``up``: what it calls is served
 in MLflow's wire format, so its code paths run as they do against an MLflow server."""
 
+import contextlib
 import time
 from collections.abc import Iterator
 
@@ -98,3 +99,68 @@ def test_log_feedback_answers_in_mlflows_wire_format_and_is_counted(tracking):
 
     wait_for(lambda: counted().get("summary", {}).get("total_count") == 1, 30, "feedback counted")
     assert counted()["summary"] == {"total_count": 1, "failure_count": 1, "failure_rate": 100.0}
+
+
+def test_search_traces_and_get_trace_read_mlflows_trace_shape(tracking):
+    from mlflow.tracing.client import TracingClient
+
+    experiment = mlflow.set_experiment("searched")
+
+    @mlflow.trace(span_type="TOOL")
+    def lookup(city: str) -> str:
+        if city == "Atlantis":
+            raise LookupError(city)
+        return f"sunny in {city}"
+
+    @mlflow.trace(span_type="AGENT")
+    def agent(city: str) -> str:
+        return lookup(city)
+
+    started = time.time()
+    ids = {}
+    for city in ("Paris", "Oslo", "Atlantis"):
+        with pytest.raises(LookupError) if city == "Atlantis" else contextlib.nullcontext():
+            agent(city)
+        ids[city] = mlflow.get_last_active_trace_id()
+    mlflow.flush_trace_async_logging()
+    wait_for(lambda: traces_counted(tracking.api_url, experiment.experiment_id) == 3, 30, "traces")
+
+    found = mlflow.search_traces(locations=[experiment.experiment_id], return_type="list")
+    assert sorted(t.info.trace_id for t in found) == sorted(ids.values())
+    assert all(sorted(s.name for s in t.data.spans) == ["agent", "lookup"] for t in found)
+    failed = mlflow.search_traces(
+        locations=[experiment.experiment_id], filter_string="status = 'ERROR'", return_type="list"
+    )
+    assert [t.info.trace_id for t in failed] == [ids["Atlantis"]]
+    oldest_first = mlflow.search_traces(
+        locations=[experiment.experiment_id],
+        order_by=["timestamp_ms ASC"],
+        return_type="list",
+        include_spans=False,
+    )
+    assert [t.info.trace_id for t in oldest_first] == list(ids.values())
+    page = TracingClient().search_traces(locations=[experiment.experiment_id], max_results=2)
+    rest = TracingClient().search_traces(
+        locations=[experiment.experiment_id], max_results=2, page_token=page.token
+    )
+    assert len(page) == 2 and len(rest) == 1 and rest.token is None
+    assert {t.info.trace_id for t in [*page, *rest]} == set(ids.values())
+
+    trace = mlflow.get_trace(ids["Paris"])
+    info = trace.info
+    assert (info.trace_id, info.experiment_id, info.state.value) == (
+        ids["Paris"],
+        experiment.experiment_id,
+        "OK",
+    )
+    assert started - 5 < info.request_time / 1000 < time.time()  # RFC 3339, parsed
+    assert 0 <= info.execution_duration < 5_000  # a protobuf Duration, parsed
+    assert info.tags["mlflow.traceName"] == "agent"
+    spans = {s.name: s for s in trace.data.spans}
+    assert (spans["agent"].span_type, spans["lookup"].span_type) == ("AGENT", "TOOL")
+    assert spans["lookup"].parent_id == spans["agent"].span_id
+    assert (spans["lookup"].inputs, spans["lookup"].outputs) == (
+        {"city": "Paris"},
+        "sunny in Paris",
+    )
+    assert mlflow.get_trace(ids["Atlantis"]).info.state.value == "ERROR"

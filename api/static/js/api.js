@@ -67,3 +67,14 @@ export async function call(method, path, body, signal) {
 }
 
 export const insights = (path, body, signal) => call("POST", `${INSIGHTS}/${path}`, body, signal);
+
+/** What the dashboard shows of MLflow's TraceInfoV3 (RFC 3339 times, "1.5s" durations). */
+export function traceFacts(info) {
+  const usage = info.trace_metadata["mlflow.trace.tokenUsage"];
+  return {
+    startMs: Date.parse(info.request_time),
+    durationMs: Math.round(parseFloat(info.execution_duration) * 1000),
+    totalTokens: usage ? JSON.parse(usage).total_tokens : 0,
+    name: info.tags["mlflow.traceName"] ?? null,
+  };
+}

@@ -2,7 +2,7 @@
 // page at a time (keyset pagination), and one trace as a span waterfall with its attributes,
 // assessments and a feedback form.
 
-import { ApiError, call } from "../api.js";
+import { ApiError, call, traceFacts } from "../api.js";
 import { card, empty, format, h, replace } from "../dom.js";
 
 const PAGE = 25;
@@ -133,6 +133,7 @@ export default class Traces {
       return;
     }
     for (const t of page.traces) {
+      const facts = traceFacts(t);
       const open = () => ctx.set("trace", t.trace_id);
       this.rows.append(
         h(
@@ -144,13 +145,13 @@ export default class Traces {
             h(
               "a",
               { href: "#", onclick: (event) => (event.preventDefault(), open()) },
-              format.time(t.request_time, ctx.zone),
+              format.time(facts.startMs, ctx.zone),
             ),
           ),
           h("td", { class: `status-${t.state}` }, t.state),
-          h("td", { class: "num nowrap" }, format.ms(t.execution_duration)),
-          h("td", { class: "num" }, format.count(t.token_usage.total_tokens)),
-          h("td", {}, t.name ?? "–"),
+          h("td", { class: "num nowrap" }, format.ms(facts.durationMs)),
+          h("td", { class: "num" }, format.count(facts.totalTokens)),
+          h("td", {}, facts.name ?? "–"),
           h(
             "td",
             {},
@@ -204,8 +205,9 @@ export default class Traces {
       throw error;
     }
     const info = trace.trace_info;
+    const facts = traceFacts(info);
     const spans = trace.data.spans;
-    const c = card(info.name ?? info.trace_id, { wide: true, name: "trace" });
+    const c = card(facts.name ?? info.trace_id, { wide: true, name: "trace" });
     c.heading.append(
       h("span", { class: `status-${info.state}` }, info.state),
       h("button", { type: "button", onclick: () => ctx.set("trace", null) }, "Close"),
@@ -224,7 +226,7 @@ export default class Traces {
       h(
         "p",
         {},
-        `${info.trace_id} · ${format.time(info.request_time, ctx.zone)} · ${format.ms(info.execution_duration)} · ${format.count(spans.length)} spans · ${format.count(info.token_usage.total_tokens)} tokens`,
+        `${info.trace_id} · ${format.time(facts.startMs, ctx.zone)} · ${format.ms(facts.durationMs)} · ${format.count(spans.length)} spans · ${format.count(facts.totalTokens)} tokens`,
       ),
       waterfall,
       attributes,
