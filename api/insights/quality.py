@@ -129,7 +129,11 @@ def _sources(context: Context, experiment_ids: list[str], names: list[str]) -> d
         return {}
     query = (
         sa.select(Assessment.name, Assessment.source_type)
-        .where(Assessment.experiment_id.in_(experiment_ids), Assessment.name.in_(names))
+        .where(
+            Assessment.experiment_id.in_(experiment_ids),
+            Assessment.name.in_(names),
+            Assessment.counted(),
+        )
         .group_by(Assessment.name, Assessment.source_type)
     )
     out: dict[str, list[str]] = {}

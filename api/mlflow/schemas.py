@@ -1,5 +1,6 @@
 """Requests and responses of the MLflow-compatible endpoints (MLflow's field names)."""
 
+import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -15,7 +16,7 @@ from pydantic import (
 
 from trace_insights.api.schemas import MAX_EXPERIMENTS, ExperimentIds
 from trace_insights.core import storable
-from trace_insights.core.assessments import SOURCE_TYPES
+from trace_insights.core.assessments import SOURCE_TYPES, check_json
 
 FeedbackValue = bool | int | float | str
 
@@ -105,11 +106,49 @@ class Feedback(BaseModel):
         return storable.text(value) if isinstance(value, str) else value
 
 
+class SerializedValue(BaseModel):
+    serialization_format: Literal["JSON_FORMAT"]
+    value: str = Field(max_length=1_000_000)
+
+
+class Expectation(BaseModel):
+    """MLflow's: the value as protobuf's Value (any JSON), or serialized as JSON text."""
+
+    value: Any = None
+    serialized_value: SerializedValue | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> "Expectation":
+        if self.serialized_value is not None:
+            if "value" in self.model_fields_set:
+                raise ValueError("give value or serialized_value, not both")
+            try:
+                self.value = json.loads(self.serialized_value.value)
+            except ValueError:
+                raise ValueError("serialized_value.value is not JSON") from None
+            self.serialized_value = None
+        elif "value" not in self.model_fields_set:
+            raise ValueError("give value or serialized_value")
+        check_json(self.value)
+        self.value = storable.deep(self.value)
+        return self
+
+
+Metadata = dict[Annotated[Text, Field(max_length=250)], Annotated[Text, Field(max_length=10_000)]]
+
+
 class NewAssessment(BaseModel):
+    """MLflow's Assessment as its client creates one: feedback or an expectation."""
+
     assessment_name: Text = Field(min_length=1, max_length=250)
     source: Source = Field(default_factory=Source)
-    feedback: Feedback
+    feedback: Feedback | None = None
+    expectation: Expectation | None = None
     rationale: Text | None = Field(None, max_length=10_000)
+    metadata: Metadata = Field(default_factory=dict, max_length=100)
+    overrides: str | None = Field(
+        None, max_length=64, description="The feedback this one replaces; it becomes not valid"
+    )
 
     @field_validator("assessment_name")
     @classmethod
@@ -118,18 +157,32 @@ class NewAssessment(BaseModel):
             raise ValueError("must not contain '=' (it separates a dimension from its value)")
         return value
 
+    @model_validator(mode="after")
+    def _kind(self) -> "NewAssessment":
+        if (self.feedback is None) == (self.expectation is None):
+            raise ValueError("give exactly one of feedback and expectation")
+        if self.overrides is not None and self.feedback is None:
+            raise ValueError("only feedback overrides another assessment")
+        return self
+
 
 class CreateAssessment(BaseModel):
     assessment: NewAssessment
 
 
 class AssessmentChange(BaseModel):
-    feedback: Feedback
+    """The fields given change; the others stay (MLflow's ``update_mask`` names the same)."""
+
+    assessment_name: Text | None = Field(None, min_length=1, max_length=250)
+    feedback: Feedback | None = None
+    expectation: Expectation | None = None
     rationale: Text | None = Field(None, max_length=10_000)
+    metadata: Metadata | None = Field(None, max_length=100)
 
 
 class UpdateAssessment(BaseModel):
     assessment: AssessmentChange
+    update_mask: Any = Field(None, description="Accepted; the fields present are changed")
 
 
 class AssessmentOut(BaseModel):
@@ -137,8 +190,12 @@ class AssessmentOut(BaseModel):
     trace_id: str = Field(description="tr-<32 hex>")
     assessment_name: str
     source: Source
-    feedback: Feedback
+    feedback: Feedback | None = None
+    expectation: Expectation | None = None
     rationale: str | None
+    metadata: dict[str, str]
+    overrides: str | None = None
+    valid: bool
     create_time: Timestamp
     last_update_time: Timestamp
 

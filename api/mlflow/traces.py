@@ -21,6 +21,7 @@ from trace_insights.api.mlflow.schemas import (
     BatchGetTracesResponse,
     CreateAssessment,
     Deleted,
+    Expectation,
     Feedback,
     FullTrace,
     GetFullTraceResponse,
@@ -37,7 +38,7 @@ from trace_insights.api.mlflow.schemas import (
 )
 from trace_insights.api.mlflow.wire import open_trace_info, otlp_span, trace_info
 from trace_insights.api.publisher import Unavailable
-from trace_insights.core.assessments import Assessment
+from trace_insights.core.assessments import EXPECTATION, FEEDBACK, Assessment
 from trace_insights.truth.models import Assessment as AssessmentRow
 from trace_insights.truth.models import OpenTrace, Span, Trace
 
@@ -158,21 +159,30 @@ def create_assessment(
     context: Context = request.app.state.context
     hex_id = trace_hex(trace_id)
     experiment = _experiment_of(context, hex_id)
-    now = int(time.time() * 1000)
     new = body.assessment
+    if new.overrides is not None:
+        replaced = _stored(context, hex_id, new.overrides)
+        if replaced.kind != FEEDBACK:
+            raise invalid(
+                f"assessment {new.overrides!r} is an expectation; only feedback is overridden"
+            )
+    now = int(time.time() * 1000)
     assessment = Assessment(
         assessment_id=f"a-{uuid.uuid4().hex}",
         trace_id=hex_id,
         experiment_id=experiment,
         name=new.assessment_name,
-        value=new.feedback.value,
+        value=new.feedback.value if new.feedback is not None else _expected(new.expectation),
         source_type=new.source.source_type,
         source_id=new.source.source_id,
         rationale=new.rationale,
         timestamp_ms=now,
+        kind=FEEDBACK if new.feedback is not None else EXPECTATION,
+        overrides=new.overrides,
+        details=new.metadata,
     )
     _publish(context, assessment)
-    return AssessmentResponse(assessment=_out_of(assessment, created_ms=now))
+    return AssessmentResponse(assessment=_out_of(assessment, created_ms=now, valid=True))
 
 
 @router.get("/{trace_id}/assessments/{assessment_id}", response_model=AssessmentResponse)
@@ -187,19 +197,34 @@ def update_assessment(
 ) -> AssessmentResponse:
     context: Context = request.app.state.context
     row = _stored(context, trace_hex(trace_id), assessment_id)
+    change = body.assessment
+    value = row.value
+    if change.feedback is not None:
+        if row.kind != FEEDBACK:
+            raise invalid(f"assessment {assessment_id!r} is an expectation; give expectation")
+        value = change.feedback.value
+    if change.expectation is not None:
+        if row.kind != EXPECTATION:
+            raise invalid(f"assessment {assessment_id!r} is feedback; give feedback")
+        value = change.expectation.value
     changed = Assessment(
         assessment_id=row.assessment_id,
         trace_id=row.trace_id,
         experiment_id=row.experiment_id,
-        name=row.name,
-        value=body.assessment.feedback.value,
+        name=change.assessment_name if change.assessment_name is not None else row.name,
+        value=value,
         source_type=row.source_type,
         source_id=row.source_id,
-        rationale=body.assessment.rationale,
+        rationale=change.rationale if change.rationale is not None else row.rationale,
         timestamp_ms=int(time.time() * 1000),
+        kind=row.kind,
+        overrides=row.overrides,
+        details=change.metadata if change.metadata is not None else row.details,
     )
     _publish(context, changed)
-    return AssessmentResponse(assessment=_out_of(changed, created_ms=row.created_ms))
+    return AssessmentResponse(
+        assessment=_out_of(changed, created_ms=row.created_ms, valid=row.valid)
+    )
 
 
 @router.delete("/{trace_id}/assessments/{assessment_id}", response_model=Deleted)
@@ -219,9 +244,15 @@ def delete_assessment(trace_id: str, assessment_id: str, request: Request) -> De
             rationale=None,
             timestamp_ms=int(time.time() * 1000),
             deleted=True,
+            kind=row.kind,
         ),
     )
     return Deleted()
+
+
+def _expected(expectation: Expectation | None) -> Any:
+    assert expectation is not None, "the request has feedback or an expectation"
+    return expectation.value
 
 
 def _experiment_of(context: Context, hex_id: str) -> str:
@@ -257,29 +288,73 @@ def _publish(context: Context, assessment: Assessment) -> None:
 
 
 def assessment_out(row: Any) -> AssessmentOut:
-    return AssessmentOut(
+    return _shown(
         assessment_id=row.assessment_id,
-        trace_id=f"tr-{row.trace_id}",
-        assessment_name=row.name,
+        trace_id=row.trace_id,
+        name=row.name,
+        kind=row.kind,
+        value=row.value,
         source=Source(source_type=row.source_type, source_id=row.source_id),
-        feedback=Feedback(value=row.value),
         rationale=row.rationale,
-        create_time=row.created_ms,
-        last_update_time=row.updated_ms,
+        details=row.details,
+        overrides=row.overrides,
+        valid=row.valid,
+        created_ms=row.created_ms,
+        updated_ms=row.updated_ms,
     )
 
 
-def _out_of(assessment: Assessment, created_ms: int) -> AssessmentOut:
-    assert assessment.value is not None, "a deletion is never shown"
-    return AssessmentOut(
+def _out_of(assessment: Assessment, created_ms: int, valid: bool) -> AssessmentOut:
+    """What a write will read back as, answered before the aggregator has applied it."""
+    return _shown(
         assessment_id=assessment.assessment_id,
-        trace_id=f"tr-{assessment.trace_id}",
-        assessment_name=assessment.name,
+        trace_id=assessment.trace_id,
+        name=assessment.name,
+        kind=assessment.kind,
+        value=assessment.value,
         source=Source(source_type=assessment.source_type, source_id=assessment.source_id),
-        feedback=Feedback(value=assessment.value),
         rationale=assessment.rationale,
+        details=assessment.details,
+        overrides=assessment.overrides,
+        valid=valid,
+        created_ms=created_ms,
+        updated_ms=assessment.timestamp_ms,
+    )
+
+
+def _shown(
+    *,
+    assessment_id: str,
+    trace_id: str,
+    name: str,
+    kind: str,
+    value: Any,
+    source: Source,
+    rationale: str | None,
+    details: dict[str, str],
+    overrides: str | None,
+    valid: bool,
+    created_ms: int,
+    updated_ms: int,
+) -> AssessmentOut:
+    feedback = expectation = None
+    if kind == EXPECTATION:
+        expectation = Expectation(value=value)
+    else:
+        feedback = Feedback(value=value)
+    return AssessmentOut(
+        assessment_id=assessment_id,
+        trace_id=f"tr-{trace_id}",
+        assessment_name=name,
+        source=source,
+        feedback=feedback,
+        expectation=expectation,
+        rationale=rationale,
+        metadata=details,
+        overrides=overrides,
+        valid=valid,
         create_time=created_ms,
-        last_update_time=assessment.timestamp_ms,
+        last_update_time=updated_ms,
     )
 
 

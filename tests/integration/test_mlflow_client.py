@@ -138,7 +138,10 @@ def test_search_traces_and_get_trace_read_mlflows_trace_shape(tracking):
         return_type="list",
         include_spans=False,
     )
-    assert [t.info.trace_id for t in oldest_first] == list(ids.values())
+    # traces a millisecond apart may start in the same one: ties go by trace id
+    assert [(t.info.request_time, t.info.trace_id) for t in oldest_first] == sorted(
+        (t.info.request_time, t.info.trace_id) for t in found
+    )
     page = TracingClient().search_traces(locations=[experiment.experiment_id], max_results=2)
     rest = TracingClient().search_traces(
         locations=[experiment.experiment_id], max_results=2, page_token=page.token
@@ -164,3 +167,93 @@ def test_search_traces_and_get_trace_read_mlflows_trace_shape(tracking):
         "sunny in Paris",
     )
     assert mlflow.get_trace(ids["Atlantis"]).info.state.value == "ERROR"
+
+
+def test_override_expectation_update_and_delete_keep_the_counts_exact(tracking):
+    """An override makes the replaced feedback not valid (counted no more, still readable);
+    deleting the override makes it valid again; an expectation is kept and counts nowhere."""
+    from mlflow.entities import AssessmentSource, Feedback
+
+    experiment = mlflow.set_experiment("overrides")
+
+    @mlflow.trace
+    def answer(question: str) -> str:
+        return question[::-1]
+
+    trace_ids = []
+    for question in ("one", "two"):
+        answer(question)
+        trace_ids.append(mlflow.get_last_active_trace_id())
+    mlflow.flush_trace_async_logging()
+    wait_for(lambda: traces_counted(tracking.api_url, experiment.experiment_id) == 2, 30, "traces")
+    judge = AssessmentSource(source_type="LLM_JUDGE", source_id="judge")
+    human = AssessmentSource(source_type="HUMAN", source_id="reviewer")
+    first = mlflow.log_feedback(trace_id=trace_ids[0], name="correct", value=False, source=judge)
+    mlflow.log_feedback(trace_id=trace_ids[1], name="correct", value=False, source=judge)
+    expected = mlflow.log_expectation(
+        trace_id=trace_ids[0], name="expected_facts", value=["a", "b"], source=human
+    )
+    mlflow.log_expectation(trace_id=trace_ids[0], name="expected_answer", value="eno")
+    metrics = _metrics(tracking.api_url, experiment.experiment_id, "correct")
+    wait_for(lambda: metrics()["total_count"] == 2, 30, "two feedbacks counted")
+    assert metrics() == {"total_count": 2, "failure_count": 2, "failure_rate": 100.0}
+
+    override = mlflow.override_feedback(
+        trace_id=trace_ids[0], assessment_id=first.assessment_id, value=True, source=human
+    )
+    assert (override.overrides, override.valid) == (first.assessment_id, True)
+    wait_for(lambda: metrics()["failure_count"] == 1, 30, "the override counted")
+    assert metrics() == {"total_count": 2, "failure_count": 1, "failure_rate": 50.0}
+    replaced = mlflow.get_assessment(trace_ids[0], first.assessment_id)
+    assert (replaced.valid, replaced.value) == (False, False)  # readable, not counted
+    assert _search(trace_ids, experiment, "feedback.correct = false") == [trace_ids[1]]
+
+    got = mlflow.get_assessment(trace_ids[0], expected.assessment_id)
+    assert (type(got).__name__, got.value, got.source.source_id) == (
+        "Expectation",
+        ["a", "b"],
+        "reviewer",
+    )
+    assert _search(trace_ids, experiment, "expectation.expected_answer = 'eno'") == [trace_ids[0]]
+    names = httpx.post(
+        f"{tracking.api_url}/api/3.0/mlflow/traces/insights/assessments/discovery",
+        json={"experiment_ids": [experiment.experiment_id]},
+    ).json()["data"]
+    assert [n["assessment_name"] for n in names] == ["correct"]  # expectations are not feedback
+
+    updated = mlflow.update_assessment(
+        trace_id=trace_ids[0],
+        assessment_id=override.assessment_id,
+        assessment=Feedback(name="correct", value=False, rationale="looked again"),
+    )
+    assert (updated.value, updated.rationale, updated.valid) == (False, "looked again", True)
+    wait_for(lambda: metrics()["failure_count"] == 2, 30, "the update counted")
+
+    mlflow.delete_assessment(trace_ids[0], override.assessment_id)
+    wait_for(lambda: mlflow.get_assessment(trace_ids[0], first.assessment_id).valid, 30, "restored")
+    assert metrics() == {"total_count": 2, "failure_count": 2, "failure_rate": 100.0}
+    trace = mlflow.get_trace(trace_ids[0])
+    shown = {a.name: a for a in trace.info.assessments}
+    assert sorted(shown) == ["correct", "expected_answer", "expected_facts"]
+    assert (shown["correct"].assessment_id, shown["correct"].valid) == (first.assessment_id, True)
+
+
+def _metrics(api_url: str, experiment_id: str, name: str):
+    def summary() -> dict:
+        reply = httpx.post(
+            f"{api_url}/api/3.0/mlflow/traces/insights/assessments/metrics",
+            json={"experiment_ids": [experiment_id], "assessment_name": name},
+        )
+        return reply.json()["summary"] if reply.status_code == 200 else {"total_count": None}
+
+    return summary
+
+
+def _search(trace_ids: list[str], experiment, filter_string: str) -> list[str]:
+    found = mlflow.search_traces(
+        locations=[experiment.experiment_id],
+        filter_string=filter_string,
+        return_type="list",
+        include_spans=False,
+    )
+    return sorted(t.info.trace_id for t in found)

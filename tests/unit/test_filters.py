@@ -150,7 +150,6 @@ def test_within_the_bounds_filters_parse():
         ("metadata.`mlflow.trace.user` = 'alice'", "tags.user = 'alice'"),
         ("request_metadata.`mlflow.trace.session` = 's-1'", "tags.session = 's-1'"),
         ("tag.env = 'prod'", "tags.env = 'prod'"),
-        ("expectation.answer = 'yes'", "assessment.answer = 'yes'"),
         ("status = 'OK' AND tags.k = 'v'", "trace.status = 'OK' AND tags.k = 'v'"),
     ],
 )

@@ -7,8 +7,9 @@ partition owner, and still valid OTLP for any other reader of the topic.
 """
 
 import json
+import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -18,10 +19,13 @@ from trace_insights.core.routing import EXPERIMENT_ATTRIBUTE, check_experiment_i
 
 CARRIER_ATTRIBUTE = "trace_insights.assessment"
 SOURCE_TYPES = ("HUMAN", "LLM_JUDGE", "CODE")
+FEEDBACK, EXPECTATION = "feedback", "expectation"  # only valid feedback is counted
+KINDS = (FEEDBACK, EXPECTATION)
+MAX_DEPTH = 32  # of an expectation's value (a list of expected facts, a JSON document)
 
-Value = bool | int | float | str
+Value = bool | int | float | str  # feedback; an expectation's value is any JSON
 _LIMITS = {"assessment_id": 64, "trace_id": 32, "name": storable.KEY_CHARS}
-_TEXTS = ("name", "value", "source_id", "rationale")  # made storable on the way in
+_TEXTS = ("name", "value", "source_id", "rationale", "details")  # made storable on the way in
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,9 @@ class Assessment:
     rationale: str | None
     timestamp_ms: int
     deleted: bool = False
+    kind: str = FEEDBACK
+    overrides: str | None = None  # the feedback this one replaces (MLflow's override)
+    details: dict[str, str] = field(default_factory=dict)  # MLflow's assessment metadata
 
 
 def encode(assessment: Assessment) -> ExportTraceServiceRequest:
@@ -55,11 +62,15 @@ def decode(document: str) -> Assessment:
         assessment = Assessment(**fields)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"not an assessment: {exc}") from None
+    if assessment.kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}")
     if assessment.deleted:
         if assessment.value is not None:
             raise ValueError("a deletion carries no value")
+    elif assessment.kind == EXPECTATION:
+        check_json(assessment.value)
     elif not isinstance(assessment.value, bool | int | float | str):
-        raise ValueError("an assessment value is a boolean, a number or a string")
+        raise ValueError("a feedback value is a boolean, a number or a string")
     _check_columns(assessment)
     return replace(assessment, **{f: storable.deep(getattr(assessment, f)) for f in _TEXTS})
 
@@ -73,6 +84,30 @@ def _check_columns(assessment: Assessment) -> None:
     check_experiment_id(assessment.experiment_id)
     if assessment.source_type not in SOURCE_TYPES:
         raise ValueError(f"source_type must be one of {', '.join(SOURCE_TYPES)}")
+    if assessment.overrides is not None and not 0 < len(str(assessment.overrides)) <= 64:
+        raise ValueError("overrides must be an assessment id of 1-64 characters")
+    if not isinstance(assessment.details, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in assessment.details.items()
+    ):
+        raise ValueError("details must map strings to strings")
+
+
+def check_json(value: Any, depth: int = 0) -> None:
+    """What a JSON column holds: finite numbers, string keys, bounded nesting."""
+    if depth > MAX_DEPTH:
+        raise ValueError(f"a value nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("a number must be finite")
+    if isinstance(value, list):
+        for item in value:
+            check_json(item, depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError("object keys are strings")
+            check_json(item, depth + 1)
+    elif value is not None and not isinstance(value, bool | int | float | str):
+        raise ValueError("not a JSON value")
 
 
 def value_key(value: Value) -> str:

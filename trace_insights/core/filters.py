@@ -80,8 +80,8 @@ class ParseError(ValueError):
 
 @dataclass(frozen=True)
 class Key:
-    """``scope`` span | trace | tags | assessment; ``name`` the field, tag key, attribute
-    (``attribute`` set for span.attributes) or assessment name."""
+    """``scope`` span | trace | tags | assessment | expectation; ``name`` the field, tag key,
+    attribute (``attribute`` set for span.attributes) or assessment name."""
 
     scope: str
     name: str
@@ -303,8 +303,10 @@ class _Parser:
         name = self.name(f"a field after {scope}.")
         if scope in ("tag", "tags"):
             return Key("tags", name)
-        if scope in ("feedback", "assessment", "assessments", "expectation"):
+        if scope in ("feedback", "assessment", "assessments"):
             return Key("assessment", name)
+        if scope == "expectation":
+            return Key("expectation", name)
         if scope in ("attribute", "attributes") or (scope == "trace" and name in MLFLOW_ATTRIBUTES):
             if name not in MLFLOW_ATTRIBUTES:
                 known = ", ".join(sorted(MLFLOW_ATTRIBUTES))

@@ -189,6 +189,7 @@ def _assessments(sources: Sources) -> list[sa.Select[Any]]:
             u.in_slice,
         )
         .join(universe, Assessment.trace_id == u.trace_id)
+        .where(Assessment.counted())
         .distinct()
         .subquery()
     )

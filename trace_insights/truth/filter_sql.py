@@ -27,6 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
+from trace_insights.core.assessments import EXPECTATION
 from trace_insights.core.filters import And, Comparison, Count, Node, Not, Or, Value
 from trace_insights.truth import dialects, span_stats
 from trace_insights.truth.models import Assessment, Span, Trace, TraceTag
@@ -136,7 +137,20 @@ class _Compiler:
                 return current
             value = self.typed(Assessment.value, None, node)
             return self._having(
-                Assessment.trace_id, Assessment.experiment_id, Assessment.name == key.name, value
+                Assessment.trace_id,
+                Assessment.experiment_id,
+                Assessment.counted(),
+                Assessment.name == key.name,
+                value,
+            )
+        if key.scope == "expectation":
+            value = self.typed(Assessment.value, None, node)
+            return self._having(
+                Assessment.trace_id,
+                Assessment.experiment_id,
+                Assessment.kind == EXPECTATION,
+                Assessment.name == key.name,
+                value,
             )
         if key.name == "text":
             content = compare(Span.content, node.operator, node.value)

@@ -12,6 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from trace_insights.core.assessments import FEEDBACK
+
 Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
@@ -122,8 +124,8 @@ class TraceTag(Base):
 
 
 class Assessment(Base):
-    """Feedback on a trace, its current value; arrives on the span topic (see
-    ``trace_insights.core.assessments``)."""
+    """Feedback or an expectation on a trace, its current value; arrives on the span topic
+    (see ``trace_insights.core.assessments``). Only valid feedback is counted."""
 
     __tablename__ = "assessments"
 
@@ -137,6 +139,15 @@ class Assessment(Base):
     rationale: Mapped[str | None] = mapped_column(sa.Text)
     created_ms: Mapped[int] = mapped_column(sa.BigInteger)
     updated_ms: Mapped[int] = mapped_column(sa.BigInteger)
+    kind: Mapped[str] = mapped_column(sa.String(16), server_default="feedback")
+    valid: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.true())  # not overridden
+    overrides: Mapped[str | None] = mapped_column(sa.String(64))  # the assessment it replaced
+    details: Mapped[dict[str, str]] = mapped_column(Json, server_default="{}")  # MLflow metadata
+
+    @classmethod
+    def counted(cls) -> sa.ColumnElement[bool]:
+        """The rows the aggregates count: valid feedback."""
+        return sa.and_(cls.kind == FEEDBACK, cls.valid)
 
     __table_args__ = (
         sa.Index("ix_assessments_trace_name", "trace_id", "name"),

@@ -310,11 +310,15 @@ export default class Traces {
               info.assessments.map((a) =>
                 h(
                   "tr",
-                  {},
+                  { class: a.valid ? null : "overridden" },
                   h("td", {}, a.assessment_name),
-                  h("td", {}, String(a.feedback.value)),
+                  h(
+                    "td",
+                    {},
+                    a.feedback ? String(a.feedback.value) : `expected: ${JSON.stringify(a.expectation.value)}`,
+                  ),
                   h("td", {}, a.source.source_type),
-                  h("td", {}, a.rationale ?? ""),
+                  h("td", {}, a.valid ? (a.rationale ?? "") : `overridden${a.rationale ? ` · ${a.rationale}` : ""}`),
                 ),
               ),
             ),
