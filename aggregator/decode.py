@@ -1,4 +1,5 @@
-"""Topic records (OTLP ``ExportTraceServiceRequest`` bytes) → canonical spans and assessments."""
+"""Topic records (OTLP ``ExportTraceServiceRequest`` bytes) → canonical spans, assessments and
+trace tag edits."""
 
 import contextlib
 import logging
@@ -10,7 +11,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 
 from trace_insights.aggregator import metrics
 from trace_insights.aggregator.truth.assessments import AssessmentDelivery
-from trace_insights.aggregator.truth.writer import Delivery
+from trace_insights.aggregator.truth.writer import Delivery, TagEditDelivery
 from trace_insights.bus import Record
 from trace_insights.core.assessments import CARRIER_ATTRIBUTE
 from trace_insights.core.assessments import decode as decode_assessment
@@ -22,6 +23,8 @@ from trace_insights.core.routing import (
     check_experiment_id,
 )
 from trace_insights.core.storable import span_problem
+from trace_insights.core.trace_tags import CARRIER_ATTRIBUTE as TAG_CARRIER
+from trace_insights.core.trace_tags import decode as decode_edit
 
 log = logging.getLogger(__name__)
 _throttled = Throttled(log)  # one line a minute per problem, however many spans have it
@@ -31,6 +34,7 @@ _throttled = Throttled(log)  # one line a minute per problem, however many spans
 class Decoded:
     spans: list[Delivery] = field(default_factory=list)
     assessments: list[AssessmentDelivery] = field(default_factory=list)
+    tag_edits: list[TagEditDelivery] = field(default_factory=list)
     undecodable: list[tuple[Record, str]] = field(default_factory=list)  # and why
 
 
@@ -62,6 +66,16 @@ def deliveries(records: list[Record]) -> Decoded:
                     )
                     continue
                 assessments.append(AssessmentDelivery(record.offset, assessment))
+                continue
+            edit = resource.get(TAG_CARRIER)
+            if edit is not None:
+                try:
+                    decoded.tag_edits.append(TagEditDelivery(record.offset, decode_edit(str(edit))))
+                except ValueError as exc:
+                    log.error(
+                        "skipping a malformed trace tag edit",
+                        extra={"fields": {"offset": record.offset, "error": str(exc)}},
+                    )
                 continue
             experiment = _experiment(resource_spans.resource.attributes)
             try:

@@ -236,7 +236,14 @@ class Aggregator:
         with self.engine.begin() as connection:
             clock = max(record.timestamp_ms for record in records)
             finalized = write_batch(
-                connection, partition, batch, assessments, end, clock, self.idle_timeout_ms
+                connection,
+                partition,
+                batch,
+                assessments,
+                decoded.tag_edits,
+                end,
+                clock,
+                self.idle_timeout_ms,
             )
             dead_letters.keep(connection, undecodable)
         for letter in undecodable:

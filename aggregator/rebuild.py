@@ -22,7 +22,7 @@ from trace_insights.aggregator.deltas import Move, Policy, accumulate
 from trace_insights.aggregator.truth.writer import histories
 from trace_insights.core.buckets import WIDTH_MS, Resolution, bucket_start
 from trace_insights.stores.base import NO_FENCE, AggregateStore, Incomplete, Update
-from trace_insights.truth.models import AssessmentEvent, Experiment, Span, Trace
+from trace_insights.truth.models import AssessmentEvent, Experiment, Span, Trace, TraceTagEdit
 
 _CHUNK = 500
 DAY = WIDTH_MS[Resolution.DAY]
@@ -149,6 +149,9 @@ def _last_offsets(connection: sa.Connection, experiment_id: str) -> dict[int, in
         sa.select(AssessmentEvent.src_partition, sa.func.max(AssessmentEvent.src_offset))
         .where(AssessmentEvent.experiment_id == experiment_id, sa.not_(AssessmentEvent.deferred))
         .group_by(AssessmentEvent.src_partition),
+        sa.select(TraceTagEdit.src_partition, sa.func.max(TraceTagEdit.src_offset))
+        .where(TraceTagEdit.experiment_id == experiment_id)
+        .group_by(TraceTagEdit.src_partition),
     ).subquery()
     query = sa.select(parts.c.p, sa.func.max(parts.c.o)).group_by(parts.c.p)
     return {int(partition): int(offset) for partition, offset in connection.execute(query)}

@@ -58,6 +58,7 @@ def create_app(context: Context) -> FastAPI:
     app.include_router(search.v2, dependencies=guarded, tags=["traces"])
     app.include_router(search.v3, dependencies=guarded, tags=["traces"])
     app.include_router(traces.router, dependencies=guarded, tags=["traces"])
+    app.include_router(traces.v2, dependencies=guarded, tags=["traces"])
     app.include_router(version.router)
     if context.spans is not None:  # it checks the token itself, as the collector does
         app.router.routes.append(Route(OTLP_TRACES, context.spans, methods=["POST"]))

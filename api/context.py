@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 import sqlalchemy as sa
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp
 
@@ -16,7 +17,6 @@ from trace_insights.api.digests import DigestCache
 from trace_insights.api.errors import invalid, not_found
 from trace_insights.api.schemas import InsightsRequest, Meta, Overflow
 from trace_insights.api.window import TooManyPeriods, Window, resolve
-from trace_insights.core.assessments import Assessment
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.periods import Unit, zone_of
 from trace_insights.core.settings import Settings
@@ -32,11 +32,11 @@ EDGES: dict[Resolution, Literal["minute", "hour", "day"]] = {
 }
 
 
-class AssessmentPublisher(Protocol):
-    """Sends an assessment (or its deletion) to the aggregators, durably, in its trace's
-    partition; raises ``Unavailable`` when it cannot."""
+class ChangePublisher(Protocol):
+    """Sends a change of a trace (an assessment or its deletion, tag edits) to the
+    aggregators, durably, in the trace's partition; raises ``Unavailable`` when it cannot."""
 
-    def publish(self, assessment: Assessment) -> None: ...
+    def publish(self, trace_id: str, request: ExportTraceServiceRequest) -> None: ...
 
     def ready(self) -> bool: ...
 
@@ -48,7 +48,7 @@ class Context:
     settings: Settings
     store: AggregateStore
     engine: sa.Engine
-    publisher: AssessmentPublisher
+    publisher: ChangePublisher
     closing: threading.Event = field(default_factory=threading.Event)  # the server is stopping
     # what else of this process /ready answers for (in ``up``: the aggregator), in words
     checks: list[Callable[[], list[str]]] = field(default_factory=list)

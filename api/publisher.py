@@ -1,5 +1,5 @@
-"""Where the API sends assessments: the span topic (in the partition of their trace, so they
-are ordered with its spans), or the embedded bus."""
+"""Where the API sends what it changes of a trace (assessments, tag edits): the span topic, in
+the partition of the trace so they are ordered with its spans, or the embedded bus."""
 
 import logging
 import threading
@@ -7,9 +7,9 @@ import time
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from trace_insights.bus import LocalBus
-from trace_insights.core.assessments import Assessment, encode
 from trace_insights.core.routing import partition_for
 from trace_insights.core.settings import Settings
 from trace_insights.kafka_topic import ensure_topic
@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 class Unavailable(Exception):
-    """The assessment could not be made durable now; the client should retry."""
+    """The change could not be made durable now; the client should retry."""
 
 
 class KafkaPublisher:
@@ -32,20 +32,20 @@ class KafkaPublisher:
         self._closed = threading.Event()
         threading.Thread(target=self._connect, name="kafka-connect", daemon=True).start()
 
-    def publish(self, assessment: Assessment) -> None:
+    def publish(self, trace_id: str, request: ExportTraceServiceRequest) -> None:
         producer, partitions = self._producer, self._partitions
         if producer is None:
             raise Unavailable("Kafka is not connected yet")
-        key = bytes.fromhex(assessment.trace_id)
+        key = bytes.fromhex(trace_id)
         try:
             producer.send(
                 self._settings.spans_topic,
-                value=encode(assessment).SerializeToString(),
+                value=request.SerializeToString(),
                 key=key,
                 partition=partition_for(key, partitions),
             ).get(timeout=self._settings.produce_timeout_s)
         except KafkaError as exc:
-            raise Unavailable(f"Kafka did not take the assessment: {exc}") from exc
+            raise Unavailable(f"Kafka did not take the change: {exc}") from exc
 
     def ready(self) -> bool:
         return self._producer is not None
@@ -87,9 +87,9 @@ class BusPublisher:
     def __init__(self, bus: LocalBus) -> None:
         self._bus = bus
 
-    def publish(self, assessment: Assessment) -> None:
-        key = bytes.fromhex(assessment.trace_id)
-        payload = encode(assessment).SerializeToString()
+    def publish(self, trace_id: str, request: ExportTraceServiceRequest) -> None:
+        key = bytes.fromhex(trace_id)
+        payload = request.SerializeToString()
         self._bus.append(partition_for(key, self._bus.partitions), payload, int(time.time() * 1000))
 
     def ready(self) -> bool:

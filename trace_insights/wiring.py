@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from trace_insights.aggregator.deltas import Policy
     from trace_insights.aggregator.source import Source
-    from trace_insights.api.context import AssessmentPublisher
+    from trace_insights.api.context import ChangePublisher
     from trace_insights.collector.producer import SpanProducer
 
 
@@ -96,7 +96,7 @@ def open_producer(settings: Settings, bus: LocalBus | None = None) -> SpanProduc
     return producer
 
 
-def open_publisher(settings: Settings, bus: LocalBus | None = None) -> AssessmentPublisher:
+def open_publisher(settings: Settings, bus: LocalBus | None = None) -> ChangePublisher:
     """Where the API sends assessments."""
     from trace_insights.api.publisher import BusPublisher, KafkaPublisher
 

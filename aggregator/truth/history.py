@@ -2,11 +2,11 @@
 
 Every fact of a trace is a function of what its partition had delivered by an offset: the
 spans it was finalized with, the spans that came late (each with the offset of its first
-delivery), the assessments counted at its finalization, and the assessment changes since. So
-the aggregates hold, for every finalized trace, its state at the fence; a batch moves each
-trace it touched from its state at the fence to its state at the batch's end — a late root or
-a late child moves the trace's status, latency, dimensions and counts, exactly once in effect,
-whatever order the spans came in and however often the batch is replayed.
+delivery), the assessments counted at its finalization, the assessment changes since, and its
+tag edits. So the aggregates hold, for every finalized trace, its state at the fence; a batch
+moves each trace it touched from its state at the fence to its state at the batch's end — a
+late root or a late child moves the trace's status, latency, dimensions and counts, exactly
+once in effect, whatever order the spans came in and however often the batch is replayed.
 """
 
 from collections.abc import Iterable
@@ -32,6 +32,9 @@ class History:
     spans: list[SpanRecord]  # delivered by the finalization (with their trace tags if any late)
     late: list[tuple[int, SpanRecord]] = field(default_factory=list)  # offset order
     events: list[Move] = field(default_factory=list)  # offset order
+    # tag edits (offset, key, value or None), offset order; those up to the finalization
+    # are in its summary, as the spans have them (with their trace tags) when there are any
+    edits: list[tuple[int, str, str | None]] = field(default_factory=list)
 
     @property
     def experiment_id(self) -> str:
@@ -39,7 +42,12 @@ class History:
 
     def changes(self) -> list[int]:
         """The offsets at which the trace's state changed."""
-        return [self.final_offset, *(o for o, _ in self.late), *(e.offset for e in self.events)]
+        return [
+            self.final_offset,
+            *(o for o, _ in self.late),
+            *(e.offset for e in self.events),
+            *(o for o, _, _ in self.edits if o > self.final_offset),
+        ]
 
     def changed_in(self, after: int, end: int) -> bool:
         return any(after < offset <= end for offset in self.changes())
@@ -55,8 +63,9 @@ class History:
         late = [span for at, span in self.late if at <= offset]
         spans = self.spans + late
         summary = self.summary
-        if self.late:  # the row was revised: the state is summarized from its spans
-            summary = summarize(summary.trace_id, summary.experiment_id, spans)
+        if self.late or self.edits:  # the row was revised: summarized from spans and edits
+            edits = [(key, value) for at, key, value in self.edits if at <= offset]
+            summary = summarize(summary.trace_id, summary.experiment_id, spans, edits)
         assessed = _apply(self.summary.assessments, (e for e in self.events if e.offset <= offset))
         return TraceState(replace(summary, assessments=assessed), spans, len(late))
 

@@ -24,6 +24,7 @@ from trace_insights.aggregator.truth.assessments import record as record_assessm
 from trace_insights.aggregator.truth.history import History
 from trace_insights.core.assessments import by_name
 from trace_insights.core.records import SpanRecord, TraceSummary, summarize
+from trace_insights.core.trace_tags import TagEdit
 from trace_insights.truth import dialects, span_stats
 from trace_insights.truth.bulk import insert_ignoring_conflicts
 from trace_insights.truth.models import (
@@ -33,6 +34,7 @@ from trace_insights.truth.models import (
     Span,
     Trace,
     TraceTag,
+    TraceTagEdit,
 )
 
 _CHUNK = 2000
@@ -45,6 +47,15 @@ class Delivery:
     offset: int
     timestamp_ms: int
     span: SpanRecord
+
+
+@dataclass(frozen=True)
+class TagEditDelivery:
+    offset: int
+    edit: TagEdit
+
+
+Edits = dict[str, list[tuple[int, str, str | None]]]  # trace → (offset, key, value), in order
 
 
 @dataclass
@@ -66,6 +77,7 @@ def write_batch(
     partition: int,
     deliveries: Sequence[Delivery],
     assessments: list[AssessmentDelivery],
+    tag_edits: list[TagEditDelivery],
     end_offset: int,
     clock_ms: int,
     idle_timeout_ms: int,
@@ -80,13 +92,18 @@ def write_batch(
     _upsert_experiments(
         connection,
         {d.span.experiment_id for d in first.values()}
-        | {d.assessment.experiment_id for d in assessments},
+        | {d.assessment.experiment_id for d in assessments}
+        | {d.edit.experiment_id for d in tag_edits},
     )
     trace_ids = {d.span.trace_id for d in first.values()}
     assessed = {d.assessment.trace_id for d in assessments}
+    edited = {d.edit.trace_id for d in tag_edits}
     finalized = set(
-        _scalars(connection, sa.select(Trace.trace_id), Trace.trace_id, trace_ids | assessed)
+        _scalars(
+            connection, sa.select(Trace.trace_id), Trace.trace_id, trace_ids | assessed | edited
+        )
     )
+    _record_edits(connection, partition, tag_edits)
     open_ids = trace_ids - finalized
     # traces first seen in this batch have all their spans in hand: no need to read them back
     seen_before = set(
@@ -113,7 +130,7 @@ def write_batch(
     insert_ignoring_conflicts(connection, Span, rows)
     # a finalized trace is summarized anew only for a span it did not have (not for a replay)
     revised = {trace for trace, span in first if trace in reached and (trace, span) not in stored}
-    _revise(connection, revised)
+    _revise(connection, revised | (edited & finalized))
     record_assessments(connection, partition, assessments, finalized)
     rooted = set(whole)
     rooted.update(
@@ -144,10 +161,18 @@ def _revise(connection: sa.Connection, trace_ids: set[str]) -> None:
     query = sa.select(*LIGHT_COLUMNS, Span.trace_tags)
     for row in _rows(connection, query, Span.trace_id, trace_ids):
         spans.setdefault(row.trace_id, []).append(light_record(row, row.trace_tags))
+    placed = sa.select(Trace.trace_id, Trace.final_partition)
+    final = {
+        row.trace_id: row.final_partition
+        for row in _rows(connection, placed, Trace.trace_id, spans)
+    }
+    edits = tag_edits(connection, final)
     rows: list[dict[str, Any]] = []
     tags: list[dict[str, str]] = []
     for trace_id, trace_spans in spans.items():
-        summary = summarize(trace_id, trace_spans[0].experiment_id, trace_spans)
+        summary = summarize(
+            trace_id, trace_spans[0].experiment_id, trace_spans, _pairs(edits.get(trace_id, []))
+        )
         rows.append({"key": trace_id, **_summary_columns(summary, trace_spans)})
         tags.extend({"trace_id": trace_id, "key": k, "value": v} for k, v in summary.tags.items())
     columns = [name for name in rows[0] if name != "key"]
@@ -204,6 +229,17 @@ def owed(
             .distinct()
         )
     )
+    edited = set(
+        connection.scalars(
+            sa.select(TraceTagEdit.trace_id)
+            .where(
+                TraceTagEdit.src_partition == partition,
+                TraceTagEdit.src_offset > after,
+                TraceTagEdit.src_offset <= end,
+            )
+            .distinct()
+        )
+    )
     rows = list(
         connection.execute(
             sa.select(Trace).where(
@@ -213,7 +249,7 @@ def owed(
             )
         )
     )
-    others = (late | moved) - {row.trace_id for row in rows}
+    others = (late | moved | edited) - {row.trace_id for row in rows}
     rows.extend(_rows(connection, sa.select(Trace), Trace.trace_id, others))
     return Owed(after, end, histories(connection, rows, known or {}))
 
@@ -234,10 +270,12 @@ def histories(
             late.setdefault(row.trace_id, []).append(
                 (row.src_offset, light_record(row, row.trace_tags))
             )
+    edits = tag_edits(connection, {t: partition_of[t] for t in unknown})
+    summarized = late.keys() | edits.keys()  # their tags are summarized again: read them
     spans = {trace_id: list(known[trace_id]) for trace_id in fresh}
-    spans.update(final_spans(connection, [t for t in unknown if t not in late]))
+    spans.update(final_spans(connection, [t for t in unknown if t not in summarized]))
     query = sa.select(*LIGHT_COLUMNS, Span.trace_tags).where(sa.not_(Span.late))
-    for row in _rows(connection, query, Span.trace_id, late):
+    for row in _rows(connection, query, Span.trace_id, summarized):
         spans.setdefault(row.trace_id, []).append(light_record(row, row.trace_tags))
     events: dict[str, list[Move]] = {}
     assessed_events = sa.select(AssessmentEvent).where(sa.not_(AssessmentEvent.deferred))
@@ -251,9 +289,42 @@ def histories(
             spans=spans.get(row.trace_id, []),
             late=sorted(late.get(row.trace_id, []), key=lambda item: (item[0], item[1].span_id)),
             events=sorted(events.get(row.trace_id, []), key=lambda move: move.offset),
+            edits=edits.get(row.trace_id, []),
         )
         for row in rows
     ]
+
+
+def _record_edits(
+    connection: sa.Connection, partition: int, deliveries: list[TagEditDelivery]
+) -> None:
+    """One row per delivered edit; a replayed delivery finds its row."""
+    rows = {
+        (d.offset, d.edit.trace_id, d.edit.key): {
+            "src_partition": partition,
+            "src_offset": d.offset,
+            "trace_id": d.edit.trace_id,
+            "key": d.edit.key,
+            "experiment_id": d.edit.experiment_id,
+            "value": d.edit.value,
+        }
+        for d in deliveries  # a later edit of a key in the same record wins
+    }
+    insert_ignoring_conflicts(connection, TraceTagEdit, list(rows.values()))
+
+
+def tag_edits(connection: sa.Connection, partition_of: dict[str, int]) -> Edits:
+    """The traces' tag edits delivered on their partitions, in offset order."""
+    out: Edits = {}
+    query = sa.select(TraceTagEdit).order_by(TraceTagEdit.src_offset, TraceTagEdit.key)
+    for row in _rows(connection, query, TraceTagEdit.trace_id, partition_of):
+        if row.src_partition == partition_of[row.trace_id]:  # else a sender keyed it wrong
+            out.setdefault(row.trace_id, []).append((row.src_offset, row.key, row.value))
+    return out
+
+
+def _pairs(edits: list[tuple[int, str, str | None]]) -> list[tuple[str, str | None]]:
+    return [(key, value) for _, key, value in edits]
 
 
 def final_spans(connection: sa.Connection, trace_ids: list[str]) -> dict[str, list[SpanRecord]]:
@@ -285,8 +356,11 @@ def _finalize(
     rows: list[dict[str, Any]] = []
     tags: list[dict[str, str]] = []
     assessed = current_values(connection, sorted(spans))
+    edits = tag_edits(connection, dict.fromkeys(spans, partition))
     for trace_id, trace_spans in spans.items():
-        summary = summarize(trace_id, trace_spans[0].experiment_id, trace_spans)
+        summary = summarize(
+            trace_id, trace_spans[0].experiment_id, trace_spans, _pairs(edits.get(trace_id, []))
+        )
         rows.append(
             trace_row(
                 summary, trace_spans, partition, end_offset, reason, assessed.get(trace_id, [])

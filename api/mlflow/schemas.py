@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    ConfigDict,
     Field,
     PlainSerializer,
     WithJsonSchema,
@@ -211,23 +212,36 @@ class Deleted(BaseModel):
 SPANS_LOCATION = "mlflow.trace.spansLocation"  # MLflow's tag: where a trace's spans are
 
 
-class StartTraceInfo(BaseModel):
-    trace_info: dict[str, Any] = Field(
-        description="MLflow's TraceInfo (v3), as its client sends it"
-    )
+class ExperimentLocation(BaseModel):
+    experiment_id: str = Field(min_length=1, max_length=64)
 
-    @field_validator("trace_info")
-    @classmethod
-    def _identified(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if not isinstance(value.get("trace_id"), str) or not value["trace_id"]:
-            raise ValueError("must hold a trace_id")
-        if not isinstance(value.get("tags", {}), dict):
-            raise ValueError("tags must be an object")
-        return value
+
+class TraceLocation(BaseModel):
+    """MLflow's TraceLocation; an experiment is the only location here."""
+
+    type: Literal["MLFLOW_EXPERIMENT"] = "MLFLOW_EXPERIMENT"
+    mlflow_experiment: ExperimentLocation
+
+
+class SentTraceInfo(BaseModel):
+    """MLflow's TraceInfo (v3) as its client sends it when a trace ends; the fields read here
+    are checked, the others are answered back as they came."""
+
+    model_config = ConfigDict(extra="allow")
+
+    trace_id: str = Field(min_length=1, max_length=64)
+    trace_location: TraceLocation
+    tags: dict[Text, Text] = Field(default_factory=dict, max_length=1_000)
+    trace_metadata: dict[Text, Text] = Field(default_factory=dict, max_length=1_000)
+    assessments: list[NewAssessment] = Field(default_factory=list, max_length=1_000)
+
+
+class StartTraceBody(BaseModel):
+    trace_info: SentTraceInfo
 
 
 class StartTrace(BaseModel):
-    trace: StartTraceInfo
+    trace: StartTraceBody
 
 
 class StartedTraceInfo(BaseModel):
@@ -236,6 +250,15 @@ class StartedTraceInfo(BaseModel):
 
 class StartedTrace(BaseModel):
     trace: StartedTraceInfo
+
+
+class SetTraceTag(BaseModel):
+    key: Text = Field(min_length=1, max_length=250)
+    value: Text = Field(max_length=8_000)
+
+
+class DeleteTraceTag(BaseModel):
+    key: Text = Field(min_length=1, max_length=250)
 
 
 class SpanOut(BaseModel):
@@ -254,17 +277,6 @@ class SpanOut(BaseModel):
     output_tokens: int | None
     attributes: dict[str, Any]
     events: list[str] = Field(description="The span's event names, in order")
-
-
-class ExperimentLocation(BaseModel):
-    experiment_id: str = Field(min_length=1, max_length=64)
-
-
-class TraceLocation(BaseModel):
-    """MLflow's TraceLocation; an experiment is the only location here."""
-
-    type: Literal["MLFLOW_EXPERIMENT"] = "MLFLOW_EXPERIMENT"
-    mlflow_experiment: ExperimentLocation
 
 
 class TraceInfo(BaseModel):

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from trace_insights.api.context import Context
 from trace_insights.api.errors import TEMPORARILY_UNAVAILABLE, ApiError, invalid, not_found
@@ -21,11 +22,14 @@ from trace_insights.api.mlflow.schemas import (
     BatchGetTracesResponse,
     CreateAssessment,
     Deleted,
+    DeleteTraceTag,
     Expectation,
     Feedback,
     FullTrace,
     GetFullTraceResponse,
     GetTraceResponse,
+    NewAssessment,
+    SetTraceTag,
     Source,
     SpanOut,
     StartedTrace,
@@ -39,10 +43,14 @@ from trace_insights.api.mlflow.schemas import (
 from trace_insights.api.mlflow.wire import open_trace_info, otlp_span, trace_info
 from trace_insights.api.publisher import Unavailable
 from trace_insights.core.assessments import EXPECTATION, FEEDBACK, Assessment
+from trace_insights.core.assessments import encode as encode_assessment
+from trace_insights.core.trace_tags import MLFLOW_METADATA, TagEdit
+from trace_insights.core.trace_tags import encode as encode_edits
 from trace_insights.truth.models import Assessment as AssessmentRow
 from trace_insights.truth.models import OpenTrace, Span, Trace
 
 router = APIRouter(prefix="/api/3.0/mlflow/traces")
+v2 = APIRouter(prefix="/api/2.0/mlflow/traces")  # the tag routes MLflow's client calls
 _TRACE_ID = re.compile(r"^(?:tr-)?([0-9a-fA-F]{32})$")
 
 
@@ -57,11 +65,51 @@ def trace_hex(trace_id: str) -> str:
 @router.post("", response_model=StartedTrace)
 def start_trace(body: StartTrace, request: Request) -> StartedTrace:
     """MLflow 3's StartTraceV3, which its client calls after logging a trace's spans over
-    OTLP: the spans are the trace here, so the info is answered back, saying the spans are in
-    this store (``mlflow.trace.spansLocation``), so the client does not upload them elsewhere."""
-    info = dict(body.trace.trace_info)
-    info["tags"] = {**(info.get("tags") or {}), SPANS_LOCATION: "TRACKING_STORE"}
+    OTLP: the spans are the trace here. The tags, the user and session metadata, and the
+    assessments logged while the trace ran are kept, through the topic (after the spans in
+    the trace's partition); the info is answered back, saying the spans are in this store
+    (``mlflow.trace.spansLocation``), so the client does not upload them elsewhere."""
+    context: Context = request.app.state.context
+    sent = body.trace.trace_info
+    hex_id = trace_hex(sent.trace_id)
+    experiment = sent.trace_location.mlflow_experiment.experiment_id
+    kept = {k: v for k, v in sent.tags.items() if not k.startswith("mlflow.")}
+    metadata = sent.trace_metadata
+    kept |= {tag: metadata[key] for key, tag in MLFLOW_METADATA.items() if key in metadata}
+    if kept:
+        edits = [TagEdit(hex_id, experiment, key, value) for key, value in kept.items()]
+        _send(context, hex_id, encode_edits(edits))
+    for logged in sent.assessments:
+        _publish(context, _new(logged, hex_id, experiment))
+    info = sent.model_dump(mode="json")
+    info["tags"] = {**sent.tags, SPANS_LOCATION: "TRACKING_STORE"}
     return StartedTrace(trace=StartedTraceInfo(trace_info=info))
+
+
+@v2.patch("/{trace_id}/tags", response_model=Deleted)
+@router.patch("/{trace_id}/tags", response_model=Deleted)
+def set_trace_tag(trace_id: str, body: SetTraceTag, request: Request) -> Deleted:
+    """MLflow's SetTraceTag (v2, which its client calls, and v3)."""
+    return _edit(request.app.state.context, trace_id, body.key, body.value)
+
+
+@v2.delete("/{trace_id}/tags", response_model=Deleted)
+@router.delete("/{trace_id}/tags", response_model=Deleted)
+def delete_trace_tag(
+    trace_id: str, request: Request, body: DeleteTraceTag | None = None, key: str | None = None
+) -> Deleted:
+    """MLflow's DeleteTraceTagV3: the key in the body, or as a query parameter."""
+    named = body.key if body is not None else key
+    if not named:
+        raise invalid("missing required field 'key'")
+    return _edit(request.app.state.context, trace_id, named, None)
+
+
+def _edit(context: Context, trace_id: str, key: str, value: str | None) -> Deleted:
+    hex_id = trace_hex(trace_id)
+    experiment = _experiment_of(context, hex_id)
+    _send(context, hex_id, encode_edits([TagEdit(hex_id, experiment, key, value)]))
+    return Deleted()
 
 
 @router.get("/get", response_model=GetFullTraceResponse)
@@ -166,8 +214,15 @@ def create_assessment(
             raise invalid(
                 f"assessment {new.overrides!r} is an expectation; only feedback is overridden"
             )
-    now = int(time.time() * 1000)
-    assessment = Assessment(
+    assessment = _new(new, hex_id, experiment)
+    _publish(context, assessment)
+    return AssessmentResponse(
+        assessment=_out_of(assessment, created_ms=assessment.timestamp_ms, valid=True)
+    )
+
+
+def _new(new: NewAssessment, hex_id: str, experiment: str) -> Assessment:
+    return Assessment(
         assessment_id=f"a-{uuid.uuid4().hex}",
         trace_id=hex_id,
         experiment_id=experiment,
@@ -176,13 +231,11 @@ def create_assessment(
         source_type=new.source.source_type,
         source_id=new.source.source_id,
         rationale=new.rationale,
-        timestamp_ms=now,
+        timestamp_ms=int(time.time() * 1000),
         kind=FEEDBACK if new.feedback is not None else EXPECTATION,
         overrides=new.overrides,
         details=new.metadata,
     )
-    _publish(context, assessment)
-    return AssessmentResponse(assessment=_out_of(assessment, created_ms=now, valid=True))
 
 
 @router.get("/{trace_id}/assessments/{assessment_id}", response_model=AssessmentResponse)
@@ -281,8 +334,12 @@ def _stored(context: Context, hex_id: str, assessment_id: str) -> Any:
 
 
 def _publish(context: Context, assessment: Assessment) -> None:
+    _send(context, assessment.trace_id, encode_assessment(assessment))
+
+
+def _send(context: Context, hex_id: str, request: ExportTraceServiceRequest) -> None:
     try:
-        context.publisher.publish(assessment)
+        context.publisher.publish(hex_id, request)
     except Unavailable as exc:
         raise ApiError(503, TEMPORARILY_UNAVAILABLE, str(exc)) from None
 

@@ -19,11 +19,10 @@ from trace_insights.api.mlflow.schemas import (
     TraceLocation,
 )
 from trace_insights.core.records import IN_PROGRESS, trace_times
+from trace_insights.core.trace_tags import MLFLOW_METADATA
 
 TRACE_NAME = "mlflow.traceName"  # MLflow's tag for the root span's name
 TOKEN_USAGE = "mlflow.trace.tokenUsage"  # MLflow's metadata: JSON of the trace's tokens
-# MLflow keeps a trace's user and session as metadata; here they are the tags user, session
-_METADATA_OF_TAG = {"user": "mlflow.trace.user", "session": "mlflow.trace.session"}
 _STATUS = {
     "OK": Status.STATUS_CODE_OK,
     "ERROR": Status.STATUS_CODE_ERROR,
@@ -78,7 +77,7 @@ def _info(
     tokens_in, tokens_out = tokens
     usage = {"input_tokens": tokens_in, "output_tokens": tokens_out}
     metadata = {TOKEN_USAGE: json.dumps({**usage, "total_tokens": tokens_in + tokens_out})}
-    metadata |= {key: tags[tag] for tag, key in _METADATA_OF_TAG.items() if tag in tags}
+    metadata |= {key: tags[tag] for key, tag in MLFLOW_METADATA.items() if tag in tags}
     shown = {**tags, SPANS_LOCATION: "TRACKING_STORE"}  # every span is in this store
     if name is not None:
         shown[TRACE_NAME] = name

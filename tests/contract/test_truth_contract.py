@@ -35,7 +35,7 @@ def _span(trace: str, span: str, parent: str | None = None, **kwargs) -> SpanRec
 def _write(engine, partition, deliveries, end):
     clock = max(delivery.timestamp_ms for delivery in deliveries)
     with engine.begin() as connection:
-        write_batch(connection, partition, deliveries, [], end, clock, IDLE_MS)
+        write_batch(connection, partition, deliveries, [], [], end, clock, IDLE_MS)
 
 
 def _owed(engine, partition, after, end):

@@ -257,3 +257,54 @@ def _search(trace_ids: list[str], experiment, filter_string: str) -> list[str]:
         include_spans=False,
     )
     return sorted(t.info.trace_id for t in found)
+
+
+def test_trace_tags_from_the_client_are_kept_counted_and_filtered(tracking):
+    """Tags and user/session metadata set while the trace runs (sent with StartTraceV3), then
+    ``set_trace_tag`` and ``delete_trace_tag``: the trace, the search filter and the tag
+    counts of the insights API all read the same tags."""
+    experiment = mlflow.set_experiment("tagged")
+
+    @mlflow.trace
+    def agent(team: str) -> str:
+        mlflow.update_current_trace(
+            tags={"team": team}, metadata={"mlflow.trace.user": f"user-{team}"}
+        )
+        return team.upper()
+
+    ids = {}
+    for team in ("red", "red", "blue"):
+        agent(team)
+        ids.setdefault(team, []).append(mlflow.get_last_active_trace_id())
+    mlflow.flush_trace_async_logging()
+    wait_for(lambda: _tag_counts(tracking, experiment, "team") == {"red": 2, "blue": 1}, 30, "tags")
+    assert _tag_counts(tracking, experiment, "user") == {"user-red": 2, "user-blue": 1}
+    trace = mlflow.get_trace(ids["blue"][0])
+    assert (trace.info.tags["team"], trace.info.trace_metadata["mlflow.trace.user"]) == (
+        "blue",
+        "user-blue",
+    )
+
+    mlflow.set_trace_tag(ids["red"][0], "env", "prod")
+    mlflow.set_trace_tag(ids["blue"][0], "team", "green")
+    mlflow.delete_trace_tag(ids["red"][1], "team")
+    wait_for(lambda: _tag_counts(tracking, experiment, "env") == {"prod": 1}, 30, "set")
+    wait_for(
+        lambda: _tag_counts(tracking, experiment, "team") == {"red": 1, "green": 1}, 30, "moved"
+    )
+    assert _search(ids["red"], experiment, "tags.team = 'red'") == [ids["red"][0]]
+    assert _search(ids["red"], experiment, "tags.env = 'prod' AND tags.team = 'red'") == [
+        ids["red"][0]
+    ]
+    assert "team" not in mlflow.get_trace(ids["red"][1]).info.tags
+    assert mlflow.get_trace(ids["blue"][0]).info.tags["team"] == "green"
+
+
+def _tag_counts(tracking: Running, experiment, key: str) -> dict[str, int]:
+    reply = httpx.post(
+        f"{tracking.api_url}/api/3.0/mlflow/traces/insights/tags/metrics",
+        json={"experiment_ids": [experiment.experiment_id], "tag_key": key},
+    )
+    if reply.status_code != 200:
+        return {}
+    return {value["value"]: value["count"] for value in reply.json()["data"]}

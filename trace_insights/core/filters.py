@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+from trace_insights.core.trace_tags import MLFLOW_METADATA
+
 Value = str | int | float | bool
 Operator = Literal[
     "=", "!=", "<", "<=", ">", ">=", "LIKE", "ILIKE", "NOT LIKE", "NOT ILIKE", "IN", "NOT IN"
@@ -54,7 +56,6 @@ MLFLOW_ATTRIBUTES = {
     "execution_time": "execution_time_ms",
     "text": "text",
 }
-MLFLOW_METADATA = {"mlflow.trace.user": "user", "mlflow.trace.session": "session"}
 _SCOPES = (
     "span",
     "trace",

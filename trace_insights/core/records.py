@@ -1,7 +1,10 @@
 """Canonical span and trace records: what every convention is normalized into."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from trace_insights.core.trace_tags import overlay
 
 SPAN_TYPES = (
     "LLM",
@@ -73,9 +76,15 @@ class TraceSummary:
 IN_PROGRESS = "IN_PROGRESS"
 
 
-def summarize(trace_id: str, experiment_id: str, spans: list[SpanRecord]) -> TraceSummary:
+def summarize(
+    trace_id: str,
+    experiment_id: str,
+    spans: list[SpanRecord],
+    edits: Sequence[tuple[str, str | None]] = (),
+) -> TraceSummary:
     """MLflow's rules: timestamp = first start, duration = last end - first start, status from
-    the root span (ERROR → ERROR, OK/UNSET → OK; no root → IN_PROGRESS)."""
+    the root span (ERROR → ERROR, OK/UNSET → OK; no root → IN_PROGRESS). Tags: the root's
+    first, then the other spans' by start, with the trace's tag ``edits`` laid over them."""
     timestamp_ms, execution_time_ms = trace_times(
         min(span.start_time_ns for span in spans), max(span.end_time_ns for span in spans)
     )
@@ -95,7 +104,7 @@ def summarize(trace_id: str, experiment_id: str, spans: list[SpanRecord]) -> Tra
         input_tokens=sum(span.input_tokens or 0 for span in spans),
         output_tokens=sum(span.output_tokens or 0 for span in spans),
         span_count=len(spans),
-        tags=tags,
+        tags=overlay(tags, edits),
     )
 
 

@@ -174,6 +174,23 @@ class AssessmentEvent(Base):
     __table_args__ = (sa.Index("ix_assessment_events_trace", "trace_id"),)
 
 
+class TraceTagEdit(Base):
+    """A trace tag set (``value``) or removed (null) after the spans, one row per delivery
+    (``core.trace_tags``); a trace's tags are its spans' with its edits laid over them in
+    offset order."""
+
+    __tablename__ = "trace_tag_edits"
+
+    src_partition: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    src_offset: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    trace_id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(250), primary_key=True)
+    experiment_id: Mapped[str] = mapped_column(sa.String(64))
+    value: Mapped[str | None] = mapped_column(sa.Text)
+
+    __table_args__ = (sa.Index("ix_trace_tag_edits_trace", "trace_id"),)
+
+
 class AlertRule(Base):
     """A rule over the aggregates; ``state`` changes by compare-and-set on ``version``, so
     several evaluators (API replicas) never notify twice."""
