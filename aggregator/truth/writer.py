@@ -217,29 +217,8 @@ def owed(
     """
     in_range = (Span.src_partition == partition, Span.src_offset > after, Span.src_offset <= end)
     late = set(connection.scalars(sa.select(Span.trace_id).where(*in_range, Span.late).distinct()))
-    moved = set(
-        connection.scalars(
-            sa.select(AssessmentEvent.trace_id)
-            .where(
-                AssessmentEvent.src_partition == partition,
-                AssessmentEvent.src_offset > after,
-                AssessmentEvent.src_offset <= end,
-                sa.not_(AssessmentEvent.deferred),
-            )
-            .distinct()
-        )
-    )
-    edited = set(
-        connection.scalars(
-            sa.select(TraceTagEdit.trace_id)
-            .where(
-                TraceTagEdit.src_partition == partition,
-                TraceTagEdit.src_offset > after,
-                TraceTagEdit.src_offset <= end,
-            )
-            .distinct()
-        )
-    )
+    moved = _changed(connection, AssessmentEvent, partition, after, end, ~AssessmentEvent.deferred)
+    edited = _changed(connection, TraceTagEdit, partition, after, end)
     rows = list(
         connection.execute(
             sa.select(Trace).where(
@@ -252,6 +231,24 @@ def owed(
     others = (late | moved | edited) - {row.trace_id for row in rows}
     rows.extend(_rows(connection, sa.select(Trace), Trace.trace_id, others))
     return Owed(after, end, histories(connection, rows, known or {}))
+
+
+def _changed(
+    connection: sa.Connection,
+    table: type[AssessmentEvent] | type[TraceTagEdit],
+    partition: int,
+    after: int,
+    end: int,
+    *conditions: sa.ColumnElement[bool],
+) -> set[str]:
+    """The traces with a change (an assessment event, a tag edit) in offsets (after, end]."""
+    query = sa.select(table.trace_id).where(
+        table.src_partition == partition,
+        table.src_offset > after,
+        table.src_offset <= end,
+        *conditions,
+    )
+    return set(connection.scalars(query.distinct()))
 
 
 def histories(

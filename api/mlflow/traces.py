@@ -115,10 +115,7 @@ def _edit(context: Context, trace_id: str, key: str, value: str | None) -> Delet
 @router.get("/get", response_model=GetFullTraceResponse)
 def get_full_trace(trace_id: str, request: Request) -> GetFullTraceResponse:
     """MLflow's GetTrace (v3): the info and the spans as OTLP."""
-    found = _load(request.app.state.context, [trace_hex(trace_id)])
-    if not found:
-        raise not_found(f"trace {trace_id!r} does not exist")
-    info, spans = found[0]
+    info, spans = _one(request.app.state.context, trace_id)
     return GetFullTraceResponse(
         trace=FullTrace(trace_info=info, spans=[otlp_span(s) for s in spans])
     )
@@ -151,13 +148,17 @@ def batch_get_trace_infos(body: BatchGetTraceInfos, request: Request) -> BatchGe
 @router.get("/{trace_id}", response_model=GetTraceResponse)
 def get_trace(trace_id: str, request: Request) -> GetTraceResponse:
     """MLflow's GetTraceInfoV3, with the normalized spans beside the info."""
-    found = _load(request.app.state.context, [trace_hex(trace_id)])
-    if not found:
-        raise not_found(f"trace {trace_id!r} does not exist")
-    info, spans = found[0]
+    info, spans = _one(request.app.state.context, trace_id)
     return GetTraceResponse(
         trace=TraceOut(trace_info=info, data=TraceData(spans=[_span(s) for s in spans]))
     )
+
+
+def _one(context: Context, trace_id: str) -> tuple[TraceInfo, list[Any]]:
+    found = _load(context, [trace_hex(trace_id)])
+    if not found:
+        raise not_found(f"trace {trace_id!r} does not exist")
+    return found[0]
 
 
 def _load(

@@ -1,7 +1,9 @@
 """Fixtures of the integration tests."""
 
+import contextlib
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -23,9 +25,17 @@ IDLE_S = 3  # a rootless trace is finalized after this much silence (tests wait 
 
 @pytest.fixture(params=["services", "up"])
 def deployment(request: pytest.FixtureRequest, tmp_path) -> Iterator[Running]:
-    if request.param == "up":
+    with deployed(request.param, request, tmp_path) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def deployed(kind: str, request: pytest.FixtureRequest, path: Path) -> Iterator[Running]:
+    """``up`` over ``path``, or the cluster processes (collector, aggregator, API) on the
+    test servers with a topic and a schema of their own."""
+    if kind == "up":
         running = start_up(
-            tmp_path / "data", service_env(trace_idle_timeout_s=IDLE_S, webhook_allow_private=True)
+            path / "data", service_env(trace_idle_timeout_s=IDLE_S, webhook_allow_private=True)
         )
         yield running
         assert running.stop() == 0, "up stops cleanly on SIGINT"
