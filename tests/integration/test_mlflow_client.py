@@ -272,6 +272,8 @@ def test_trace_tags_from_the_client_are_kept_counted_and_filtered(tracking):
         mlflow.update_current_trace(
             tags={"team": team}, metadata={"mlflow.trace.user": f"user-{team}"}
         )
+        if team == "blue":  # logged while the trace runs: it travels with StartTraceV3
+            mlflow.log_feedback(trace_id=mlflow.get_active_trace_id(), name="kind", value="no")
         return team.upper()
 
     ids = {}
@@ -281,6 +283,9 @@ def test_trace_tags_from_the_client_are_kept_counted_and_filtered(tracking):
     mlflow.flush_trace_async_logging()
     wait_for(lambda: _tag_counts(tracking, experiment, "team") == {"red": 2, "blue": 1}, 30, "tags")
     assert _tag_counts(tracking, experiment, "user") == {"user-red": 2, "user-blue": 1}
+    kind = _metrics(tracking.api_url, experiment.experiment_id, "kind")
+    wait_for(lambda: kind()["total_count"] == 1, 30, "the in-trace feedback counted")
+    assert kind() == {"total_count": 1, "failure_count": 1, "failure_rate": 100.0}
     trace = mlflow.get_trace(ids["blue"][0])
     assert (trace.info.tags["team"], trace.info.trace_metadata["mlflow.trace.user"]) == (
         "blue",
