@@ -18,7 +18,7 @@ from trace_insights.api.body_limit import BodyLimit
 from trace_insights.api.context import Context
 from trace_insights.api.errors import INVALID_PARAMETER_VALUE, UNAUTHENTICATED, ApiError
 from trace_insights.api.insights import correlation, quality, stream, tags, tools, traffic
-from trace_insights.api.mlflow import experiments, search, traces, version
+from trace_insights.api.mlflow import assessments, experiments, search, traces, version
 
 INSIGHTS_PREFIX = "/api/3.0/mlflow/traces/insights"
 OTLP_TRACES = "/v1/traces"
@@ -59,6 +59,7 @@ def create_app(context: Context) -> FastAPI:
     app.include_router(search.v3, dependencies=guarded, tags=["traces"])
     app.include_router(traces.router, dependencies=guarded, tags=["traces"])
     app.include_router(traces.v2, dependencies=guarded, tags=["traces"])
+    app.include_router(assessments.router, dependencies=guarded, tags=["assessments"])
     app.include_router(version.router)
     if context.spans is not None:  # it checks the token itself, as the collector does
         app.router.routes.append(Route(OTLP_TRACES, context.spans, methods=["POST"]))

@@ -13,6 +13,7 @@ from trace_insights.api.context import Context
 from trace_insights.api.errors import invalid
 from trace_insights.api.figures import finite
 from trace_insights.api.filtering import condition
+from trace_insights.api.mlflow.assessments import assessment_out
 from trace_insights.api.mlflow.schemas import (
     FilterCorrelationRequest,
     FilterCorrelationV2,
@@ -20,7 +21,6 @@ from trace_insights.api.mlflow.schemas import (
     SearchTraces,
     SearchTracesResponse,
 )
-from trace_insights.api.mlflow.traces import assessment_out
 from trace_insights.api.mlflow.wire import trace_info
 from trace_insights.core.npmi import Npmi, npmi
 from trace_insights.truth.filter_sql import Compiled
