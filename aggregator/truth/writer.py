@@ -486,6 +486,7 @@ def span_row(span: SpanRecord, partition: int, offset: int, late: bool) -> dict[
         "output_tokens": span.output_tokens,
         "attributes": span.attributes,
         "events": span.events,
+        "usage": span.usage,
         "trace_tags": span.trace_tags,
         "content": _content(span),
         "src_partition": partition,

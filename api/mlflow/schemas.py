@@ -277,6 +277,10 @@ class SpanOut(BaseModel):
     output_tokens: int | None
     attributes: dict[str, Any]
     events: list[str] = Field(description="The span's event names, in order")
+    usage: dict[str, int] = Field(
+        description="Cache and reasoning tokens it reported, by genai-prices' usage names "
+        "(cache_read_tokens, cache_write_tokens, output_reasoning_tokens)"
+    )
 
 
 class TraceInfo(BaseModel):

@@ -196,4 +196,5 @@ def _span(row: Any) -> SpanOut:
         output_tokens=row.output_tokens,
         attributes=row.attributes,
         events=row.events,
+        usage=row.usage,
     )

@@ -152,6 +152,59 @@ def test_tokens(attributes, expected):
     assert (record.input_tokens, record.output_tokens) == expected
 
 
+@pytest.mark.parametrize(
+    ("attributes", "expected"),
+    [
+        (
+            {
+                "gen_ai.usage.cache_read.input_tokens": 50,
+                "gen_ai.usage.cache_creation.input_tokens": 25,
+                "gen_ai.usage.reasoning.output_tokens": "7",
+            },
+            {"cache_read_tokens": 50, "cache_write_tokens": 25, "output_reasoning_tokens": 7},
+        ),
+        (  # the GenAI names before 1.37, which Traceloop writes
+            {
+                "gen_ai.usage.cache_read_input_tokens": 3,
+                "gen_ai.usage.cache_creation_input_tokens": 4,
+            },
+            {"cache_read_tokens": 3, "cache_write_tokens": 4},
+        ),
+        (
+            {
+                "llm.token_count.prompt_details.cache_read": 11,
+                "llm.token_count.prompt_details.cache_write": 2,
+                "llm.token_count.completion_details.reasoning": 9,
+            },
+            {"cache_read_tokens": 11, "cache_write_tokens": 2, "output_reasoning_tokens": 9},
+        ),
+        (
+            {
+                "mlflow.chat.tokenUsage": json.dumps(
+                    {
+                        "input_tokens": 70,
+                        "cache_read_input_tokens": 60,
+                        "cache_creation_input_tokens": 5,
+                    }
+                )
+            },
+            {"cache_read_tokens": 60, "cache_write_tokens": 5},
+        ),
+        (  # the newer name wins; what is no count is left out
+            {
+                "gen_ai.usage.cache_read.input_tokens": 8,
+                "gen_ai.usage.cache_read_input_tokens": 1,
+                "gen_ai.usage.reasoning.output_tokens": "lots",
+            },
+            {"cache_read_tokens": 8},
+        ),
+        ({"gen_ai.usage.input_tokens": 5}, {}),
+    ],
+)
+def test_usage_details(attributes, expected):
+    assert _record(attributes).usage == expected
+
+
 def test_status_from_otlp_status_and_root():
     assert _record({}, status=2).status == "ERROR"
     assert _record({}, status=1).status == "OK"

@@ -59,6 +59,33 @@ OUTPUT_TOKEN_KEYS = (
     "mlflow.chat.tokenUsage.output_tokens",
 )
 MLFLOW_TOKEN_USAGE = "mlflow.chat.tokenUsage"
+# usage beyond input and output, by genai-prices' names (each is counted within input or
+# output, as the conventions say): the attributes, first found wins, then the field of
+# MLflow's token usage object
+USAGE_DETAILS: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "cache_read_tokens": (
+        (
+            "gen_ai.usage.cache_read.input_tokens",
+            "gen_ai.usage.cache_read_input_tokens",  # the name before GenAI 1.37, Traceloop's
+            "llm.token_count.prompt_details.cache_read",
+            "mlflow.chat.tokenUsage.cache_read_input_tokens",
+        ),
+        "cache_read_input_tokens",
+    ),
+    "cache_write_tokens": (
+        (
+            "gen_ai.usage.cache_creation.input_tokens",
+            "gen_ai.usage.cache_creation_input_tokens",
+            "llm.token_count.prompt_details.cache_write",
+            "mlflow.chat.tokenUsage.cache_creation_input_tokens",
+        ),
+        "cache_creation_input_tokens",
+    ),
+    "output_reasoning_tokens": (
+        ("gen_ai.usage.reasoning.output_tokens", "llm.token_count.completion_details.reasoning"),
+        None,
+    ),
+}
 # span attribute prefixes whose rest is a tag key, with the keys a convention names otherwise
 TAG_PREFIXES: dict[str, dict[str, str]] = {
     "tags.": {},
@@ -164,16 +191,28 @@ def _token_count(value: Any) -> int | None:
     return None
 
 
-def _tokens(attributes: Mapping[str, Any], keys: Iterable[str], usage_field: str) -> int | None:
+def _tokens(
+    attributes: Mapping[str, Any], keys: Iterable[str], usage_field: str | None
+) -> int | None:
     for key in keys:
         if key in attributes:
             count = _token_count(attributes[key])
             if count is not None:
                 return count
     usage = attributes.get(MLFLOW_TOKEN_USAGE)
-    if isinstance(usage, Mapping):
+    if usage_field is not None and isinstance(usage, Mapping):
         return _token_count(usage.get(usage_field))
     return None
+
+
+def usage_details(attributes: Mapping[str, Any]) -> dict[str, int]:
+    """The span's cache and reasoning token counts that it reports (``USAGE_DETAILS``)."""
+    found = {}
+    for name, (keys, usage_field) in USAGE_DETAILS.items():
+        count = _tokens(attributes, keys, usage_field)
+        if count is not None:
+            found[name] = count
+    return found
 
 
 def _tag_value(value: Any) -> str:
@@ -226,6 +265,7 @@ def normalize(span: Span, resource: Mapping[str, Any], experiment_id: str) -> Sp
         model=_first_string(attributes, MODEL_KEYS),
         input_tokens=_tokens(attributes, INPUT_TOKEN_KEYS, "input_tokens"),
         output_tokens=_tokens(attributes, OUTPUT_TOKEN_KEYS, "output_tokens"),
+        usage=usage_details(attributes),
         attributes=attributes,
         trace_tags=trace_tags(attributes, resource),
         events=[storable.text(event.name) for event in span.events],

@@ -44,6 +44,7 @@ class SpanRecord:
     input_tokens: int | None
     output_tokens: int | None
     attributes: dict[str, Any]
+    usage: dict[str, int] = field(default_factory=dict)  # cache and reasoning tokens reported
     trace_tags: dict[str, str] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
 

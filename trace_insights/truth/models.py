@@ -95,6 +95,8 @@ class Span(Base):
     output_tokens: Mapped[int | None] = mapped_column(sa.BigInteger)
     attributes: Mapped[dict[str, Any]] = mapped_column(Json)
     events: Mapped[list[str]] = mapped_column(Json, server_default="[]")  # event names
+    # cache and reasoning tokens, by genai-prices' usage names (core/conventions.py)
+    usage: Mapped[dict[str, int]] = mapped_column(Json, server_default="{}")
     trace_tags: Mapped[dict[str, str]] = mapped_column(Json)
     content: Mapped[str] = mapped_column(sa.Text)  # for span.content searches
     src_partition: Mapped[int] = mapped_column(sa.Integer)

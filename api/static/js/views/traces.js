@@ -220,6 +220,7 @@ export default class Traces {
         span.status_message ? h("p", { class: "error" }, span.status_message) : null,
         h("pre", { class: "attributes", "aria-label": "Attributes" }, JSON.stringify(span.attributes, null, 2)),
         span.events.length ? h("p", { class: "events" }, h("strong", {}, "Events: "), span.events.join(" · ")) : null,
+        usageLine(span),
       );
     });
     c.body.append(
@@ -379,4 +380,17 @@ export default class Traces {
     section.append(form);
     return section;
   }
+}
+
+const USAGE = {
+  cache_read_tokens: "cache read",
+  cache_write_tokens: "cache write",
+  output_reasoning_tokens: "reasoning",
+};
+
+function usageLine(span) {
+  const parts = Object.entries(span.usage).map(([k, n]) => `${USAGE[k] ?? k} ${format.count(n)}`);
+  if (span.input_tokens == null && span.output_tokens == null && !parts.length) return null;
+  const tokens = `${format.count(span.input_tokens ?? 0)} in · ${format.count(span.output_tokens ?? 0)} out`;
+  return h("p", { class: "usage" }, h("strong", {}, "Tokens: "), [tokens, ...parts].join(" · "));
 }
