@@ -1,9 +1,9 @@
 """Renders the dashboard's views into docs/img/ from a fresh ``trace-insights up --demo``.
 
 Run by hand: ``.venv/bin/python scripts/screenshots.py [--seconds 40]``. The demo's traffic
-runs for ``--seconds``; then feedback is added to some of its traces (so Quality has cards) and
-one alert rule is created, and headless Chromium (Debian's ``chromium``) takes each view at
-1280x800, plus Traffic & Cost in a narrow window.
+runs for ``--seconds`` (its judge logs ``correct``); then numeric and string feedback is added
+(so Quality shows each kind of card) and one alert rule is created, and headless Chromium
+(Debian's ``chromium``) takes each view at 1280x800, plus Traffic & Cost in a narrow window.
 """
 
 import argparse
@@ -54,9 +54,7 @@ def _feedback(base: str) -> None:
         f"{base}/api/3.0/mlflow/traces/search", json={"experiment_ids": ["0"], "max_results": 120}
     ).json()["traces"]
     for i, trace in enumerate(traces):
-        failed = trace["state"] == "ERROR" or i % 5 == 0
         for name, value in [
-            ("correct", "no" if failed else "yes"),
             ("helpfulness", round(1 + (i * 7 % 40) / 10, 1)),
             ("topic", ["billing", "weather", "travel", "support"][i % 4]),
         ]:

@@ -474,9 +474,10 @@ def start_up(
     command: tuple[str, ...] = PRODUCT,
     cwd: Path = ROOT,
     log: Path | None = None,
+    demo: bool = False,
 ) -> Running:
     """``trace-insights up`` over ``data_dir``, on ``ports`` (free ones unless given: a restart
-    passes the first run's), once its API is ready."""
+    passes the first run's), once its API is ready; with its demo traffic if ``demo``."""
     api, http, grpc = ports or free_ports()
     args = [
         "up",
@@ -488,6 +489,7 @@ def start_up(
         str(http),
         "--otlp-grpc-port",
         str(grpc),
+        *(["--demo"] if demo else []),
     ]
     return start_process(args, env, api, http, command, cwd, log)
 

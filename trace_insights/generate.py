@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import httpx
 import typer
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -45,6 +46,7 @@ class Sent:
     traces: int
     spans: int
     failed_spans: int
+    roots: list[tuple[str, bool]]  # (trace id in hex, whether the root failed), as exported
 
 
 class Traffic:
@@ -149,16 +151,23 @@ class Traffic:
 
 
 class _CountingExporter(SpanExporter):
-    """Counts what the collector refused after the SDK's own retries."""
+    """Counts what the collector refused after the SDK's own retries, and notes the traces it
+    took (the demo judges some of them)."""
 
     def __init__(self, inner: SpanExporter) -> None:
         self.inner = inner
         self.failed = 0
+        self.roots: list[tuple[str, bool]] = []
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         result = self.inner.export(spans)
         if result is not SpanExportResult.SUCCESS:
             self.failed += len(spans)
+            return result
+        for span in spans:
+            if span.parent is None and span.context is not None:
+                failed = span.status.status_code is StatusCode.ERROR
+                self.roots.append((f"{span.context.trace_id:032x}", failed))
         return result
 
     def shutdown(self) -> None:
@@ -221,4 +230,31 @@ def send(
             bar.update(1)
     provider.force_flush()
     provider.shutdown()
-    return Sent(traces=traces, spans=spans, failed_spans=exporter.failed)
+    return Sent(traces=traces, spans=spans, failed_spans=exporter.failed, roots=exporter.roots)
+
+
+def judge(
+    api_url: str, roots: list[tuple[str, bool]], rnd: random.Random, token: str | None
+) -> int:
+    """An LLM judge's feedback (``correct``: yes or no, "no" likelier where the trace failed)
+    on some of the traces, through the API as any client would; returns how many it logged. A
+    trace not yet ingested is skipped (the API's 404)."""
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    logged = 0
+    with httpx.Client(base_url=api_url, headers=headers, timeout=10.0) as client:
+        for trace_id, failed in roots:
+            if rnd.random() >= 0.4:
+                continue
+            wrong = rnd.random() < (0.7 if failed else 0.1)
+            assessment = {
+                "assessment_name": "correct",
+                "source": {"source_type": "LLM_JUDGE", "source_id": "demo-judge"},
+                "feedback": {"value": "no" if wrong else "yes"},
+                "rationale": "the answer misses the question" if wrong else None,
+            }
+            reply = client.post(
+                f"/api/3.0/mlflow/traces/tr-{trace_id}/assessments",
+                json={"assessment": assessment},
+            )
+            logged += reply.status_code == 200
+    return logged

@@ -26,7 +26,7 @@ from trace_insights.bus import LocalBus
 from trace_insights.collector.app import Collector
 from trace_insights.collector.otlp_http import create_app as create_otlp_app
 from trace_insights.core.settings import Settings
-from trace_insights.generate import Traffic, send
+from trace_insights.generate import Traffic, judge, send
 from trace_insights.serving import http_server, serve_until, stop_on_signals
 from trace_insights.wiring import (
     open_bus,
@@ -137,13 +137,16 @@ def _drain(bus: LocalBus) -> None:
 
 
 def _demo(settings: Settings, halt: threading.Event) -> None:
-    """A trickle of realistic agent traffic through the collector, until stopped."""
+    """A trickle of realistic agent traffic through the collector, and an LLM judge's feedback
+    on some of the previous round's traces through the API, until stopped."""
     endpoint = f"http://{settings.host}:{settings.otlp_http_port}"
+    api_url = f"http://{settings.host}:{settings.api_port}"
     traffic = Traffic(seed=None)
     token = settings.auth_token.get_secret_value() if settings.auth_token else None
+    previous: list[tuple[str, bool]] = []
     while not halt.is_set():
         try:
-            send(
+            sent = send(
                 traffic,
                 endpoint=endpoint,
                 protocol="http",
@@ -152,6 +155,8 @@ def _demo(settings: Settings, halt: threading.Event) -> None:
                 experiment_id=DEMO_EXPERIMENT,
                 token=token,
             )
+            judge(api_url, previous, traffic.random, token)  # ingested by now
+            previous = sent.roots
         except Exception as exc:  # the demo must never take the pipeline down
             log.warning("demo traffic failed", extra={"fields": {"error": str(exc)}})
             halt.wait(1.0)
