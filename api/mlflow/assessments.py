@@ -155,71 +155,41 @@ def publish(context: Context, assessment: Assessment) -> None:
 
 
 def assessment_out(row: Any) -> AssessmentOut:
-    return _shown(
+    """An ``assessments`` row (or one not stored yet) in MLflow's shape."""
+    value = row.value
+    return AssessmentOut(
         assessment_id=row.assessment_id,
-        trace_id=row.trace_id,
-        name=row.name,
-        kind=row.kind,
-        value=row.value,
+        trace_id=f"tr-{row.trace_id}",
+        assessment_name=row.name,
         source=Source(source_type=row.source_type, source_id=row.source_id),
+        feedback=Feedback(value=value) if row.kind == FEEDBACK else None,
+        expectation=Expectation(value=value) if row.kind == EXPECTATION else None,
         rationale=row.rationale,
-        details=row.details,
+        metadata=row.details,
         overrides=row.overrides,
         valid=row.valid,
-        created_ms=row.created_ms,
-        updated_ms=row.updated_ms,
+        create_time=row.created_ms,
+        last_update_time=row.updated_ms,
     )
 
 
 def _out_of(assessment: Assessment, created_ms: int, valid: bool) -> AssessmentOut:
     """What a write will read back as, answered before the aggregator has applied it."""
-    return _shown(
-        assessment_id=assessment.assessment_id,
-        trace_id=assessment.trace_id,
-        name=assessment.name,
-        kind=assessment.kind,
-        value=assessment.value,
-        source=Source(source_type=assessment.source_type, source_id=assessment.source_id),
-        rationale=assessment.rationale,
-        details=assessment.details,
-        overrides=assessment.overrides,
-        valid=valid,
-        created_ms=created_ms,
-        updated_ms=assessment.timestamp_ms,
-    )
-
-
-def _shown(
-    *,
-    assessment_id: str,
-    trace_id: str,
-    name: str,
-    kind: str,
-    value: Any,
-    source: Source,
-    rationale: str | None,
-    details: dict[str, str],
-    overrides: str | None,
-    valid: bool,
-    created_ms: int,
-    updated_ms: int,
-) -> AssessmentOut:
-    feedback = expectation = None
-    if kind == EXPECTATION:
-        expectation = Expectation(value=value)
-    else:
-        feedback = Feedback(value=value)
-    return AssessmentOut(
-        assessment_id=assessment_id,
-        trace_id=f"tr-{trace_id}",
-        assessment_name=name,
-        source=source,
-        feedback=feedback,
-        expectation=expectation,
-        rationale=rationale,
-        metadata=details,
-        overrides=overrides,
-        valid=valid,
-        create_time=created_ms,
-        last_update_time=updated_ms,
+    return assessment_out(
+        AssessmentRow(
+            assessment_id=assessment.assessment_id,
+            trace_id=assessment.trace_id,
+            experiment_id=assessment.experiment_id,
+            name=assessment.name,
+            value=assessment.value,
+            source_type=assessment.source_type,
+            source_id=assessment.source_id,
+            rationale=assessment.rationale,
+            created_ms=created_ms,
+            updated_ms=assessment.timestamp_ms,
+            kind=assessment.kind,
+            valid=valid,
+            overrides=assessment.overrides,
+            details=assessment.details,
+        )
     )

@@ -92,15 +92,9 @@ def test_log_feedback_answers_in_mlflows_wire_format_and_is_counted(tracking):
     assert (logged.name, logged.value, logged.rationale) == ("correct", False, "wrong city")
     assert abs(logged.create_time_ms / 1000 - time.time()) < 60  # parsed from RFC 3339
 
-    def counted() -> dict:
-        reply = httpx.post(
-            f"{tracking.api_url}/api/3.0/mlflow/traces/insights/assessments/metrics",
-            json={"experiment_ids": [experiment.experiment_id], "assessment_name": "correct"},
-        )
-        return reply.json() if reply.status_code == 200 else {}
-
-    wait_for(lambda: counted().get("summary", {}).get("total_count") == 1, 30, "feedback counted")
-    assert counted()["summary"] == {"total_count": 1, "failure_count": 1, "failure_rate": 100.0}
+    counted = _metrics(tracking.api_url, experiment.experiment_id, "correct")
+    wait_for(lambda: counted()["total_count"] == 1, 30, "feedback counted")
+    assert counted() == {"total_count": 1, "failure_count": 1, "failure_rate": 100.0}
 
 
 def test_search_traces_and_get_trace_read_mlflows_trace_shape(tracking):
