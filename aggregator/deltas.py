@@ -17,7 +17,7 @@ import numpy as np
 
 from trace_insights.aggregator.truth.history import TraceState
 from trace_insights.aggregator.truth.writer import Owed
-from trace_insights.core import dimensions, keys, sketch
+from trace_insights.core import dimensions, keys, money, sketch
 from trace_insights.core.assessments import value_key
 from trace_insights.core.buckets import WIDTH_MS, Resolution, bucket_start
 from trace_insights.core.keys import fields
@@ -46,6 +46,7 @@ class _Bucket:
     dirty: set[str] = field(default_factory=set)  # metrics whose digest holds a stale value
     tag_values: dict[str, Counter[str]] = field(default_factory=dict)  # key → capped value → n
     tag_distinct: dict[str, set[str]] = field(default_factory=dict)  # key → raw values
+    tag_cost: dict[str, Counter[str]] = field(default_factory=dict)  # key → value → cost
     occurrences: Counter[str] = field(default_factory=Counter)
     dimension_sets: list[tuple[list[str], int]] = field(default_factory=list)  # (dims, sign)
     assessment_values: dict[str, Counter[str]] = field(default_factory=dict)  # name → value → n
@@ -83,6 +84,17 @@ class _SpanFacts:
             counts[fields.model(span.model, "input_tokens")] += span.input_tokens or 0
             counts[fields.model(span.model, "output_tokens")] += span.output_tokens or 0
             self.sums[fields.model(span.model, "latency_sum")] += duration
+            provider = span.provider or ""
+            counts[fields.provider(provider, "calls")] += 1
+            if span.cost is not None:
+                money.add(counts, fields.model(span.model, "cost"), span.cost)
+                money.add(counts, fields.provider(provider, "cost"), span.cost)
+            elif span.needs_price:
+                counts[fields.UNPRICED_CALLS] += 1
+                counts[fields.model(span.model, "unpriced_calls")] += 1
+                counts[fields.provider(provider, "unpriced_calls")] += 1
+        if span.cost is not None:
+            money.add(counts, fields.COST, span.cost)
 
 
 class _Experiment:
@@ -214,6 +226,10 @@ def _count(
             bucket.tag_values.setdefault(key, Counter())[tags[key]] += sign
             if sign > 0:  # a HyperLogLog cannot take a value back (distinct counts, estimated)
                 bucket.tag_distinct.setdefault(key, set()).add(value)
+            if summary.cost or summary.unpriced_calls:
+                spent = bucket.tag_cost.setdefault(key, Counter())
+                money.add(spent, tags[key], summary.cost or 0, sign)
+                spent[tags[key] + keys.UNPRICED] += sign * summary.unpriced_calls
         for dim in ordered:
             bucket.occurrences[dim] += sign
         for name, value in summary.assessments:
@@ -273,6 +289,8 @@ def _update(experiment: _Experiment, store: AggregateStore, policy: Policy) -> U
         )
         for tag, counted in bucket.tag_values.items():
             update.count(keys.tag_values(e, resolution, start, tag), counted, expire_at)
+        for tag, costs in bucket.tag_cost.items():
+            update.count(keys.tag_cost(e, resolution, start, tag), costs, expire_at)
         for tag, raw in bucket.tag_distinct.items():
             distinct_key = keys.tag_distinct(e, resolution, start, tag)
             update.distinct.setdefault(distinct_key, set()).update(raw)

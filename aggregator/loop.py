@@ -28,6 +28,7 @@ from trace_insights.bus import Record
 from trace_insights.core.logs import Throttled
 from trace_insights.outages import is_outage
 from trace_insights.stores.base import AggregateStore, Incomplete, Update
+from trace_insights.truth.price_overrides import CurrentPrices
 
 log = logging.getLogger(__name__)
 _throttled = Throttled(log)  # an outage would log a line a second
@@ -57,6 +58,7 @@ class Aggregator:
         self.liveness = Liveness()
         self.repairer = Repairer(engine, store, policy)
         self.refresher = DigestRefresher(engine, store, policy)
+        self.prices = CurrentPrices()
         self._next_scan = time.monotonic()  # the first turn finds what the store lost
         self._last_record_ms: dict[int, int] = {}
         self._stage = TRUTH  # of the record being processed: where a failure happened
@@ -234,6 +236,7 @@ class Aggregator:
             self._last_record_ms.get(partition, 0), records[-1].timestamp_ms
         )
         with self.engine.begin() as connection:
+            self.prices.read(connection).price(delivery.span for delivery in batch)
             clock = max(record.timestamp_ms for record in records)
             finalized = write_batch(
                 connection,

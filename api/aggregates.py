@@ -20,7 +20,7 @@ class Figures(defaultdict[str, float]):
     """The counters and sums of stored buckets, by field name; a field not there is 0."""
 
     def __init__(self, values: Mapping[str, float] | None = None) -> None:
-        super().__init__(float, values or {})
+        super().__init__(int, values or {})  # int: counters stay exact past 2^53
 
 
 class Aggregates:

@@ -17,7 +17,7 @@ from trace_insights.api.alerts import routes as alerts
 from trace_insights.api.body_limit import BodyLimit
 from trace_insights.api.context import Context
 from trace_insights.api.errors import INVALID_PARAMETER_VALUE, UNAUTHENTICATED, ApiError
-from trace_insights.api.insights import correlation, quality, stream, tags, tools, traffic
+from trace_insights.api.insights import correlation, prices, quality, stream, tags, tools, traffic
 from trace_insights.api.mlflow import assessments, experiments, search, traces, version
 
 INSIGHTS_PREFIX = "/api/3.0/mlflow/traces/insights"
@@ -53,6 +53,7 @@ def create_app(context: Context) -> FastAPI:
             )
     insights.include_router(stream.router)
     insights.include_router(alerts.router)
+    insights.include_router(prices.router)
     app.include_router(insights)
     app.include_router(experiments.router, dependencies=guarded, tags=["experiments"])
     app.include_router(search.v2, dependencies=guarded, tags=["traces"])

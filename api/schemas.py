@@ -1,10 +1,20 @@
 """Requests and responses of the insights API (MLflow's Insights REST outline)."""
 
 import json
+from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
+from fastapi import Path
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
+from trace_insights.core import storable
 from trace_insights.core.periods import zone_of
 
 TimeBucket = Literal["minute", "hour", "day", "week"]
@@ -184,16 +194,58 @@ class TokenPoint(TokenCounts):
     time_bucket: int
 
 
-class ModelTokens(TokenCounts):
+class UnpricedModel(BaseModel):
+    model: str
+    call_count: int = Field(description="Calls with tokens that no price was found for")
+
+
+class CostMeta(Meta):
+    currency: Literal["USD"] = "USD"
+    unpriced_models: list[UnpricedModel] = Field(
+        default_factory=list,
+        description="Models called with tokens in the range that no price was found for: "
+        "their calls are counted, their cost is in no figure (never read it as $0)",
+    )
+
+
+USD = Field(
+    description="US dollars, an exact decimal string (sums are exact); null where every call "
+    "with tokens was unpriced (see unpriced_calls), never a silent 0"
+)
+
+
+class CostFigures(BaseModel):
+    cost: str | None = USD
+    unpriced_calls: int
+
+
+class CostPoint(CostFigures):
+    time_bucket: int
+
+
+class ModelCost(CostFigures, TokenCounts):
     model: str
     call_count: int
+
+
+class ProviderCost(CostFigures):
+    provider: str | None = Field(description="As the spans report it; null where they do not")
+    call_count: int
+
+
+class CostResponse(BaseModel):
+    summary: CostFigures
+    time_series: list[CostPoint]
+    models: list[ModelCost]
+    providers: list[ProviderCost]
+    meta: CostMeta
 
 
 class TokensResponse(BaseModel):
     summary: TokenCounts
     time_series: list[TokenPoint]
-    models: list[ModelTokens]
-    meta: Meta
+    models: list[ModelCost]
+    meta: CostMeta
 
 
 AssessmentType = Literal["pass-fail", "boolean", "numeric", "string"]
@@ -310,10 +362,15 @@ class TagDiscoveryResponse(BaseModel):
     meta: Meta
 
 
+class TagValueCount(ValueCount):
+    cost: str | None = USD
+    unpriced_calls: int
+
+
 class TagMetricsResponse(BaseModel):
     summary: TagInfo
-    data: list[ValueCount]
-    meta: Meta
+    data: list[TagValueCount]
+    meta: CostMeta
 
 
 class DimensionParameter(BaseModel):
@@ -384,3 +441,75 @@ class CorrelationsResponse(BaseModel):
     total_count: int
     data: list[Correlation]
     meta: Meta
+
+
+MAX_TIME_MS = storable.MAX_TIME_NS // 1_000_000
+OverrideId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+PriceKey = Literal[
+    "input_mtok",
+    "output_mtok",
+    "cache_read_mtok",
+    "cache_write_mtok",
+    "output_reasoning_mtok",
+    "requests_kcount",
+]
+Price = Annotated[Decimal, Field(ge=0, max_digits=30, decimal_places=18)]
+
+
+class PriceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model_pattern: str = Field(
+        min_length=1,
+        max_length=250,
+        description="The model names it prices: a case-insensitive glob (ft:gpt-4o:acme:*)",
+    )
+    provider: str | None = Field(
+        None, max_length=64, description="Only calls reporting this provider (any if null)"
+    )
+    prices: dict[PriceKey, Price] = Field(
+        min_length=1,
+        description="USD per million tokens of each usage type (per thousand requests for "
+        "requests_kcount), genai-prices' names; a usage type left out is free",
+    )
+    valid_from_ms: int = Field(
+        0, ge=0, le=MAX_TIME_MS, description="Prices calls starting at or after this (epoch ms)"
+    )
+
+
+class PriceOut(BaseModel):
+    override_id: int
+    model_pattern: str
+    provider: str | None
+    prices: dict[str, str]
+    valid_from_ms: int
+    created_ms: int
+
+
+class PricesOut(BaseModel):
+    overrides: list[PriceOut]
+
+
+TokenCount = Annotated[int, Field(ge=0, le=storable.MAX_TOKENS)]
+UsageDetail = Literal["cache_read_tokens", "cache_write_tokens", "output_reasoning_tokens"]
+
+
+class QuoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, max_length=1000)
+    provider: str | None = Field(None, max_length=64)
+    input_tokens: TokenCount = 0
+    output_tokens: TokenCount = 0
+    usage: dict[UsageDetail, TokenCount] = Field(default_factory=dict)
+    time_ms: int | None = Field(
+        None, ge=0, le=MAX_TIME_MS, description="When the call starts, epoch ms (default: now)"
+    )
+
+
+class Quote(BaseModel):
+    cost: str | None = Field(description="US dollars, exact; null: no price for this model")
+    currency: Literal["USD"]
+    priced_by: str | None = Field(
+        description="reported, override <id>, or genai-prices <provider>/<model>"
+    )

@@ -383,6 +383,8 @@ LIGHT_COLUMNS = (
     Span.model,
     Span.input_tokens,
     Span.output_tokens,
+    Span.provider,
+    Span.cost,
 )
 
 
@@ -405,6 +407,8 @@ def light_record(row: Any, trace_tags: dict[str, str] | None = None) -> SpanReco
         input_tokens=row.input_tokens,
         output_tokens=row.output_tokens,
         attributes={},
+        provider=row.provider,
+        cost=row.cost,
         trace_tags=trace_tags or {},
     )
 
@@ -421,6 +425,8 @@ def trace_summary(row: Any) -> TraceSummary:
         output_tokens=row.output_tokens,
         span_count=row.span_count,
         tags=row.tags or {},
+        cost=row.cost,
+        unpriced_calls=row.unpriced_calls,
         assessments=tuple((name, value) for name, value in row.assessments or ()),
     )
 
@@ -459,6 +465,8 @@ def _summary_columns(summary: TraceSummary, spans: list[SpanRecord]) -> dict[str
         "output_tokens": summary.output_tokens,
         "total_tokens": summary.input_tokens + summary.output_tokens,
         "span_count": summary.span_count,
+        "cost": summary.cost,
+        "unpriced_calls": summary.unpriced_calls,
         "tags": summary.tags,
         "span_stats": span_stats.count(
             (span.span_type, span.status, span.tool_name, span.model) for span in spans
@@ -487,6 +495,9 @@ def span_row(span: SpanRecord, partition: int, offset: int, late: bool) -> dict[
         "attributes": span.attributes,
         "events": span.events,
         "usage": span.usage,
+        "provider": span.provider,
+        "cost": span.cost,
+        "priced_by": span.priced_by,
         "trace_tags": span.trace_tags,
         "content": _content(span),
         "src_partition": partition,

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from trace_insights.api.aggregates import KeyOf, total
 from trace_insights.api.context import Context
 from trace_insights.api.errors import not_found
+from trace_insights.api.figures import cost_meta, model_costs
 from trace_insights.api.schemas import (
     InsightsRequest,
     Overflow,
@@ -13,9 +14,9 @@ from trace_insights.api.schemas import (
     TagInfo,
     TagMetricsRequest,
     TagMetricsResponse,
-    ValueCount,
+    TagValueCount,
 )
-from trace_insights.core import keys
+from trace_insights.core import keys, money
 from trace_insights.core.dimensions import OTHER
 from trace_insights.core.keys import fields
 
@@ -43,10 +44,18 @@ def metrics(body: TagMetricsRequest, request: Request) -> TagMetricsResponse:
     context: Context = request.app.state.context
     aggregates = context.aggregates(body, series=False)
     key = body.tag_key
-    traces = int(total(aggregates.counters(keys.bucket))[fields.tag_key(key)])
+    buckets = total(aggregates.counters(keys.bucket))
+    traces = int(buckets[fields.tag_key(key)])
     if not traces:
         raise not_found(f"no trace has the tag {key!r} in the range")
     values = total(aggregates.counters(lambda e, r, s: keys.tag_values(e, r, s, key)))
+    spent = total(aggregates.counters(lambda e, r, s: keys.tag_cost(e, r, s, key)))
+    unpriced = {
+        name.removesuffix(keys.UNPRICED): int(n)
+        for name, n in spent.items()
+        if name.endswith(keys.UNPRICED)
+    }
+    costs = money.by_name({k: n for k, n in spent.items() if not k.endswith(keys.UNPRICED)})
     other = int(values.pop(OTHER, 0))
     ranked = sorted(
         ((value, int(n)) for value, n in values.items() if n > 0),
@@ -61,8 +70,17 @@ def metrics(body: TagMetricsRequest, request: Request) -> TagMetricsResponse:
             trace_count=traces,
             unique_values=aggregates.distinct(lambda e, r, s: keys.tag_distinct(e, r, s, key)),
         ),
-        data=[ValueCount(value=v, count=n, percentage=100.0 * n / traces) for v, n in ranked],
-        meta=context.meta(aggregates, overflow=overflow),
+        data=[
+            TagValueCount(
+                value=v,
+                count=n,
+                percentage=100.0 * n / traces,
+                cost=money.shown(costs.get(v, 0), unpriced.get(v, 0)),
+                unpriced_calls=unpriced.get(v, 0),
+            )
+            for v, n in ranked
+        ],
+        meta=cost_meta(context.meta(aggregates, overflow=overflow), model_costs(buckets)),
     )
 
 

@@ -1,4 +1,4 @@
-"""``traffic-cost``: volume, latency, errors and tokens.
+"""``traffic-cost``: volume, latency, errors, tokens and cost.
 
 When the stored buckets cannot place the edges between periods (a local midnight inside a
 UTC day whose hours have expired), these answer from the finalized traces instead, exactly
@@ -15,25 +15,30 @@ from pydantic import BaseModel
 from trace_insights.api.aggregates import Aggregates, Figures, combined, total
 from trace_insights.api.context import Context
 from trace_insights.api.figures import (
+    cost_figures,
+    cost_meta,
     error_stats,
     latency_stats,
+    model_costs,
+    provider_costs,
     token_counts,
     volume_counts,
 )
 from trace_insights.api.schemas import (
+    CostPoint,
+    CostResponse,
     ErrorPoint,
     ErrorsResponse,
     InsightsRequest,
     LatencyPoint,
     LatencyResponse,
     Meta,
-    ModelTokens,
     TokenPoint,
     TokensResponse,
     VolumePoint,
     VolumeResponse,
 )
-from trace_insights.core import keys
+from trace_insights.core import keys, money
 from trace_insights.core.keys import fields
 from trace_insights.truth import period_stats
 from trace_insights.truth.period_stats import PeriodStats
@@ -49,6 +54,7 @@ def _context(request: Request) -> Context:
 _VOLUME = [fields.TRACES, fields.status("OK"), fields.status("ERROR")]
 _LATENCY = [fields.TRACES, fields.LATENCY_SUM]
 _TOKENS = [fields.INPUT_TOKENS, fields.OUTPUT_TOKENS]
+_COST = [fields.COST, fields.COST + money.HI, fields.UNPRICED_CALLS]
 
 
 def _latency_key(experiment: str, resolution, start: int) -> str:
@@ -110,28 +116,56 @@ def errors(body: InsightsRequest, request: Request) -> ErrorsResponse:
 def tokens(body: InsightsRequest, request: Request) -> TokensResponse:
     context = _context(request)
     aggregates = context.aggregates(body)
-    if aggregates.window.moved:
-        per, meta = _exact_counters(context, aggregates)
-        periods = aggregates.window.periods
-        with context.engine.connect() as connection:
-            used = period_stats.model_tokens(
-                connection, body.experiment_ids, periods[0][0], periods[-1][1]
-            )
-        by_model = Figures()
-        for m in used:
-            by_model[fields.model(m.model, "calls")] += m.calls
-            by_model[fields.model(m.model, "input_tokens")] += m.input_tokens
-            by_model[fields.model(m.model, "output_tokens")] += m.output_tokens
-    else:
-        per, meta = aggregates.counters(keys.bucket, _TOKENS), context.meta(aggregates)
-        whole = context.over(body.experiment_ids, context.window(body, series=False))
-        [by_model] = whole.counters(keys.bucket)
+    per, by_model, meta = _spend(context, aggregates, body, _TOKENS)
+    models = model_costs(by_model)
     return TokensResponse(
         summary=token_counts(total(per)),
         time_series=_series(aggregates, TokenPoint, [token_counts(c) for c in per]),
-        models=_models(by_model),
-        meta=meta,
+        models=models,
+        meta=cost_meta(meta, models),
     )
+
+
+@router.post("/cost", response_model=CostResponse)
+def cost(body: InsightsRequest, request: Request) -> CostResponse:
+    """What the calls cost: in total, per bucket, per model and per provider (USD)."""
+    context = _context(request)
+    aggregates = context.aggregates(body)
+    per, whole, meta = _spend(context, aggregates, body, _COST)
+    models = model_costs(whole)
+    return CostResponse(
+        summary=cost_figures(total(per)),
+        time_series=_series(aggregates, CostPoint, [cost_figures(c) for c in per]),
+        models=models,
+        providers=provider_costs(whole),
+        meta=cost_meta(meta, models),
+    )
+
+
+def _spend(
+    context: Context, aggregates: Aggregates, body: InsightsRequest, names: list[str]
+) -> tuple[list[Figures], Figures, Meta]:
+    """Per period the ``names`` figures, and over the range the per-model and per-provider
+    ones, from the stored buckets or (edges they cannot place) from the source of truth."""
+    if not aggregates.window.moved:
+        whole = context.over(body.experiment_ids, context.window(body, series=False))
+        [by_subject] = whole.counters(keys.bucket)
+        return aggregates.counters(keys.bucket, names), by_subject, context.meta(aggregates)
+    per, meta = _exact_counters(context, aggregates)
+    periods = aggregates.window.periods
+    with context.engine.connect() as connection:
+        uses = period_stats.model_uses(
+            connection, body.experiment_ids, periods[0][0], periods[-1][1]
+        )
+    by_subject = Figures()
+    for use in uses:
+        for name in (fields.model(use.model, ""), fields.provider(use.provider or "", "")):
+            by_subject[name + "calls"] += use.calls
+            by_subject[name + "unpriced_calls"] += use.unpriced_calls
+            by_subject[name + "cost"] += use.cost  # one counter holds it: money.read adds both
+        by_subject[fields.model(use.model, "input_tokens")] += use.input_tokens
+        by_subject[fields.model(use.model, "output_tokens")] += use.output_tokens
+    return per, by_subject, meta
 
 
 def _exact(context: Context, aggregates: Aggregates) -> tuple[list[PeriodStats], PeriodStats]:
@@ -162,6 +196,8 @@ def _counter(stats: PeriodStats) -> Figures:
             fields.LATENCY_SUM: stats.latency_sum,
             fields.INPUT_TOKENS: stats.input_tokens,
             fields.OUTPUT_TOKENS: stats.output_tokens,
+            fields.UNPRICED_CALLS: stats.unpriced_calls,
+            fields.COST: stats.cost,
         }
     )
 
@@ -202,22 +238,3 @@ def _series(aggregates: Aggregates, point: type[P], values: Sequence[BaseModel])
             window.asked if window.moved else window.labels, values, strict=True
         )
     ]
-
-
-def _models(c: Figures) -> list[ModelTokens]:
-    by_model: dict[str, Figures] = {}
-    for name, value in c.items():
-        parsed = fields.parse_model(name)
-        if parsed is not None:
-            by_model.setdefault(parsed[0], Figures())[parsed[1]] += value
-    out = [
-        ModelTokens(
-            model=model,
-            call_count=int(m["calls"]),
-            input_tokens=int(m["input_tokens"]),
-            output_tokens=int(m["output_tokens"]),
-            total_tokens=int(m["input_tokens"] + m["output_tokens"]),
-        )
-        for model, m in by_model.items()
-    ]
-    return sorted(out, key=lambda m: (-m.total_tokens, m.model))

@@ -275,3 +275,39 @@ def test_ids_times_and_non_finite_numbers():
     assert record.parent_span_id == "02" * 8
     assert record.duration_ms == 250.0
     assert record.attributes["score"] == "nan"
+
+
+@pytest.mark.parametrize(
+    ("attributes", "expected"),
+    [
+        ({"gen_ai.provider.name": "openai"}, "openai"),
+        ({"gen_ai.system": "Anthropic"}, "anthropic"),  # the name before GenAI 1.37
+        ({"llm.provider": "openai", "llm.system": "openai"}, "openai"),  # OpenInference
+        ({"llm.system": "mistralai"}, "mistralai"),
+        ({"gen_ai.provider.name": "aws.bedrock", "gen_ai.system": "x"}, "aws.bedrock"),
+        ({}, None),
+    ],
+)
+def test_provider(attributes, expected):
+    assert _record(attributes).provider == expected
+
+
+@pytest.mark.parametrize(
+    ("attributes", "expected"),
+    [
+        ({"gen_ai.usage.cost": 0.25}, 250_000_000_000),
+        ({"llm.cost.total": 0.00125}, 1_250_000_000),  # OpenInference
+        ({"llm.cost.total": "0.1"}, 100_000_000_000),  # OTLP/JSON strings
+        ({"llm.cost.prompt": 0.00025, "llm.cost.completion": 0.001}, 1_250_000_000),
+        ({"llm.cost.prompt": 0.00025}, 250_000_000),
+        ({"llm.cost.prompt": 0.1, "llm.cost.completion": "x"}, None),  # half a cost is none
+        ({"gen_ai.usage.cost": 1e-13}, 0),  # rounded to the pico-dollar
+        ({"gen_ai.usage.cost": -1.0}, None),
+        ({"gen_ai.usage.cost": "nan"}, None),
+        ({"gen_ai.usage.cost": 1e30}, None),  # past what a span can cost
+        ({"gen_ai.usage.cost": True}, None),
+        ({}, None),
+    ],
+)
+def test_reported_cost(attributes, expected):
+    assert _record(attributes).reported_cost == expected

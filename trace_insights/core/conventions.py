@@ -5,12 +5,13 @@ import contextlib
 import json
 import math
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from trace_insights.core import storable
+from trace_insights.core import money, storable
 from trace_insights.core.records import ERROR, OK, SPAN_TYPES, UNSET, SpanRecord
 
 GENAI_OPERATIONS = {
@@ -59,6 +60,10 @@ OUTPUT_TOKEN_KEYS = (
     "mlflow.chat.tokenUsage.output_tokens",
 )
 MLFLOW_TOKEN_USAGE = "mlflow.chat.tokenUsage"
+PROVIDER_KEYS = ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")
+# what the sender says the call cost, in USD: a total, else the sum of input and output parts
+REPORTED_COST_KEYS = ("gen_ai.usage.cost", "llm.cost.total")
+REPORTED_COST_PARTS = ("llm.cost.prompt", "llm.cost.completion")
 # usage beyond input and output, by genai-prices' names (each is counted within input or
 # output, as the conventions say): the attributes, first found wins, then the field of
 # MLflow's token usage object
@@ -215,6 +220,34 @@ def usage_details(attributes: Mapping[str, Any]) -> dict[str, int]:
     return found
 
 
+def _dollars(value: Any) -> Decimal | None:
+    """A cost as sent: a number or (OTLP/JSON) a numeric string; anything else is none."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        return Decimal(str(value))  # a float's shortest repr: the digits the sender wrote
+    except ArithmeticError:
+        return None
+
+
+def reported_cost(attributes: Mapping[str, Any]) -> int | None:
+    """The cost the span reports, in pico-USD (``REPORTED_COST_KEYS``, else the parts)."""
+    for key in REPORTED_COST_KEYS:
+        if key in attributes:
+            found = _dollars(attributes[key])
+            if found is not None:
+                return money.pico(found)
+    parts = [_dollars(attributes[key]) for key in REPORTED_COST_PARTS if key in attributes]
+    known = [part for part in parts if part is not None]
+    return money.pico(sum(known, Decimal(0))) if known and len(known) == len(parts) else None
+
+
+def provider(attributes: Mapping[str, Any]) -> str | None:
+    """The model's provider (``PROVIDER_KEYS``), lower-cased as genai-prices names them."""
+    found = _first_string(attributes, PROVIDER_KEYS)
+    return found.lower() if found is not None else None
+
+
 def _tag_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
@@ -266,6 +299,8 @@ def normalize(span: Span, resource: Mapping[str, Any], experiment_id: str) -> Sp
         input_tokens=_tokens(attributes, INPUT_TOKEN_KEYS, "input_tokens"),
         output_tokens=_tokens(attributes, OUTPUT_TOKEN_KEYS, "output_tokens"),
         usage=usage_details(attributes),
+        provider=provider(attributes),
+        reported_cost=reported_cost(attributes),
         attributes=attributes,
         trace_tags=trace_tags(attributes, resource),
         events=[storable.text(event.name) for event in span.events],

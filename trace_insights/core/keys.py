@@ -54,6 +54,15 @@ def tag_values(experiment_id: str, resolution: Resolution, start_ms: int, key: s
     return f"{_prefix(experiment_id)}:tag:{resolution}:{start_ms}:{key}"
 
 
+UNPRICED = "\x00unpriced"  # a tag cost hash's field suffix: unpriced calls (no NUL in values)
+
+
+def tag_cost(experiment_id: str, resolution: Resolution, start_ms: int, key: str) -> str:
+    """Hash: tag value (capped, else ``__other__``) → the cost of its traces (``core.money``'s
+    two counters per value), and value + ``UNPRICED`` → their unpriced calls."""
+    return f"{_prefix(experiment_id)}:tagcost:{resolution}:{start_ms}:{key}"
+
+
 def tag_distinct(experiment_id: str, resolution: Resolution, start_ms: int, key: str) -> str:
     """HyperLogLog of the tag's raw values: distinct counts beyond the cap."""
     return f"{_prefix(experiment_id)}:hll:{resolution}:{start_ms}:{key}"
@@ -91,7 +100,7 @@ def digests(experiment_id: str, resolution: Resolution, start_ms: int, metric: s
     return f"{_prefix(experiment_id)}:td:{resolution}:{start_ms}:{metric}"
 
 
-_BUCKETED = re.compile(r"\}:(?:b|tag|hll|occ|co|td|av):([mhd]):(\d+)")
+_BUCKETED = re.compile(r"\}:(?:b|tag|tagcost|hll|occ|co|td|av):([mhd]):(\d+)")
 
 
 def bucket_of(key: str) -> tuple[str, int] | None:
@@ -116,6 +125,8 @@ class fields:
     LATENCY_SUM = "latency_sum"
     INPUT_TOKENS = "input_tokens"
     OUTPUT_TOKENS = "output_tokens"
+    COST = "cost"  # of priced calls (core/money.py: two counters)
+    UNPRICED_CALLS = "unpriced_calls"  # calls of a model with tokens and no price
     WATERMARK = "watermark"  # in the meta hash: the latest event time (trace start) applied
     # in the meta hash: the rebuild that made the aggregates whole (absent: they are not)
     GENERATION = "generation"
@@ -135,8 +146,13 @@ class fields:
 
     @staticmethod
     def model(name: str, what: str) -> str:
-        """``what``: calls, input_tokens, output_tokens, latency_sum."""
+        """``what``: calls, input_tokens, output_tokens, latency_sum, cost, unpriced_calls."""
         return f"model:{name}:{what}"
+
+    @staticmethod
+    def provider(name: str, what: str) -> str:
+        """``what``: calls, cost, unpriced_calls (of model calls; name "" when not reported)."""
+        return f"provider:{name}:{what}"
 
     @staticmethod
     def tag_key(key: str) -> str:
@@ -152,6 +168,10 @@ class fields:
     def parse_model(name: str) -> tuple[str, str] | None:
         """``model:<name>:<what>`` → (name, what); names may hold colons (``llama3:8b``)."""
         return _parse(name, "model:")
+
+    @staticmethod
+    def parse_provider(name: str) -> tuple[str, str] | None:
+        return _parse(name, "provider:")
 
     @staticmethod
     def parse_tag_key(name: str) -> str | None:

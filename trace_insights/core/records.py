@@ -4,6 +4,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from trace_insights.core import money
 from trace_insights.core.trace_tags import overlay
 
 SPAN_TYPES = (
@@ -45,6 +46,10 @@ class SpanRecord:
     output_tokens: int | None
     attributes: dict[str, Any]
     usage: dict[str, int] = field(default_factory=dict)  # cache and reasoning tokens reported
+    provider: str | None = None
+    reported_cost: int | None = None  # pico-USD, as the sender reported it
+    cost: int | None = None  # pico-USD, once priced (core/prices.py)
+    priced_by: str | None = None  # what decided the cost: reported, an override, the table
     trace_tags: dict[str, str] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
 
@@ -55,6 +60,15 @@ class SpanRecord:
     @property
     def is_root(self) -> bool:
         return not self.parent_span_id
+
+    @property
+    def needs_price(self) -> bool:
+        """A call of a named model that used tokens: priced, or else an unpriced call."""
+        return self.model is not None and bool(self.input_tokens or self.output_tokens)
+
+    @property
+    def unpriced(self) -> bool:
+        return self.cost is None and self.needs_price
 
 
 @dataclass(slots=True)
@@ -71,6 +85,8 @@ class TraceSummary:
     output_tokens: int
     span_count: int
     tags: dict[str, str]
+    cost: int | None = 0  # pico-USD over its priced spans; None past money.MAX_TRACE
+    unpriced_calls: int = 0
     assessments: tuple[tuple[str, Any], ...] = ()  # (name, value) counted with the trace
 
 
@@ -91,6 +107,7 @@ def summarize(
     )
     root = next((span for span in spans if span.is_root), None)
     status = IN_PROGRESS if root is None else ERROR if root.status == ERROR else OK
+    cost = sum(span.cost for span in spans if span.cost is not None)
     tags: dict[str, str] = {}
     for span in sorted(spans, key=lambda s: (not s.is_root, s.start_time_ns, s.span_id)):
         for key, value in span.trace_tags.items():
@@ -106,6 +123,8 @@ def summarize(
         output_tokens=sum(span.output_tokens or 0 for span in spans),
         span_count=len(spans),
         tags=overlay(tags, edits),
+        cost=cost if cost <= money.MAX_TRACE else None,
+        unpriced_calls=sum(span.unpriced for span in spans),
     )
 
 

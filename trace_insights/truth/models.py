@@ -63,6 +63,9 @@ class Trace(Base):
     output_tokens: Mapped[int] = mapped_column(sa.BigInteger)
     total_tokens: Mapped[int] = mapped_column(sa.BigInteger)
     span_count: Mapped[int] = mapped_column(sa.Integer)
+    # pico-USD, the sum over its priced spans (None past a bigint); calls no price was found for
+    cost: Mapped[int | None] = mapped_column(sa.BigInteger)
+    unpriced_calls: Mapped[int] = mapped_column(sa.Integer, server_default="0")
     tags: Mapped[dict[str, str]] = mapped_column(Json)
     span_stats: Mapped[dict[str, int]] = mapped_column(Json)  # truth/span_stats.py
     assessments: Mapped[list[list[Any]]] = mapped_column(Json)  # [name, value] at finalization
@@ -97,6 +100,9 @@ class Span(Base):
     events: Mapped[list[str]] = mapped_column(Json, server_default="[]")  # event names
     # cache and reasoning tokens, by genai-prices' usage names (core/conventions.py)
     usage: Mapped[dict[str, int]] = mapped_column(Json, server_default="{}")
+    provider: Mapped[str | None] = mapped_column(sa.Text)
+    cost: Mapped[int | None] = mapped_column(sa.BigInteger)  # pico-USD (core/money.py)
+    priced_by: Mapped[str | None] = mapped_column(sa.Text)  # reported, override <id>, the table
     trace_tags: Mapped[dict[str, str]] = mapped_column(Json)
     content: Mapped[str] = mapped_column(sa.Text)  # for span.content searches
     src_partition: Mapped[int] = mapped_column(sa.Integer)
@@ -113,6 +119,20 @@ class Span(Base):
             postgresql_ops={"content": "gin_trgm_ops"},
         ).ddl_if(dialect="postgresql"),
     )
+
+
+class PriceOverride(Base):
+    """A price for custom, fine-tuned, self-hosted or negotiated models (core/prices.py):
+    ``prices`` maps genai-prices' price keys to USD as decimal strings."""
+
+    __tablename__ = "price_overrides"
+
+    override_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    model_pattern: Mapped[str] = mapped_column(sa.String(250))
+    provider: Mapped[str | None] = mapped_column(sa.String(64))
+    prices: Mapped[dict[str, str]] = mapped_column(Json)
+    valid_from_ms: Mapped[int] = mapped_column(sa.BigInteger)
+    created_ms: Mapped[int] = mapped_column(sa.BigInteger)
 
 
 class TraceTag(Base):

@@ -27,14 +27,21 @@ class PeriodStats:
     quantiles: dict[Fraction, float] = field(default_factory=dict)
     input_tokens: int = 0
     output_tokens: int = 0
+    cost: int = 0  # pico-USD
+    unpriced_calls: int = 0
 
 
 @dataclass(frozen=True)
-class ModelTokens:
+class ModelUse:
+    """The calls of one model from one provider (None: not reported)."""
+
     model: str
+    provider: str | None
     calls: int
     input_tokens: int
     output_tokens: int
+    cost: int  # pico-USD
+    unpriced_calls: int
 
 
 def period_stats(
@@ -61,11 +68,14 @@ def period_stats(
                 sa.func.max(latency),
                 sa.func.sum(Trace.input_tokens),
                 sa.func.sum(Trace.output_tokens),
+                sa.func.sum(Trace.cost),
+                sa.func.sum(Trace.unpriced_calls),
             )
             .where(scope)
             .group_by(sa.literal_column("i"))
         )
-        for i, n, ok, errors, total, low, high, given, taken in connection.execute(totals):
+        for row in connection.execute(totals):
+            i, n, ok, errors, total, low, high, given, taken, cost, unpriced = row
             if i is None:
                 continue  # between two periods given apart
             out[i] = PeriodStats(
@@ -78,6 +88,8 @@ def period_stats(
                 {},
                 int(given),
                 int(taken),
+                int(cost or 0),
+                int(unpriced or 0),
             )
         ranks: dict[int, dict[int, float]] = {}
         for i, rank, value in connection.execute(_ranked(index, scope)):
@@ -87,16 +99,26 @@ def period_stats(
     return out
 
 
-def model_tokens(
+def model_uses(
     connection: sa.Connection, experiment_ids: list[str], start_ms: int, end_ms: int
-) -> list[ModelTokens]:
-    """Per model, the calls and tokens of the spans of the traces started in the range."""
+) -> list[ModelUse]:
+    """Per model and provider, the calls, tokens and cost of the spans of the traces started
+    in the range."""
+    unpriced = sa.and_(
+        Span.cost.is_(None),
+        sa.or_(
+            sa.func.coalesce(Span.input_tokens, 0) > 0, sa.func.coalesce(Span.output_tokens, 0) > 0
+        ),
+    )
     query = (
         sa.select(
             Span.model,
+            Span.provider,
             sa.func.count(),
             sa.func.sum(Span.input_tokens),
             sa.func.sum(Span.output_tokens),
+            sa.func.sum(Span.cost),
+            sa.func.sum(sa.case((unpriced, 1), else_=0)),
         )
         .join(Trace, Trace.trace_id == Span.trace_id)
         .where(
@@ -105,11 +127,19 @@ def model_tokens(
             Trace.timestamp_ms < end_ms,
             Span.model.is_not(None),
         )
-        .group_by(Span.model)
+        .group_by(Span.model, Span.provider)
     )
     return [
-        ModelTokens(str(model), int(calls), int(given or 0), int(taken or 0))
-        for model, calls, given, taken in connection.execute(query)
+        ModelUse(
+            str(model),
+            provider,
+            int(calls),
+            int(given or 0),
+            int(taken or 0),
+            int(cost or 0),
+            int(unpriced_calls or 0),
+        )
+        for model, provider, calls, given, taken, cost, unpriced_calls in connection.execute(query)
     ]
 
 
