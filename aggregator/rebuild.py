@@ -97,8 +97,7 @@ def _rebuild_claimed(
     if store.generations([experiment_id])[0] is None:
         start_ms = end_ms = None
     if start_ms is not None and end_ms is not None:
-        start_ms = bucket_start(start_ms, Resolution.DAY)
-        end_ms = bucket_start(end_ms - 1, Resolution.DAY) + DAY
+        start_ms, end_ms = day_range(start_ms, end_ms)
     store.drop(experiment_id, start_ms, end_ms)
     replayed = 0
     with engine.connect() as connection:
@@ -121,6 +120,11 @@ def _rebuild_claimed(
     return replayed
 
 
+def day_range(start_ms: int, end_ms: int) -> tuple[int, int]:
+    """A range widened to whole UTC days: what a range rebuild drops and replays."""
+    return bucket_start(start_ms, Resolution.DAY), bucket_start(end_ms - 1, Resolution.DAY) + DAY
+
+
 def count_traces(
     engine: sa.Engine, start_ms: int | None, end_ms: int | None, experiment_ids: list[str] | None
 ) -> int:
@@ -128,10 +132,8 @@ def count_traces(
     if experiment_ids:
         query = query.where(Trace.experiment_id.in_(experiment_ids))
     if start_ms is not None and end_ms is not None:
-        query = query.where(
-            Trace.timestamp_ms >= bucket_start(start_ms, Resolution.DAY),
-            Trace.timestamp_ms < bucket_start(end_ms - 1, Resolution.DAY) + DAY,
-        )
+        low, high = day_range(start_ms, end_ms)
+        query = query.where(Trace.timestamp_ms >= low, Trace.timestamp_ms < high)
     with engine.connect() as connection:
         return int(connection.scalar(query) or 0)
 

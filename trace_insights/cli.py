@@ -200,14 +200,20 @@ def rebuild(
     ] = None,
     end_ms: Annotated[int | None, typer.Option(help="Range end, epoch ms (exclusive)")] = None,
     experiment_id: Annotated[list[str] | None, typer.Option(help="Only these experiments")] = None,
+    reprice: Annotated[
+        bool,
+        typer.Option(help="First price the range's spans again, with the prices in force now"),
+    ] = False,
     data_dir: DataDir = None,
     redis_url: RedisUrl = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Recompute the Redis aggregates from the database (live aggregators wait meanwhile;
-    they also do this by themselves for experiments the store lost)."""
+    they also do this by themselves for experiments the store lost). With --reprice, a price
+    override created or deleted since applies to the range's past calls."""
     from trace_insights.aggregator.rebuild import Busy, count_traces
     from trace_insights.aggregator.rebuild import rebuild as replay
+    from trace_insights.aggregator.reprice import reprice as price_again
     from trace_insights.truth.database import create_engine
     from trace_insights.wiring import open_store, policy
 
@@ -222,6 +228,10 @@ def rebuild(
         raise typer.BadParameter(str(exc)) from None
     engine = create_engine(settings.database())
     total = count_traces(engine, start_ms, end_ms, experiment_id)
+    if reprice:
+        with typer.progressbar(length=total, label="repricing") as bar:
+            changed = price_again(engine, start_ms, end_ms, experiment_id, bar.update)
+        typer.echo(f"priced {changed} calls anew")
     with typer.progressbar(length=total, label="rebuilding") as bar:
         try:
             replayed = replay(

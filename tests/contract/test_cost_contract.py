@@ -20,6 +20,7 @@ from tests.contract.test_pipeline_contract import POLICY, FlakyStore, _drain
 from tests.support import publish_to_bus
 from trace_insights.aggregator.loop import Aggregator
 from trace_insights.aggregator.rebuild import rebuild
+from trace_insights.aggregator.reprice import reprice
 from trace_insights.bus import LocalBus
 from trace_insights.core import keys, money
 from trace_insights.core.buckets import Resolution
@@ -186,3 +187,58 @@ def test_costs_equal_genai_prices_through_failures_replays_and_a_rebuild(truth_e
     live = _aggregates(store, experiment)
     assert rebuild(truth_engine, store, POLICY, experiment_ids=[experiment]) == 42
     assert _aggregates(store, experiment) == live
+
+
+def test_a_changed_override_applies_to_a_past_range_with_reprice(truth_engine, store):
+    """Stored costs keep the prices of their time until ``rebuild --reprice`` over a range:
+    then the range's calls are priced anew (the sender's own figures kept) and its aggregates
+    follow; calls outside the range keep theirs."""
+    experiment = f"r{uuid.uuid4().hex[:8]}"
+    spans, calls = _traces(21)
+    bus = LocalBus(partitions=2)
+    publish_to_bus(bus, spans, experiment)
+    aggregator = Aggregator(bus, truth_engine, store, POLICY, 600_000)
+    _drain(aggregator)
+    bucket, _ = _aggregates(store, experiment)
+    acme = [c for c in calls if c[3][0] == "acme-llm-7b"]
+    assert acme and fields.model("acme-llm-7b", "cost") not in bucket  # no price yet
+    with truth_engine.begin() as connection:
+        connection.execute(
+            sa.insert(PriceOverride).values(
+                model_pattern="acme-*",
+                provider=None,
+                prices={"input_mtok": "1", "output_mtok": "2"},
+                valid_from_ms=0,
+                created_ms=0,
+            )
+        )
+    day = BASE_NS // 10**6
+    next_day = day + 86_400_000
+    assert reprice(truth_engine, next_day, next_day + 1, [experiment]) == 0  # not its range
+    assert reprice(truth_engine, day, day + 1, [experiment]) == len(acme)
+    assert reprice(truth_engine, day, day + 1, [experiment]) == 0  # priced: nothing moves
+    rebuild(truth_engine, store, POLICY, day, day + 1, [experiment])
+    bucket, users = _aggregates(store, experiment)
+    by_user: Counter[str] = Counter()
+    for _, user, start, call in calls:
+        by_user[user] += _reprice_truth(start, call) or 0
+    spent = {name: n for name, n in users.items() if not name.endswith(keys.UNPRICED)}
+    assert money.by_name(spent) == dict(by_user)
+    expected = sum(money.pico(Decimal(c[3][2] * 1 + c[3][3] * 2) / 10**6) for c in acme)
+    assert money.read(bucket, fields.model("acme-llm-7b", "cost")) == expected
+    total = sum(c for _, _, start, call in calls if (c := _reprice_truth(start, call)) is not None)
+    assert money.read(bucket, fields.COST) == total
+    with truth_engine.connect() as connection:
+        costs = connection.execute(
+            sa.select(sa.func.sum(Trace.cost), sa.func.sum(Trace.unpriced_calls)).where(
+                Trace.experiment_id == experiment
+            )
+        ).one()
+    assert (int(costs[0]), int(costs[1])) == (total, bucket[fields.UNPRICED_CALLS])
+
+
+def _reprice_truth(start_ns, call):
+    """The ground truth once acme's $1/$2 override applies to every one of its calls."""
+    if call[0] == "acme-llm-7b":
+        return money.pico(Decimal(call[2] * 1 + call[3] * 2) / 10**6)
+    return _expected_cost(start_ns, call)

@@ -121,6 +121,18 @@ class Span(Base):
     )
 
 
+def unpriced_call() -> sa.ColumnElement[bool]:
+    """``SpanRecord.unpriced`` in SQL: a call of a named model that used tokens, with no cost."""
+    return sa.and_(
+        Span.cost.is_(None),
+        Span.model.is_not(None),
+        sa.or_(
+            sa.func.coalesce(Span.input_tokens, 0) > 0,
+            sa.func.coalesce(Span.output_tokens, 0) > 0,
+        ),
+    )
+
+
 class PriceOverride(Base):
     """A price for custom, fine-tuned, self-hosted or negotiated models (core/prices.py):
     ``prices`` maps genai-prices' price keys to USD as decimal strings."""

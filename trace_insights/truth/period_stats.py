@@ -10,7 +10,7 @@ from fractions import Fraction
 
 import sqlalchemy as sa
 
-from trace_insights.truth.models import Span, Trace
+from trace_insights.truth.models import Span, Trace, unpriced_call
 
 QUANTILES = (Fraction(1, 2), Fraction(9, 10), Fraction(99, 100))
 _CHUNK = 200  # periods per statement: each is one branch of a CASE
@@ -104,12 +104,6 @@ def model_uses(
 ) -> list[ModelUse]:
     """Per model and provider, the calls, tokens and cost of the spans of the traces started
     in the range."""
-    unpriced = sa.and_(
-        Span.cost.is_(None),
-        sa.or_(
-            sa.func.coalesce(Span.input_tokens, 0) > 0, sa.func.coalesce(Span.output_tokens, 0) > 0
-        ),
-    )
     query = (
         sa.select(
             Span.model,
@@ -118,7 +112,7 @@ def model_uses(
             sa.func.sum(Span.input_tokens),
             sa.func.sum(Span.output_tokens),
             sa.func.sum(Span.cost),
-            sa.func.sum(sa.case((unpriced, 1), else_=0)),
+            sa.func.sum(sa.case((unpriced_call(), 1), else_=0)),
         )
         .join(Trace, Trace.trace_id == Span.trace_id)
         .where(
