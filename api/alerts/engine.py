@@ -16,7 +16,7 @@ from trace_insights.api.aggregates import combined, total
 from trace_insights.api.context import Context
 from trace_insights.api.occurrences import Counts
 from trace_insights.api.window import resolve as window_of
-from trace_insights.core import dimensions, keys
+from trace_insights.core import dimensions, keys, money
 from trace_insights.core.assessments import is_failure
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.keys import fields
@@ -33,6 +33,7 @@ ENDPOINTS = {  # where a notification's link points
     "tool_error_rate": "tools/metrics",
     "assessment_failure_rate": "assessments/metrics",
     "npmi": "dimensions/calculate-npmi",
+    "cost": "traffic-cost/cost",
 }
 
 
@@ -40,6 +41,7 @@ ENDPOINTS = {  # where a notification's link points
 class Measurement:
     value: float | None  # None: undefined (no data)
     traces: int
+    subject: str | None = None  # what the value is of, where the rule names no one (a tag value)
 
 
 def measure(context: Context, rule: Any, end_ms: int) -> Measurement:
@@ -78,6 +80,8 @@ def _measure(context: Context, rule: Any, end_ms: int) -> Measurement:
         tool = parameters["tool_name"]
         calls = bucket[fields.tool(tool, "calls")]
         return Measurement(_percent(bucket[fields.tool(tool, "errors")], calls), traces)
+    if metric == "cost":
+        return _cost(aggregates, bucket, parameters, traces)
     if metric == "assessment_failure_rate":
         name = parameters["assessment_name"]
         values = total(aggregates.counters(lambda e, r, s: keys.assessment_values(e, r, s, name)))
@@ -134,8 +138,8 @@ def evaluate(context: Context, rule: Any, now_ms: int | None = None) -> str | No
         )
         if moved.rowcount != 1:
             return None
-        if notify:
-            payload = _payload(rule, event, found.value, now)  # type: ignore[arg-type]
+        if notify and event is not None:
+            payload = _payload(rule, event, found, now)
             connection.execute(
                 sa.insert(AlertDelivery),
                 [
@@ -172,7 +176,8 @@ def _should_notify(context: Context, rule: Any, event: str, now: int) -> bool:
     return previous == "firing"
 
 
-def _payload(rule: Any, event: str, value: float | None, now: int) -> dict[str, Any]:
+def _payload(rule: Any, event: str, found: Measurement, now: int) -> dict[str, Any]:
+    value = found.value
     query = {
         "experiment_ids": list(rule.experiment_ids),
         "start_time": now - rule.window_s * 1000,
@@ -180,12 +185,15 @@ def _payload(rule: Any, event: str, value: float | None, now: int) -> dict[str, 
         "time_bucket": "minute",
     }
     endpoint = ENDPOINTS.get(rule.metric, "traffic-cost/latency")
+    if rule.metric == "cost" and rule.parameters.get("tag_key"):
+        endpoint = "tags/metrics"
     body = {
         "rule_id": rule.rule_id,
         "rule": rule.name,
         "state": event,
         "metric": rule.metric,
         "value": value,
+        "subject": found.subject,
         "comparator": rule.comparator,
         "threshold": rule.threshold,
         "window_s": rule.window_s,
@@ -201,6 +209,8 @@ def _payload(rule: Any, event: str, value: float | None, now: int) -> dict[str, 
     if not rule.slack:
         return body
     shown = "n/a" if value is None else f"{value:.4g}"
+    if found.subject is not None:
+        shown += f" ({found.subject})"
     icon = ":rotating_light:" if event == "firing" else ":white_check_mark:"
     text = (
         f"{icon} *{rule.name}* is {event}: {rule.metric} = {shown} "
@@ -217,7 +227,31 @@ def _link_parameters(rule: Any) -> dict[str, Any]:
         return {"assessment_name": parameters["assessment_name"]}
     if rule.metric == "npmi":
         return {"dimension1": parameters["dimension1"], "dimension2": parameters["dimension2"]}
+    if rule.metric == "cost" and parameters.get("tag_key"):
+        return {"tag_key": parameters["tag_key"]}
     return {}
+
+
+def _cost(aggregates: Any, bucket: Any, parameters: Any, traces: int) -> Measurement:
+    """USD over the window: in total, of a model, of a tag value, or of the costliest value
+    of a tag key (named as the measurement's subject)."""
+    model, key = parameters.get("model"), parameters.get("tag_key")
+    if model:
+        return Measurement(
+            float(money.usd(money.read(bucket, fields.model(model, "cost")))), traces
+        )
+    if not key:
+        return Measurement(float(money.usd(money.read(bucket, fields.COST))), traces)
+    spent = total(aggregates.counters(lambda e, r, s: keys.tag_cost(e, r, s, key)))
+    costs = money.by_name({k: n for k, n in spent.items() if not k.endswith(keys.UNPRICED)})
+    costs.pop(dimensions.OTHER, None)  # values past the cap, together: no one value
+    wanted = parameters.get("tag_value")
+    if wanted is not None:
+        return Measurement(float(money.usd(costs.get(wanted, 0))), traces, wanted)
+    if not costs:
+        return Measurement(0.0, traces)
+    value, top = max((cost, value) for value, cost in costs.items())
+    return Measurement(float(money.usd(value)), traces, top)
 
 
 def _percent(part: float, whole: float) -> float | None:

@@ -17,6 +17,7 @@ Metric = Literal[
     "token_count",
     "assessment_failure_rate",
     "npmi",
+    "cost",
 ]
 Comparator = Literal[">", ">=", "<", "<="]
 NEEDS = {"tool_error_rate": "tool_name", "assessment_failure_rate": "assessment_name"}
@@ -25,6 +26,10 @@ NEEDS = {"tool_error_rate": "tool_name", "assessment_failure_rate": "assessment_
 class RuleParameters(BaseModel):
     tool_name: str | None = None
     assessment_name: str | None = None
+    # cost: of one model, of one tag value, or (tag_key alone) of the costliest value
+    model: str | None = None
+    tag_key: str | None = None
+    tag_value: str | None = None
     dimension1: DimensionValue | None = None
     dimension2: DimensionValue | None = None
 
@@ -79,6 +84,10 @@ class RuleIn(RuleChange):
             raise ValueError("metric npmi needs parameters.dimension1 and parameters.dimension2")
         if self.metric == "npmi" and self.window_s < 3600:
             raise ValueError("npmi is counted per hour: window_s must be at least 3600")
+        if self.metric == "cost" and self.parameters.model and self.parameters.tag_key:
+            raise ValueError("metric cost takes parameters.model or parameters.tag_key, not both")
+        if self.parameters.tag_value is not None and not self.parameters.tag_key:
+            raise ValueError("parameters.tag_value needs parameters.tag_key")
         return self
 
 

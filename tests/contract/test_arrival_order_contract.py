@@ -139,6 +139,7 @@ def _store_counts(engine, experiment):
             Trace.trace_id,
             Trace.status,
             Trace.execution_time_ms,
+            Trace.cost,
             Trace.span_stats,
             Trace.tags,
             sa.literal(0).label("in_slice"),

@@ -45,15 +45,15 @@ CALLS = [
 USERS = ("ann", "bob", "cy")
 
 
-def _traces(count: int):
-    """Real SDK spans: each trace a root (its user) and two model calls."""
+def _traces(count: int, base_ns: int = BASE_NS):
+    """Real SDK spans: each trace a root (its user) and two model calls, a minute apart."""
     memory = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(memory))
     tracer = provider.get_tracer("cost")
     calls = []
     for i in range(count):
-        start = BASE_NS + i * MINUTE_NS
+        start = base_ns + i * MINUTE_NS
         root = tracer.start_span("agent", start_time=start, attributes={"user.id": USERS[i % 3]})
         context = root.get_span_context()
         for j in range(2):

@@ -18,6 +18,7 @@ from trace_insights.truth.filter_sql import Compiled, compile_filter
 from trace_insights.truth.models import Assessment, Experiment, Trace
 
 _THRESHOLDS = [t + d for t in dimensions.LATENCY_THRESHOLDS_MS for d in (-1, 0, 1)]
+_COSTS = [pico + d for _, pico in dimensions.COST.levels for d in (-1, 0, 1)]  # pico-USD
 SPANS = st.lists(
     st.tuples(
         st.sampled_from(["LLM", "TOOL", "AGENT", "EMBEDDING", "CHAIN"]),
@@ -32,6 +33,7 @@ TRACE = st.fixed_dictionaries(
     {
         "status": st.sampled_from(["OK", "ERROR"]),
         "latency": st.integers(0, 70_000) | st.sampled_from(_THRESHOLDS),
+        "cost": st.none() | st.integers(0, 2 * 10**13) | st.sampled_from(_COSTS),
         "spans": SPANS,
         "tags": st.dictionaries(
             st.sampled_from(["env", "user", "k_1"]), st.text("ab=_ %é", max_size=5), max_size=3
@@ -90,6 +92,7 @@ def test_the_stream_and_sql_count_the_same_dimensions_for_a_trace(truth_engine, 
         output_tokens=0,
         span_count=len(records),
         tags=trace["tags"],
+        cost=trace["cost"],
         assessments=tuple(trace["assessments"].items()),
     )
     streamed = dimensions.of_trace(summary, records)
@@ -112,6 +115,7 @@ def test_the_stream_and_sql_count_the_same_dimensions_for_a_trace(truth_engine, 
                     output_tokens=0,
                     total_tokens=0,
                     span_count=len(records),
+                    cost=trace["cost"],
                     tags=trace["tags"],
                     assessments=[],
                     current_assessments={k: [v] for k, v in trace["assessments"].items()},
@@ -166,6 +170,7 @@ def _candidates(streamed: set[str]) -> set[str]:
         f"tools.{t}={o}" for t in ["web_search", "calc", "a_b", "x%y"] for o in ["used", "error"]
     }
     out |= {dimensions.LATENCY.above("latency", t) for t in dimensions.LATENCY_THRESHOLDS_MS}
+    out |= {f"cost>{t}" for t in dimensions.COST_THRESHOLDS_USD}
     return out
 
 

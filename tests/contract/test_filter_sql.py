@@ -15,6 +15,8 @@ from trace_insights.truth.models import Assessment, Experiment, Span, Trace, Tra
 from trace_insights.truth.pair_counts import pair_counts
 
 T0 = 1735689600000
+# pico-USD and unpriced calls: $0.5; $0.0001 beside an unpriced call; a cost past a bigint
+COSTS = {1: (500_000_000_000, 0), 2: (100_000_000, 1), 5: (None, 2)}
 
 
 def _trace(n: int, status: str, latency: int, spans: list[dict], tags: dict, assessments: dict):
@@ -34,6 +36,8 @@ def _trace(n: int, status: str, latency: int, spans: list[dict], tags: dict, ass
         output_tokens=0,
         total_tokens=0,
         span_count=len(spans),
+        cost=COSTS.get(n, (0, 0))[0],
+        unpriced_calls=COSTS.get(n, (0, 0))[1],
         tags=tags,
         assessments=[],
         current_assessments=by_name(assessments.items()),
@@ -152,6 +156,12 @@ TRACES = [
 ]
 
 CASES = [
+    ("trace.cost > 0.1", {1}),  # dollars
+    ("trace.cost >= 0.0001", {1, 2}),
+    ("trace.cost < 0.0001", {3, 4}),  # a cost no bigint holds is no cost
+    ("trace.cost = 0", {3, 4}),
+    ("trace.cost < 1e18", {1, 2, 3, 4}),  # past any cost: clamped, not an error
+    ("trace.unpriced_calls > 0", {2, 5}),
     ("span.type = 'LLM'", {1, 5}),
     ("span.name LIKE '%retry%'", {3}),
     ("span.name LIKE 'chat_%'", {1}),  # _ is any one character ("chat gpt-4")

@@ -134,3 +134,47 @@ def test_the_worker_evaluates_a_rule_once_per_change_of_its_experiment_drops_inc
         api.drain()
         worker.evaluate_once()
         assert evaluations() == 4, "the update after the rebuild is followed"
+
+
+def test_cost_rules_measure_a_total_a_model_a_tag_value_and_the_costliest_value(tmp_path):
+    """USD over the window, from the aggregates; a rule on a tag key alone watches its
+    costliest value ("any user above $5") and names it in the notification."""
+    from collections import Counter
+
+    from tests.contract.test_cost_contract import _expected_cost, _traces
+    from trace_insights.core import money
+
+    with embedded(tmp_path) as api:
+        now = time.time_ns()
+        spans, calls = _traces(14, base_ns=now - 20 * 60 * 10**9)
+        publish_to_bus(api.bus, spans, "a")
+        api.drain()
+        context = api.client.app.state.context
+        by_user: Counter[str] = Counter()
+        by_model: Counter[str] = Counter()
+        for _, user, start, call in calls:
+            found = None if call[0] == "acme-llm-7b" else _expected_cost(start, call)  # no override
+            by_user[user] += found or 0
+            by_model[call[0]] += found or 0
+        end = now // 10**6 + 1000
+
+        def measured(**parameters):
+            rule = SimpleNamespace(**_rule(metric="cost", window_s=3600, parameters=parameters))
+            return measure(context, rule, end)
+
+        assert measured().value == float(money.usd(sum(by_user.values())))
+        assert measured(model="gpt-4o").value == float(money.usd(by_model["gpt-4o"]))
+        assert measured(tag_key="user", tag_value="bob").value == float(money.usd(by_user["bob"]))
+        top, cost = by_user.most_common(1)[0]
+        costliest = measured(tag_key="user")
+        assert (costliest.value, costliest.subject) == (float(money.usd(cost)), top)
+
+        rule = _rule(metric="cost", window_s=3600, parameters={"tag_key": "user"}, threshold=0.0)
+        with context.engine.begin() as connection:
+            connection.execute(sa.insert(AlertRule), [rule])
+            stored = connection.execute(sa.select(AlertRule)).one()
+        assert evaluate(context, stored, end) == "firing"
+        with context.engine.connect() as connection:
+            payload = connection.scalar(sa.select(AlertDelivery.payload))
+        assert payload["subject"] == top and payload["link"]["path"].endswith("/tags/metrics")
+        assert payload["link"]["body"]["tag_key"] == "user"

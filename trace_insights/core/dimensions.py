@@ -27,11 +27,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from trace_insights.core import money
 from trace_insights.core.filters import And, Comparison, Count, Key, Node, Not, Or
 from trace_insights.core.records import ERROR, SpanRecord, TraceSummary
 
 LATENCY_THRESHOLDS_MS = (100, 250, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000)
 SPAN_COUNT_THRESHOLDS = (0, 1, 2, 3, 5, 10)
+COST_THRESHOLDS_USD = ("0.001", "0.01", "0.1", "1", "10")  # ascending, as the names show them
 OTHER = "__other__"  # a tag value past the per-key cap
 ALL = ""  # the term for "every trace"
 Threshold = Literal[">", ">=", "<", "<="]
@@ -321,6 +323,56 @@ class _Latency(_Thresholded):
         return Comparison(Key("trace", "execution_time_ms"), operator, threshold)
 
 
+class _Cost(Family):
+    """A trace's cost in USD (of its priced calls) against a threshold, counted above
+    ``COST_THRESHOLDS_USD``; costs are whole pico-dollars, so ``>=`` and ``<`` of a listed
+    threshold are not what the stream counts: the source of truth answers them."""
+
+    pattern = re.compile(r"cost>(?P<threshold>[0-9.]+)$")
+    levels = tuple((text, money.scaled(float(text))) for text in COST_THRESHOLDS_USD)
+
+    def owns(self, name: str) -> bool:
+        return name == "cost"
+
+    def split(self, dimension: str) -> tuple[str, str] | None:
+        match = self.pattern.match(dimension)
+        return None if match is None else ("cost", f">{match['threshold']}")
+
+    def parameters_of(self, value: str) -> dict[str, str]:
+        return {"operator": ">", "threshold": value.removeprefix(">")}
+
+    def of_trace(
+        self, summary: TraceSummary, spans: list[SpanRecord], tag_value: TagValue
+    ) -> Iterable[str]:
+        cost = summary.cost
+        if cost is None:
+            return []
+        return [f"cost>{text}" for text, pico in self.levels if cost > pico]
+
+    def describe(self, name: str, values: list[str]) -> Described:
+        return Described(
+            name,
+            "Cost",
+            "Trace cost in USD against a threshold; counted by the stream at "
+            + ", ".join(COST_THRESHOLDS_USD),
+            [_THRESHOLD, _OPERATOR],
+        )
+
+    def request(self, name: str, parameters: dict[str, str], values_of: ValuesOf) -> Requested:
+        operator, threshold = _threshold(name, parameters)
+        pico = money.scaled(threshold)
+        level = next((text for text, at in self.levels if at == pico), None)
+        terms: Terms | None = None
+        if level is not None and operator in (">", "<="):
+            above = f"cost>{level}"
+            terms = {above: 1} if operator == ">" else {ALL: 1, above: -1}
+        return Requested(self, name, f"{operator}{_shown(threshold)}", terms, parameters)
+
+    def as_filter(self, requested: Requested) -> Node:
+        operator, threshold = _threshold(requested.name, requested.parameters)
+        return Comparison(Key("trace", "cost"), operator, threshold)
+
+
 class _SpanCount(_Thresholded):
     prefix = "span_count."
     thresholds = SPAN_COUNT_THRESHOLDS
@@ -432,6 +484,7 @@ MODEL = _Model("model", Key("span", "model"), "Model")
 TOOLS = _Tools()
 TAGS = _Tags()
 LATENCY = _Latency()
+COST = _Cost()
 SPAN_COUNT = _SpanCount()
 ASSESSMENTS = _Assessments()
 FAMILIES: tuple[Family, ...] = (
@@ -441,6 +494,7 @@ FAMILIES: tuple[Family, ...] = (
     TOOLS,
     TAGS,
     LATENCY,
+    COST,
     SPAN_COUNT,
     ASSESSMENTS,
 )

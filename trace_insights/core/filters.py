@@ -42,6 +42,8 @@ TRACE_FIELDS = {
     "output_tokens": "number",
     "total_tokens": "number",
     "span_count": "number",
+    "cost": "number",  # USD, of its priced calls
+    "unpriced_calls": "number",
 }
 
 

@@ -34,6 +34,13 @@ def pico(usd: Decimal) -> int | None:
     return value if 0 <= value <= MAX_SPAN else None
 
 
+def scaled(dollars: float) -> int:
+    """A number of dollars as asked (a filter's ``trace.cost > 0.5``) in pico-USD, rounded;
+    unbounded: a comparison may name any amount."""
+    exact = Decimal(repr(dollars)) if isinstance(dollars, float) else Decimal(dollars)
+    return int(exact.scaleb(12).to_integral_value(rounding=ROUND_HALF_EVEN))
+
+
 def usd(value: int) -> Decimal:
     """Pico-USD → dollars, exactly, without trailing zeros (``Decimal('0.003875')``)."""
     if not value:

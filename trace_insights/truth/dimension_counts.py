@@ -27,6 +27,7 @@ def universe(in_slice: Compiled, *where: ColumnElement[bool]) -> sa.CTE:
                 Trace.trace_id,
                 Trace.status,
                 Trace.execution_time_ms,
+                Trace.cost,
                 Trace.span_stats,
                 Trace.tags,
                 sa.case((in_slice.predicate, 1), else_=0).label("in_slice"),
@@ -177,6 +178,27 @@ def _latency(sources: Sources) -> list[sa.Select[Any]]:
     ]
 
 
+def _cost(sources: Sources) -> list[sa.Select[Any]]:
+    """As latency: each trace counted once at the highest level it exceeds (levels by index,
+    their pico-dollars compared), then added up; a trace without a cost has none."""
+    u = sources.u
+    levels = dimensions.COST.levels
+    exceeded = sa.case(
+        *((u.cost > pico, index) for index, (_, pico) in reversed(list(enumerate(levels)))),
+        else_=-1,
+    ).label("level")
+    counted = sa.select(exceeded, *_counted(u.in_slice)).group_by(exceeded).subquery()
+    indexes = _numbers(tuple(range(len(levels))))
+    cost = (
+        sa.select(indexes.c.t, *_summed(counted))
+        .join(indexes, counted.c.level >= indexes.c.t)
+        .group_by(indexes.c.t)
+        .subquery()
+    )
+    name = sa.case(*((cost.c.t == index, f"cost>{text}") for index, (text, _) in enumerate(levels)))
+    return [sa.select(name, cost.c.n, cost.c.s)]
+
+
 def _assessments(sources: Sources) -> list[sa.Select[Any]]:
     """String values bare, others as JSON text, as the stream names them."""
     u, dialect, universe = sources.u, sources.dialect, sources.universe
@@ -208,6 +230,7 @@ FORMS: dict[dimensions.Family, Form] = {
     dimensions.TOOLS: _tools,
     dimensions.TAGS: _tags,
     dimensions.LATENCY: _latency,
+    dimensions.COST: _cost,
     dimensions.SPAN_COUNT: _span_count,
     dimensions.ASSESSMENTS: _assessments,
 }

@@ -27,6 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
+from trace_insights.core import money
 from trace_insights.core.assessments import EXPECTATION
 from trace_insights.core.filters import And, Comparison, Count, Node, Not, Or, Value
 from trace_insights.truth import dialects, span_stats
@@ -50,6 +51,7 @@ _TRACE_COLUMNS = {
     "output_tokens": Trace.output_tokens,
     "total_tokens": Trace.total_tokens,
     "span_count": Trace.span_count,
+    "unpriced_calls": Trace.unpriced_calls,
 }
 
 
@@ -155,6 +157,8 @@ class _Compiler:
         if key.name == "text":
             content = compare(Span.content, node.operator, node.value)
             return self._having(Span.trace_id, Span.experiment_id, content)
+        if key.name == "cost":  # dollars as asked, pico-USD as stored
+            return compare(Trace.cost, node.operator, _pico(node.value))
         return compare(_TRACE_COLUMNS[key.name], node.operator, node.value)
 
     def count(self, node: Count) -> ColumnElement[bool]:
@@ -278,6 +282,14 @@ _OPERATORS: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
     "IN": lambda column, value: column.in_(value),
     "NOT IN": lambda column, value: column.not_in(value),
 }
+
+
+def _pico(value: Any) -> Any:
+    """A filter's dollars as a bigint of pico-USD (beyond a bigint, its end: no cost is)."""
+    if isinstance(value, tuple):
+        return tuple(_pico(item) for item in value)
+    assert isinstance(value, int | float)  # the parser lets only numbers compare with it
+    return max(-money.MAX_TRACE, min(money.MAX_TRACE, money.scaled(value)))
 
 
 def compare(column: Any, operator: str, value: Any) -> ColumnElement[bool]:
