@@ -124,6 +124,7 @@ def test_traffic_shows_the_apis_figures_and_its_top_correlation(deployment, page
     latency = _post(deployment, "traffic-cost/latency", window)["summary"]
     errors = _post(deployment, "traffic-cost/errors", window)["summary"]
     tokens = _post(deployment, "traffic-cost/tokens", window)
+    cost = _post(deployment, "traffic-cost/cost", window)
     assert volume["count"] == TRACES
     for key in ("count", "ok_count", "error_count"):
         assert _shown(page, f"volume.{key}") == volume[key]
@@ -138,18 +139,28 @@ def test_traffic_shows_the_apis_figures_and_its_top_correlation(deployment, page
     assert rows.count() == len(tokens["models"])
     for model in tokens["models"]:
         cells = page.locator(f'[data-model="{model["model"]}"] td.num')
-        assert [float(v) for v in cells.evaluate_all("c => c.map(e => e.dataset.value)")] == [
-            model["call_count"],
-            model["input_tokens"],
-            model["output_tokens"],
-            model["total_tokens"],
+        assert cells.evaluate_all("c => c.map(e => e.dataset.value)") == [
+            str(model["call_count"]),
+            str(model["input_tokens"]),
+            str(model["output_tokens"]),
+            str(model["total_tokens"]),
+            model["cost"] or "",  # the exact decimal string; unpriced: none
         ]
+        if model["cost"] is None:
+            assert cells.last.inner_text() == "unpriced"
+    shown_cost = page.locator('[data-figure="cost.cost"]')
+    assert shown_cost.get_attribute("data-value") == (cost["summary"]["cost"] or "")
+    assert _shown(page, "cost.unpriced_calls") == cost["summary"]["unpriced_calls"]
+    unpriced = cost["meta"]["unpriced_models"]
+    assert unpriced, "the traffic calls a model no price is known for"
+    note = page.locator('[data-card="cost"] p.unpriced').inner_text()
+    assert all(m["model"] in note for m in unpriced)
     expected = _ranked(
         deployment, window, {"dimension": {"name": "status", "parameters": {"value": "ERROR"}}}
     )
     assert expected, "the traffic has a partner of its error traces to show"
     assert _partners(page, "errors") == expected
-    assert page.locator("[data-chart] canvas").count() == 3
+    assert page.locator("[data-chart] canvas").count() == 4
     assert page.console.errors == []
 
 

@@ -30,8 +30,21 @@ export function replace(el, ...children) {
 const integer = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
 const decimal = new Intl.NumberFormat("en-US", { maximumFractionDigits: 1 });
 
+const dollars = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD" });
+const cents = new Intl.NumberFormat("en-US", {
+  style: "currency",
+  currency: "USD",
+  maximumSignificantDigits: 3,
+});
+
 export const format = {
   count: (n) => (n === null || n === undefined ? "–" : integer.format(n)),
+  // the API's exact decimal strings of USD; null (nothing priced) is not $0
+  usd: (text) => {
+    if (text === null || text === undefined) return "unpriced";
+    const n = Number(text);
+    return n === 0 || n >= 1 ? dollars.format(n) : cents.format(n);
+  },
   percent: (n) => (n === null || n === undefined ? "–" : `${decimal.format(n)}%`),
   ms: (n) => {
     if (n === null || n === undefined) return "–";

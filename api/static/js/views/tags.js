@@ -1,4 +1,5 @@
-// Tags: one card per tag key (MLflow's own mlflow.* keys hidden) with its top values; a
+// Tags: one card per tag key (MLflow's own mlflow.* keys hidden) with its top values (traces,
+// share and cost); a
 // clicked value becomes the slice of the page's correlation blocks until it is cleared.
 
 import { insights } from "../api.js";
@@ -7,6 +8,12 @@ import { correlationBlock } from "../correlations.js";
 import { bars, card, empty, figure, format, h, replace } from "../dom.js";
 
 const TOP = 10;
+
+// a value's cost, with the calls no price was found for said beside it
+function spent(v) {
+  if (!v.unpriced_calls || v.cost === null) return format.usd(v.cost);
+  return `${format.usd(v.cost)} + ${format.count(v.unpriced_calls)} unpriced`;
+}
 
 export default class Tags {
   constructor(root) {
@@ -71,7 +78,7 @@ export default class Tags {
         values.map((v) => ({
           label: v.value,
           value: v.count,
-          shown: `${format.count(v.count)} · ${format.percent(v.percentage)}`,
+          shown: `${format.count(v.count)} · ${format.percent(v.percentage)} · ${spent(v)}`,
           selected: chosen?.key === key && chosen.value === v.value,
           onclick: select(v.value),
         })),

@@ -1,5 +1,6 @@
-// Traffic & Cost: volume (OK and errors stacked), latency percentiles, error rate and tokens by
-// model, each card with its slice's correlations.
+// Traffic & Cost: volume (OK and errors stacked), latency percentiles, error rate, cost (per
+// bucket, per provider, and the models no price was found for) and tokens and cost by model,
+// each card with its slice's correlations.
 
 import { insights } from "../api.js";
 import { COLORS, drawn, timeChart } from "../charts.js";
@@ -11,12 +12,14 @@ export default class Traffic {
     this.volume = card("Volume", { wide: true, name: "volume" });
     this.latency = card("Latency", { name: "latency" });
     this.errors = card("Errors", { name: "errors" });
-    this.tokens = card("Tokens by model", { name: "tokens" });
+    this.cost = card("Cost", { name: "cost" });
+    this.tokens = card("Tokens and cost by model", { wide: true, name: "tokens" });
     this.volumeTotal = h("span", { class: "total" });
     this.volumeLink = h("span");
     this.volume.heading.append(this.volumeLink, this.volumeTotal);
     this.charts = {};
-    for (const [name, c] of Object.entries({ volume: this.volume, latency: this.latency, errors: this.errors })) {
+    const charted = { volume: this.volume, latency: this.latency, errors: this.errors, cost: this.cost };
+    for (const [name, c] of Object.entries(charted)) {
       c.figures = h("div", { class: "figures" });
       this.charts[name] = h("div", { class: "chart", dataset: { chart: name } });
       c.correlations = h("div");
@@ -26,17 +29,20 @@ export default class Traffic {
     this.tokens.correlations = h("div");
     this.tokens.body.append(this.tokens.content, this.tokens.correlations);
     this.volume.correlations.remove();
+    this.cost.correlations.remove();
+    this.cost.notes = h("div");
+    this.cost.body.append(this.cost.notes);
     root.append(
       h("div", { class: "toolbar" }, h("h1", {}, "Traffic & Cost")),
-      h("div", { class: "grid" }, this.volume.el, this.latency.el, this.errors.el, this.tokens.el),
+      h("div", { class: "grid" }, this.volume.el, this.latency.el, this.errors.el, this.cost.el, this.tokens.el),
     );
     this.model = null;
   }
 
   async update(ctx) {
     const w = ctx.window;
-    const [volume, latency, errors, tokens] = await Promise.all(
-      ["volume", "latency", "errors", "tokens"].map((name) => insights(`traffic-cost/${name}`, w)),
+    const [volume, latency, errors, cost, tokens] = await Promise.all(
+      ["volume", "latency", "errors", "cost", "tokens"].map((name) => insights(`traffic-cost/${name}`, w)),
     );
     ctx.meta(volume.meta);
     const times = volume.time_series.map((p) => p.time_bucket);
@@ -104,6 +110,7 @@ export default class Traffic {
       ],
     });
 
+    this.showCost(ctx, cost);
     this.showTokens(ctx, tokens);
     await Promise.all(Object.values(this.charts).map(drawn));
     performance.mark("ti:traffic:charts");
@@ -137,6 +144,54 @@ export default class Traffic {
     await Promise.all(blocks);
   }
 
+  showCost(ctx, cost) {
+    const s = cost.summary;
+    replace(
+      this.cost.figures,
+      figure("cost.cost", "USD", s.cost, format.usd),
+      figure("cost.unpriced_calls", "unpriced calls", s.unpriced_calls),
+    );
+    timeChart(this.charts.cost, {
+      times: cost.time_series.map((p) => p.time_bucket),
+      zone: ctx.zone,
+      unit: " USD",
+      series: [
+        { label: "cost", color: COLORS.accent, bars: true, values: cost.time_series.map((p) => Number(p.cost)) },
+      ],
+    });
+    const unpriced = cost.meta.unpriced_models;
+    replace(
+      this.cost.notes,
+      cost.providers.length
+        ? h(
+            "p",
+            { class: "providers" },
+            cost.providers.flatMap((p, i) => [
+              i ? " · " : "",
+              h(
+                "span",
+                { dataset: { provider: p.provider ?? "" } },
+                `${p.provider ?? "provider not reported"} ${format.usd(p.cost)}`,
+              ),
+            ]),
+          )
+        : null,
+      unpriced.length
+        ? h(
+            "p",
+            { class: "unpriced", role: "note" },
+            "No price for ",
+            unpriced.flatMap((m, i) => [
+              i ? ", " : "",
+              h("strong", {}, m.model),
+              ` (${format.count(m.call_count)} calls)`,
+            ]),
+            ": their tokens are counted, their cost is in no figure. Price them with an override (POST …/insights/prices).",
+          )
+        : null,
+    );
+  }
+
   showTokens(ctx, tokens) {
     const s = tokens.summary;
     const models = tokens.models;
@@ -168,6 +223,7 @@ export default class Traffic {
                   h("th", { class: "num" }, "input"),
                   h("th", { class: "num" }, "output"),
                   h("th", { class: "num" }, "total"),
+                  h("th", { class: "num" }, "cost"),
                 ),
               ),
               h(
@@ -206,6 +262,11 @@ export default class Traffic {
                     h("td", { class: "num", dataset: { value: m.input_tokens } }, format.count(m.input_tokens)),
                     h("td", { class: "num", dataset: { value: m.output_tokens } }, format.count(m.output_tokens)),
                     h("td", { class: "num", dataset: { value: m.total_tokens } }, format.count(m.total_tokens)),
+                    h(
+                      "td",
+                      { class: m.cost === null ? "num unpriced" : "num", dataset: { value: m.cost ?? "" } },
+                      format.usd(m.cost),
+                    ),
                   ),
                 ),
               ),
