@@ -222,16 +222,20 @@ def rebuild(
     if start_ms is not None and end_ms is not None and end_ms <= start_ms:
         raise typer.BadParameter("--end-ms must be after --start-ms")
     settings = load_settings(data_dir=data_dir, redis_url=redis_url, database_url=database_url)
-    try:
-        store = open_store(settings)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
     engine = create_engine(settings.database())
     total = count_traces(engine, start_ms, end_ms, experiment_id)
     if reprice:
         with typer.progressbar(length=total, label="repricing") as bar:
             changed = price_again(engine, start_ms, end_ms, experiment_id, bar.update)
         typer.echo(f"priced {changed} calls anew")
+        if not settings.redis_url:  # up's aggregates live in its process
+            typer.echo("no Redis: `trace-insights up` rebuilds its aggregates when it starts")
+            engine.dispose()
+            return
+    try:
+        store = open_store(settings)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     with typer.progressbar(length=total, label="rebuilding") as bar:
         try:
             replayed = replay(

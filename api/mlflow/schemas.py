@@ -281,6 +281,12 @@ class SpanOut(BaseModel):
         description="Cache and reasoning tokens it reported, by genai-prices' usage names "
         "(cache_read_tokens, cache_write_tokens, output_reasoning_tokens)"
     )
+    provider: str | None
+    cost: str | None = Field(description="US dollars, an exact decimal string; null: unpriced")
+    priced_by: str | None = Field(
+        description="What decided the cost: reported, override <id>, or "
+        "genai-prices <provider>/<model>"
+    )
 
 
 class TraceInfo(BaseModel):

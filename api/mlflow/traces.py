@@ -31,6 +31,7 @@ from trace_insights.api.mlflow.schemas import (
     TraceOut,
 )
 from trace_insights.api.mlflow.wire import open_trace_info, otlp_span, trace_info
+from trace_insights.core import money
 from trace_insights.core.trace_tags import MLFLOW_METADATA, TagEdit
 from trace_insights.core.trace_tags import encode as encode_edits
 from trace_insights.truth.models import Assessment as AssessmentRow
@@ -197,4 +198,7 @@ def _span(row: Any) -> SpanOut:
         attributes=row.attributes,
         events=row.events,
         usage=row.usage,
+        provider=row.provider,
+        cost=money.text(row.cost) if row.cost is not None else None,
+        priced_by=row.priced_by,
     )

@@ -392,5 +392,9 @@ function usageLine(span) {
   const parts = Object.entries(span.usage).map(([k, n]) => `${USAGE[k] ?? k} ${format.count(n)}`);
   if (span.input_tokens == null && span.output_tokens == null && !parts.length) return null;
   const tokens = `${format.count(span.input_tokens ?? 0)} in · ${format.count(span.output_tokens ?? 0)} out`;
-  return h("p", { class: "usage" }, h("strong", {}, "Tokens: "), [tokens, ...parts].join(" · "));
+  const priced =
+    span.cost !== null || span.model
+      ? [" · ", h("strong", {}, "Cost: "), format.usd(span.cost), span.priced_by ? ` (${span.priced_by})` : ""]
+      : [];
+  return h("p", { class: "usage" }, h("strong", {}, "Tokens: "), [tokens, ...parts].join(" · "), priced);
 }
