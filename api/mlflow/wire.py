@@ -18,11 +18,13 @@ from trace_insights.api.mlflow.schemas import (
     TraceInfo,
     TraceLocation,
 )
+from trace_insights.core import money
 from trace_insights.core.records import IN_PROGRESS, trace_times
 from trace_insights.core.trace_tags import MLFLOW_METADATA
 
 TRACE_NAME = "mlflow.traceName"  # MLflow's tag for the root span's name
 TOKEN_USAGE = "mlflow.trace.tokenUsage"  # MLflow's metadata: JSON of the trace's tokens
+COST = "mlflow.trace.cost"  # and of its cost in USD (MLflow's floats: {"total_cost": …})
 _STATUS = {
     "OK": Status.STATUS_CODE_OK,
     "ERROR": Status.STATUS_CODE_ERROR,
@@ -39,6 +41,7 @@ def trace_info(row: Any, assessments: list[AssessmentOut]) -> TraceInfo:
         state=row.status,
         name=row.root_name,
         tokens=(row.input_tokens, row.output_tokens),
+        cost=row.cost,
         tags=row.tags,
         assessments=assessments,
     )
@@ -57,6 +60,7 @@ def open_trace_info(spans: Sequence[Any], assessments: list[AssessmentOut]) -> T
         state=IN_PROGRESS,
         name=next((s.name for s in spans if s.parent_span_id is None), None),
         tokens=(sum(s.input_tokens or 0 for s in spans), sum(s.output_tokens or 0 for s in spans)),
+        cost=sum(s.cost for s in spans if s.cost is not None),
         tags=spans[0].trace_tags,
         assessments=assessments,
     )
@@ -71,12 +75,15 @@ def _info(
     state: str,
     name: str | None,
     tokens: tuple[int, int],
+    cost: int | None,
     tags: Mapping[str, str],
     assessments: list[AssessmentOut],
 ) -> TraceInfo:
     tokens_in, tokens_out = tokens
     usage = {"input_tokens": tokens_in, "output_tokens": tokens_out}
     metadata = {TOKEN_USAGE: json.dumps({**usage, "total_tokens": tokens_in + tokens_out})}
+    if cost:
+        metadata[COST] = json.dumps({"total_cost": float(money.usd(cost))})
     metadata |= {key: tags[tag] for key, tag in MLFLOW_METADATA.items() if tag in tags}
     shown = {**tags, SPANS_LOCATION: "TRACKING_STORE"}  # every span is in this store
     if name is not None:

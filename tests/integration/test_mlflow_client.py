@@ -354,3 +354,28 @@ def test_mlflow_tracing_over_otlp_to_the_collector(tracking, tmp_path):
             ("agent", "AGENT"),
             ("lookup", "TOOL"),
         ]
+
+
+def test_a_chat_calls_cost_reads_back_as_mlflows_trace_cost(tracking):
+    """A CHAT_MODEL span with MLflow's token usage is priced here (genai-prices), and MLflow's
+    client reads the trace's cost where it keeps its own (``info.cost``); a cost MLflow's
+    client set on a span itself (``mlflow.llm.cost``) is the sender's figure, kept as sent."""
+    experiment = mlflow.set_experiment("priced")
+
+    @mlflow.trace(span_type="CHAT_MODEL")
+    def chat(prompt: str, cost: dict | None = None) -> str:
+        span = mlflow.get_current_active_span()
+        span.set_attribute("mlflow.llm.model", "gpt-4o")
+        span.set_attribute("mlflow.chat.tokenUsage", {"input_tokens": 1000, "output_tokens": 200})
+        if cost is not None:
+            span.set_attribute("mlflow.llm.cost", cost)
+        return "ok"
+
+    chat("hello")
+    priced = mlflow.get_last_active_trace_id()
+    chat("again", {"input_cost": 0.01, "output_cost": 0.02, "total_cost": 0.03})
+    reported = mlflow.get_last_active_trace_id()
+    mlflow.flush_trace_async_logging()
+    wait_for(lambda: traces_counted(tracking.api_url, experiment.experiment_id) == 2, 30, "traces")
+    assert mlflow.get_trace(priced).info.cost == {"total_cost": 0.0045}
+    assert mlflow.get_trace(reported).info.cost == {"total_cost": 0.03}

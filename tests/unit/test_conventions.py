@@ -306,6 +306,12 @@ def test_provider(attributes, expected):
         ({"gen_ai.usage.cost": "nan"}, None),
         ({"gen_ai.usage.cost": 1e30}, None),  # past what a span can cost
         ({"gen_ai.usage.cost": True}, None),
+        # MLflow's client prices a call itself when it can: its span attribute, JSON
+        (
+            {"mlflow.llm.cost": '{"input_cost": 0.1, "output_cost": 0.2, "total_cost": 0.3}'},
+            3 * 10**11,
+        ),
+        ({"mlflow.llm.cost": '{"input_cost": 0.1}'}, None),
         ({}, None),
     ],
 )

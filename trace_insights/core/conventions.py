@@ -61,8 +61,10 @@ OUTPUT_TOKEN_KEYS = (
 )
 MLFLOW_TOKEN_USAGE = "mlflow.chat.tokenUsage"
 PROVIDER_KEYS = ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")
-# what the sender says the call cost, in USD: a total, else the sum of input and output parts
+# what the sender says the call cost, in USD: a total (MLflow's client sets its own span
+# attribute, a JSON object, when it can price the call), else the sum of input and output parts
 REPORTED_COST_KEYS = ("gen_ai.usage.cost", "llm.cost.total")
+MLFLOW_COST = "mlflow.llm.cost"  # {"input_cost", "output_cost", "total_cost"}
 REPORTED_COST_PARTS = ("llm.cost.prompt", "llm.cost.completion")
 # usage beyond input and output, by genai-prices' names (each is counted within input or
 # output, as the conventions say): the attributes, first found wins, then the field of
@@ -237,6 +239,9 @@ def reported_cost(attributes: Mapping[str, Any]) -> int | None:
             found = _dollars(attributes[key])
             if found is not None:
                 return money.pico(found)
+    mlflow = attributes.get(MLFLOW_COST)
+    if isinstance(mlflow, Mapping) and (found := _dollars(mlflow.get("total_cost"))) is not None:
+        return money.pico(found)
     parts = [_dollars(attributes[key]) for key in REPORTED_COST_PARTS if key in attributes]
     known = [part for part in parts if part is not None]
     return money.pico(sum(known, Decimal(0))) if known and len(known) == len(parts) else None

@@ -71,10 +71,12 @@ export const insights = (path, body, signal) => call("POST", `${INSIGHTS}/${path
 /** What the dashboard shows of MLflow's TraceInfoV3 (RFC 3339 times, "1.5s" durations). */
 export function traceFacts(info) {
   const usage = info.trace_metadata["mlflow.trace.tokenUsage"];
+  const cost = info.trace_metadata["mlflow.trace.cost"];
   return {
     startMs: Date.parse(info.request_time),
     durationMs: Math.round(parseFloat(info.execution_duration) * 1000),
     totalTokens: usage ? JSON.parse(usage).total_tokens : 0,
+    cost: cost ? JSON.parse(cost).total_cost : null, // MLflow's float of USD
     name: info.tags["mlflow.traceName"] ?? null,
   };
 }

@@ -114,6 +114,7 @@ export default class Traces {
               h("th", {}, "status"),
               h("th", { class: "num" }, "latency"),
               h("th", { class: "num" }, "tokens"),
+              h("th", { class: "num" }, "cost"),
               h("th", {}, "name"),
               h("th", {}, "tags"),
             ),
@@ -151,6 +152,7 @@ export default class Traces {
           h("td", { class: `status-${t.state}` }, t.state),
           h("td", { class: "num nowrap" }, format.ms(facts.durationMs)),
           h("td", { class: "num" }, format.count(facts.totalTokens)),
+          h("td", { class: "num" }, facts.cost === null ? "–" : format.usd(facts.cost)),
           h("td", {}, facts.name ?? "–"),
           h(
             "td",
@@ -227,7 +229,7 @@ export default class Traces {
       h(
         "p",
         {},
-        `${info.trace_id} · ${format.time(facts.startMs, ctx.zone)} · ${format.ms(facts.durationMs)} · ${format.count(spans.length)} spans · ${format.count(facts.totalTokens)} tokens`,
+        `${info.trace_id} · ${format.time(facts.startMs, ctx.zone)} · ${format.ms(facts.durationMs)} · ${format.count(spans.length)} spans · ${format.count(facts.totalTokens)} tokens${facts.cost === null ? "" : ` · ${format.usd(facts.cost)}`}`,
       ),
       waterfall,
       attributes,
