@@ -23,15 +23,27 @@ from pydantic import BaseModel
 from trace_insights.api.aggregates import Figures
 from trace_insights.api.context import Context
 from trace_insights.api.errors import invalid
-from trace_insights.api.figures import error_stats, latency_stats, token_counts, volume_counts
-from trace_insights.api.schemas import ErrorStats, LatencyStats, TokenCounts, VolumeCounts
+from trace_insights.api.figures import (
+    cost_figures,
+    error_stats,
+    latency_stats,
+    token_counts,
+    volume_counts,
+)
+from trace_insights.api.schemas import (
+    CostFigures,
+    ErrorStats,
+    LatencyStats,
+    TokenCounts,
+    VolumeCounts,
+)
 from trace_insights.core import keys, sketch
 from trace_insights.core.buckets import Resolution
 from trace_insights.core.keys import fields
 from trace_insights.stores.base import FIRST_CHANGE, Change
 
 router = APIRouter()
-METRICS = ("volume", "errors", "latency", "tokens", "tools")
+METRICS = ("volume", "errors", "latency", "tokens", "cost", "tools")
 POLL_S = 0.2
 HEARTBEAT_S = 15.0
 _RESOLUTIONS = {"minute": Resolution.MINUTE, "hour": Resolution.HOUR, "day": Resolution.DAY}
@@ -53,6 +65,7 @@ class BucketUpdate(BaseModel):
     errors: ErrorStats | None = None
     latency: LatencyStats | None = None
     tokens: TokenCounts | None = None
+    cost: CostFigures | None = None  # USD, exact decimal strings
     tools: list[ToolCount] | None = None
 
 
@@ -181,6 +194,8 @@ def _snapshot(
         update.latency = latency_stats(counts, digest)
     if "tokens" in wanted:
         update.tokens = token_counts(counts)
+    if "cost" in wanted:
+        update.cost = cost_figures(counts)
     if "tools" in wanted:
         tools: dict[str, Figures] = {}
         for name, value in counts.items():

@@ -7,6 +7,7 @@ midnights (issue 15)."""
 import time
 from collections import Counter, defaultdict
 from datetime import datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -104,6 +105,19 @@ def test_local_days_past_the_hour_retention_are_answered_exactly_from_the_traces
         assert stream["meta"]["source"] == "stream", "UTC days are stored"
         assert tokens["summary"] == stream["summary"]
         assert tokens["models"] == stream["models"]
+        assert tokens["meta"]["unpriced_models"] == stream["meta"]["unpriced_models"]
+        cost = post("traffic-cost/cost")
+        streamed = post("traffic-cost/cost", timezone="UTC")
+        assert (cost["meta"]["source"], streamed["meta"]["source"]) == ("store", "stream")
+        for part in ("summary", "models", "providers"):
+            assert cost[part] == streamed[part], part
+        assert cost["meta"]["unpriced_models"] == streamed["meta"]["unpriced_models"]
+        assert (
+            sum(p["unpriced_calls"] for p in cost["time_series"])
+            == (cost["summary"]["unpriced_calls"])
+        )
+        spent = sum(Decimal(p["cost"] or 0) for p in cost["time_series"])
+        assert spent == Decimal(cost["summary"]["cost"]) > 0, "the days add up to the digit"
 
         name = post("tools/discovery")["data"][0]["tool_name"]
         tools = post("tools/metrics", tool_name=name)  # from the stored buckets, labelled truly

@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -29,7 +30,7 @@ class Subscriber:
         params = {
             "experiment_ids": experiment,
             "time_bucket": "minute",
-            "metrics": "volume,latency,tools",
+            "metrics": "volume,latency,cost,tools",
         }
         self._client = httpx.Client(base_url=api_url, timeout=None)
         self._response = self._client.stream("GET", FEED, params=params, headers=headers)
@@ -85,9 +86,17 @@ def test_subscribers_see_every_change_in_order_and_resume(deployment: Running):
     ids = [event_id for event_id, _ in subscriber.events]
     assert len(ids) == len(set(ids)), "each change is sent once"
     last_seen = ids[-1]
+    latest_cost = {}
     for _, data in subscriber.events:
         assert data["latency"]["max_latency"] >= data["latency"]["min_latency"]
         assert sum(tool["count"] for tool in data["tools"]) >= 0
+        latest_cost[data["time_bucket"]] = data["cost"]
+    spent = client.post(
+        "/api/3.0/mlflow/traces/insights/traffic-cost/cost",
+        json={**body, "start_time": min(truth), "end_time": max(truth) + MINUTE},
+    ).json()["summary"]
+    assert sum(Decimal(c["cost"] or 0) for c in latest_cost.values()) == Decimal(spent["cost"])
+    assert sum(c["unpriced_calls"] for c in latest_cost.values()) == spent["unpriced_calls"]
     subscriber.close()
 
     # while nobody listens, more traffic; a reconnect with Last-Event-ID gets exactly that
