@@ -305,6 +305,29 @@ def test_an_alert_rule_created_in_the_form_is_returned_by_the_api(deployment, pa
     assert [e for e in page.console.errors if "400 (Bad Request)" not in e] == []
 
 
+def test_a_cost_rule_on_a_tag_key_is_created_in_the_form(deployment, page):
+    """ "Any user above $0": the form's cost fields become the rule's parameters."""
+    _open(page, deployment.api_url, "alerts")
+    page.get_by_role("button", name="New rule").click()
+    form = page.locator('[data-card="rule-form"] form')
+    expect(form.get_by_label("Tag value (optional)")).to_be_hidden()  # cost only
+    name = f"spend-{uuid.uuid4().hex[:6]}"
+    form.get_by_label("Name", exact=True).fill(name)
+    form.get_by_label("Metric").select_option("cost")
+    form.get_by_label("Tag key (alone: its costliest value) (optional)").fill("user")
+    form.get_by_label("Threshold").fill("0")
+    form.get_by_label("Window (seconds)").fill("86400")
+    form.get_by_label("Webhooks").fill("https://hooks.example.com/spend")
+    form.get_by_role("button", name="Create").click()
+    row = page.locator("tr[data-rule]", has_text=name)
+    expect(row).to_contain_text("cost (USD) · any user")
+    rules = httpx.get(f"{deployment.api_url}{INSIGHTS}/alerts").json()["rules"]
+    [rule] = [r for r in rules if r["name"] == name]
+    assert rule["metric"] == "cost" and rule["parameters"]["tag_key"] == "user"
+    assert rule["parameters"]["model"] is None and rule["parameters"]["tag_value"] is None
+    assert page.console.errors == []
+
+
 def test_a_deep_link_restores_the_view_after_a_reload(deployment, page):
     _open(page, deployment.api_url, "tools", range="7d", bucket="day", tz="Asia/Kolkata")
     page.reload()

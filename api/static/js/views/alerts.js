@@ -13,9 +13,20 @@ const METRICS = {
   latency_p99: "latency p99 (ms)",
   tool_error_rate: "tool error rate (%)",
   token_count: "token count",
+  cost: "cost (USD)",
   assessment_failure_rate: "assessment failure rate (%)",
 };
 const NEEDS = { tool_error_rate: "tool_name", assessment_failure_rate: "assessment_name" };
+// what a cost rule watches: all calls, one model's, one tag value's, or (a tag key alone) the
+// costliest value of a key — "any user above $5"
+const COST_OF = { model: "Model", tag_key: "Tag key (alone: its costliest value)", tag_value: "Tag value" };
+
+function costOf(parameters) {
+  if (parameters.model) return ` · ${parameters.model}`;
+  if (parameters.tag_key && parameters.tag_value) return ` · ${parameters.tag_key} = ${parameters.tag_value}`;
+  if (parameters.tag_key) return ` · any ${parameters.tag_key}`;
+  return "";
+}
 
 export default class Alerts {
   constructor(root) {
@@ -73,6 +84,7 @@ export default class Alerts {
                       METRICS[r.metric] ?? r.metric,
                       r.parameters.tool_name ? ` · ${r.parameters.tool_name}` : "",
                       r.parameters.assessment_name ? ` · ${r.parameters.assessment_name}` : "",
+                      r.metric === "cost" ? costOf(r.parameters) : "",
                     ),
                     h("td", {}, `${r.comparator} ${r.threshold}${r.baseline ? ` vs a ${r.baseline} earlier` : ""}`),
                     h("td", {}, `${r.window_s} s`),
@@ -126,7 +138,23 @@ export default class Alerts {
       disabled: !!rule,
     });
     const parameterLabel = h("label", {}, h("span", {}, "Tool or assessment name"), parameter);
-    const syncParameter = () => (parameterLabel.hidden = !NEEDS[metric.value]);
+    const costInputs = Object.fromEntries(
+      Object.keys(COST_OF).map((name) => [
+        name,
+        h("input", { name, value: rule?.parameters[name] ?? "", disabled: !!rule }),
+      ]),
+    );
+    const costLabels = h(
+      "div",
+      { class: "stack" },
+      Object.entries(COST_OF).map(([name, text]) =>
+        h("label", {}, h("span", {}, `${text} (optional)`), costInputs[name]),
+      ),
+    );
+    const syncParameter = () => {
+      parameterLabel.hidden = !NEEDS[metric.value];
+      costLabels.hidden = metric.value !== "cost";
+    };
     metric.addEventListener("change", syncParameter);
     syncParameter();
     const form = h(
@@ -154,6 +182,11 @@ export default class Alerts {
             } else {
               const m = metric.value;
               const parameters = NEEDS[m] ? { [NEEDS[m]]: parameter.value.trim() || null } : {};
+              if (m === "cost") {
+                for (const [name, input] of Object.entries(costInputs)) {
+                  if (input.value.trim()) parameters[name] = input.value.trim();
+                }
+              }
               const created = await call("POST", RULES, {
                 ...body,
                 experiment_ids: ctx.window.experiment_ids,
@@ -171,6 +204,7 @@ export default class Alerts {
       field("Name", h("input", { name: "name", required: true, value: rule?.name ?? "" })),
       field("Metric", metric),
       parameterLabel,
+      costLabels,
       field(
         "Comparator",
         h(
