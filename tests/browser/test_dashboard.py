@@ -306,7 +306,7 @@ def test_an_alert_rule_created_in_the_form_is_returned_by_the_api(deployment, pa
 
 
 def test_a_cost_rule_on_a_tag_key_is_created_in_the_form(deployment, page):
-    """ "Any user above $0": the form's cost fields become the rule's parameters."""
+    """A cost rule for any user above $0: the form's cost fields become its parameters."""
     _open(page, deployment.api_url, "alerts")
     page.get_by_role("button", name="New rule").click()
     form = page.locator('[data-card="rule-form"] form')
