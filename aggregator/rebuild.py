@@ -128,14 +128,27 @@ def day_range(start_ms: int, end_ms: int) -> tuple[int, int]:
 def count_traces(
     engine: sa.Engine, start_ms: int | None, end_ms: int | None, experiment_ids: list[str] | None
 ) -> int:
-    query = sa.select(sa.func.count()).select_from(Trace)
+    query = in_range(
+        sa.select(sa.func.count()).select_from(Trace), start_ms, end_ms, experiment_ids
+    )
+    with engine.connect() as connection:
+        return int(connection.scalar(query) or 0)
+
+
+def in_range(
+    query: sa.Select[Any],
+    start_ms: int | None,
+    end_ms: int | None,
+    experiment_ids: list[str] | None,
+) -> sa.Select[Any]:
+    """``query`` of traces narrowed to the experiments and to the whole UTC days of a range
+    (what a rebuild replays)."""
     if experiment_ids:
         query = query.where(Trace.experiment_id.in_(experiment_ids))
     if start_ms is not None and end_ms is not None:
         low, high = day_range(start_ms, end_ms)
         query = query.where(Trace.timestamp_ms >= low, Trace.timestamp_ms < high)
-    with engine.connect() as connection:
-        return int(connection.scalar(query) or 0)
+    return query
 
 
 def _last_offsets(connection: sa.Connection, experiment_id: str) -> dict[int, int]:

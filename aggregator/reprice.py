@@ -13,9 +13,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from trace_insights.aggregator.rebuild import day_range
+from trace_insights.aggregator.rebuild import in_range
 from trace_insights.core import money
-from trace_insights.core.prices import REPORTED, Prices
+from trace_insights.core.prices import REPORTED, Prices, call
 from trace_insights.core.records import SpanRecord
 from trace_insights.truth import dialects
 from trace_insights.truth.models import Span, Trace, unpriced_call
@@ -33,12 +33,7 @@ def reprice(
 ) -> int:
     """Returns how many spans' costs changed; each chunk of traces commits on its own (pricing
     again is idempotent)."""
-    traces = sa.select(Trace.trace_id)
-    if experiment_ids:
-        traces = traces.where(Trace.experiment_id.in_(experiment_ids))
-    if start_ms is not None and end_ms is not None:
-        low, high = day_range(start_ms, end_ms)
-        traces = traces.where(Trace.timestamp_ms >= low, Trace.timestamp_ms < high)
+    traces = in_range(sa.select(Trace.trace_id), start_ms, end_ms, experiment_ids)
     with engine.connect() as connection:
         prices = CurrentPrices().read(connection)
         trace_ids = list(connection.scalars(traces.order_by(Trace.trace_id)))
@@ -94,25 +89,15 @@ _COLUMNS = (
 
 
 def _record(row: Any) -> SpanRecord:
-    """What pricing reads of a stored span."""
-    return SpanRecord(
-        trace_id=row.trace_id,
-        span_id=row.span_id,
-        parent_span_id=None,
-        experiment_id="",
-        name="",
-        span_type="",
-        status="",
-        status_message="",
-        start_time_ns=row.start_time_ns,
-        end_time_ns=row.start_time_ns,
-        tool_name=None,
-        model=row.model,
-        input_tokens=row.input_tokens,
-        output_tokens=row.output_tokens,
-        attributes={},
-        usage=row.usage or {},
-        provider=row.provider,
+    return call(
+        row.model,
+        row.provider,
+        row.input_tokens,
+        row.output_tokens,
+        row.usage or {},
+        row.start_time_ns,
+        row.trace_id,
+        row.span_id,
     )
 
 

@@ -16,6 +16,7 @@ from pydantic import (
 
 from trace_insights.core import storable
 from trace_insights.core.periods import zone_of
+from trace_insights.core.prices import PriceKey
 
 TimeBucket = Literal["minute", "hour", "day", "week"]
 MAX_EXPERIMENTS = 100  # in one request
@@ -445,14 +446,6 @@ class CorrelationsResponse(BaseModel):
 
 MAX_TIME_MS = storable.MAX_TIME_NS // 1_000_000
 OverrideId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-PriceKey = Literal[
-    "input_mtok",
-    "output_mtok",
-    "cache_read_mtok",
-    "cache_write_mtok",
-    "output_reasoning_mtok",
-    "requests_kcount",
-]
 Price = Annotated[Decimal, Field(ge=0, max_digits=30, decimal_places=18)]
 
 

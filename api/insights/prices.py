@@ -23,8 +23,7 @@ from trace_insights.api.schemas import (
     QuoteIn,
 )
 from trace_insights.core import money, storable
-from trace_insights.core.prices import Prices
-from trace_insights.core.records import SpanRecord
+from trace_insights.core.prices import Prices, call
 from trace_insights.truth import price_overrides
 from trace_insights.truth.models import PriceOverride
 
@@ -78,24 +77,13 @@ def quote(body: QuoteIn, request: Request) -> Quote:
     with _context(request).engine.connect() as connection:
         prices = Prices(price_overrides.load(connection))
     at_ns = (body.time_ms if body.time_ms is not None else int(time.time() * 1000)) * 1_000_000
-    span = SpanRecord(
-        trace_id="",
-        span_id="",
-        parent_span_id=None,
-        experiment_id="",
-        name="",
-        span_type="LLM",
-        status="OK",
-        status_message="",
-        start_time_ns=at_ns,
-        end_time_ns=at_ns,
-        tool_name=None,
-        model=body.model,
-        input_tokens=body.input_tokens,
-        output_tokens=body.output_tokens,
-        attributes={},
-        usage={key: n for key, n in body.usage.items() if n},
-        provider=body.provider.lower() if body.provider else None,
+    span = call(
+        body.model,
+        body.provider.lower() if body.provider else None,
+        body.input_tokens,
+        body.output_tokens,
+        {key: n for key, n in body.usage.items() if n},
+        at_ns,
     )
     prices.price([span])
     return Quote(

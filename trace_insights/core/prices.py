@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
+from typing import Literal
 
 from genai_prices import Usage, data_snapshot
 from genai_prices.types import ModelInfo, ModelPrice, Provider, TieredPrices
@@ -34,14 +35,14 @@ USAGE = (
 )
 # the price keys an override may set (genai-prices' names: USD per million tokens, per
 # thousand requests)
-PRICE_KEYS = (
+PriceKey = Literal[
     "input_mtok",
     "output_mtok",
     "cache_read_mtok",
     "cache_write_mtok",
     "output_reasoning_mtok",
     "requests_kcount",
-)
+]
 REPORTED = "reported"
 _CACHE_LIMIT = 10_000  # distinct (provider, model) names remembered
 
@@ -100,6 +101,38 @@ def rates_of(price: ModelPrice) -> _Rates:
     cache_write = _library_cost(price, input_tokens=1, cache_write_tokens=1) - constant - into
     reasoning = _library_cost(price, output_tokens=1, output_reasoning_tokens=1) - constant - out
     return _Rates(constant, (into, out, cache_read, cache_write, reasoning))
+
+
+def call(
+    model: str,
+    provider: str | None,
+    input_tokens: int | None,
+    output_tokens: int | None,
+    usage: dict[str, int],
+    start_ns: int,
+    trace_id: str = "",
+    span_id: str = "",
+) -> SpanRecord:
+    """A model call as pricing reads it (a stored span priced again, a quote)."""
+    return SpanRecord(
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_span_id=None,
+        experiment_id="",
+        name="",
+        span_type="LLM",
+        status="OK",
+        status_message="",
+        start_time_ns=start_ns,
+        end_time_ns=start_ns,
+        tool_name=None,
+        model=model,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        attributes={},
+        usage=usage,
+        provider=provider,
+    )
 
 
 def usage_of(span: SpanRecord) -> tuple[int, ...]:
