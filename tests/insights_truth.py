@@ -5,9 +5,14 @@ import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
+from genai_prices import Usage, calc_price
+
 LATENCY_THRESHOLDS = (100, 250, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000)
+COST_THRESHOLDS = ("0.001", "0.01", "0.1", "1", "10")  # USD
 COUNT_THRESHOLDS = (0, 1, 2, 3, 5, 10)
 _GENAI_KINDS = {
     "invoke_agent": "AGENT",
@@ -25,7 +30,7 @@ class TraceFacts:
     status: str
     kinds: Counter[str] = field(default_factory=Counter)
     tool_calls: list[tuple[str, bool, float]] = field(default_factory=list)  # name, error, ms
-    model_calls: list[tuple[str, int, int]] = field(default_factory=list)  # name, in, out
+    model_calls: list[tuple[str, int, int, int]] = field(default_factory=list)  # name, in, out, ns
     tags: dict[str, str] = field(default_factory=dict)
     assessments: dict[str, Any] = field(default_factory=dict)  # name → current value
 
@@ -37,6 +42,23 @@ class TraceFacts:
     def output_tokens(self) -> int:
         return sum(call[2] for call in self.model_calls)
 
+    @property
+    def cost(self) -> Decimal:
+        """USD of the calls genai-prices prices (by model name: the traffic names no provider),
+        each rounded to the pico-dollar as a stored call is."""
+        total = Decimal(0)
+        for name, given, taken, start_ns in self.model_calls:
+            try:
+                found = calc_price(
+                    Usage(input_tokens=given, output_tokens=taken),
+                    model_ref=name,
+                    genai_request_timestamp=datetime.fromtimestamp(start_ns / 1e9, UTC),
+                )
+            except LookupError:
+                continue  # unpriced
+            total += found.total_price.quantize(Decimal("1e-12"), rounding=ROUND_HALF_EVEN)
+        return total
+
     def dimensions(self) -> set[str]:
         dims = {f"status={self.status}"}
         for kind, n in self.kinds.items():
@@ -46,8 +68,10 @@ class TraceFacts:
             dims.add(f"tools.{name}=used")
             if failed:
                 dims.add(f"tools.{name}=error")
-        dims.update(f"model={name}" for name, _, _ in self.model_calls)
+        dims.update(f"model={name}" for name, *_ in self.model_calls)
         dims.update(f"latency>{t}" for t in LATENCY_THRESHOLDS if self.latency_ms > t)
+        cost = self.cost
+        dims.update(f"cost>{t}" for t in COST_THRESHOLDS if cost > Decimal(t))
         dims.update(f"tags.{k}={v}" for k, v in self.tags.items())
         for name, value in self.assessments.items():
             dims.add(f"assessment.{name}={value if isinstance(value, str) else json.dumps(value)}")
@@ -83,7 +107,7 @@ def facts(spans: list) -> list[TraceFacts]:
                 or a.get("gen_ai.response.model")
             )
             if model:
-                trace.model_calls.append((model, *_tokens(a)))
+                trace.model_calls.append((model, *_tokens(a), span.start_time))
         out.append(trace)
     return out
 

@@ -7,6 +7,7 @@ import math
 import time
 import uuid
 from collections import Counter
+from decimal import Decimal
 
 import httpx
 import numpy as np
@@ -228,13 +229,15 @@ def _check_traffic(client: httpx.Client, body: dict, traces: list[TraceFacts]) -
     }
     models: dict[str, Counter[str]] = {}
     for trace in traces:
-        for name, tokens_in, tokens_out in trace.model_calls:
+        for name, tokens_in, tokens_out, _ in trace.model_calls:
             m = models.setdefault(name, Counter())
             m.update(calls=1, input_tokens=tokens_in, output_tokens=tokens_out)
     assert {
         m["model"]: (m["call_count"], m["input_tokens"], m["output_tokens"])
         for m in tokens["models"]
     } == {name: (m["calls"], m["input_tokens"], m["output_tokens"]) for name, m in models.items()}
+    cost = _post(client, "traffic-cost/cost", body)["summary"]["cost"]
+    assert Decimal(cost) == sum(t.cost for t in traces), "genai-prices' figures, to the digit"
 
 
 def _check_tools(client: httpx.Client, body: dict, traces: list[TraceFacts]) -> None:
@@ -346,6 +349,8 @@ def _check_dimensions(client: httpx.Client, body: dict, traces: list[TraceFacts]
                 families.add("span_count." + dim[16:].partition(")")[0])
             elif dim.startswith("latency>"):
                 families.add("latency")
+            elif dim.startswith("cost>"):
+                families.add("cost")
             else:
                 families.add(dim.partition("=")[0])
     found = _post(client, "dimensions/discovery", body)["data"]
@@ -503,6 +508,12 @@ def _as_request_and_filter(dim: str) -> tuple[dict, str]:
             {"name": "latency", "parameters": {"threshold": t, "operator": ">"}},
             f"trace.execution_time_ms > {t}",
         )
+    if dim.startswith("cost>"):
+        t = dim[5:]
+        return {
+            "name": "cost",
+            "parameters": {"threshold": t, "operator": ">"},
+        }, f"trace.cost > {t}"
     if dim.startswith("count(span.type="):
         kind, _, t = dim[16:].partition(")>")
         return (
