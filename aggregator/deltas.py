@@ -300,10 +300,11 @@ def _update(experiment: _Experiment, store: AggregateStore, policy: Policy) -> U
         for name, counted in bucket.assessment_values.items():
             update.count(keys.assessment_values(e, resolution, start, name), counted, expire_at)
         if bucket.dimension_sets:
-            prefix = keys.partners(e, resolution, start, "")
-            for (first, second), count in co_occurrences(bucket.dimension_sets).items():
-                update.counters[(prefix + first, second)] += count
-                update.expire_at_ms[prefix + first] = expire_at
+            pairs, hashes = co_occurrences(
+                bucket.dimension_sets, keys.partners(e, resolution, start, "")
+            )
+            update.counters.update(pairs)
+            update.expire_at_ms.update(dict.fromkeys(hashes, expire_at))
     update.add_max(keys.meta(e), fields.WATERMARK, experiment.watermark_ms)
     update.changed = sorted((resolution.value, start) for resolution, start in experiment.buckets)
     locations = list(digest_values)
@@ -314,16 +315,20 @@ def _update(experiment: _Experiment, store: AggregateStore, policy: Policy) -> U
     return update
 
 
-def co_occurrences(dimension_sets: list[tuple[list[str], int]]) -> dict[tuple[str, str], int]:
-    """Ordered pairs of distinct dimensions → the signed number of sets holding both (a set
-    taken out counts -1); pairs that cancel out are left out.
+def co_occurrences(
+    dimension_sets: list[tuple[list[str], int]], prefix: str
+) -> tuple[dict[tuple[str, str], int], list[str]]:
+    """(partners hash of the first, second) of ordered pairs of distinct dimensions → the
+    signed number of sets holding both (a set taken out counts -1), pairs that cancel out left
+    out; and the partners hashes written (``prefix`` + a dimension).
 
     Counted as the weighted Gram matrix of the trace x dimension incidence matrix (one BLAS
-    product instead of ~k² dictionary updates per trace); exact in float64 below 2^53.
+    product instead of ~k² dictionary updates per trace); exact in float64 below 2^53. The
+    pairs are built from the matrix's indexes in one pass, each hash name made once.
     """
     names = sorted({dim for dims, _ in dimension_sets for dim in dims})
     if len(names) < 2:
-        return {}
+        return {}, []
     column = {name: index for index, name in enumerate(names)}
     incidence = np.zeros((len(dimension_sets), len(names)))
     weights = np.zeros(len(dimension_sets))
@@ -333,7 +338,11 @@ def co_occurrences(dimension_sets: list[tuple[list[str], int]]) -> dict[tuple[st
     gram = (incidence * weights[:, None]).T @ incidence
     np.fill_diagonal(gram, 0.0)
     firsts, seconds = np.nonzero(gram)
-    return {
-        (names[i], names[j]): int(gram[i, j])
-        for i, j in zip(firsts.tolist(), seconds.tolist(), strict=True)
-    }
+    counts = gram[firsts, seconds].astype(np.int64).tolist()
+    hashes = [prefix + name for name in names]
+    pairs = zip(
+        map(hashes.__getitem__, firsts.tolist()),
+        map(names.__getitem__, seconds.tolist()),
+        strict=True,
+    )
+    return dict(zip(pairs, counts, strict=True)), [hashes[i] for i in np.unique(firsts).tolist()]
