@@ -7,13 +7,14 @@ process; here a signal sets one stop event that every server and worker honours.
 
 import asyncio
 import contextlib
-import gc
 import signal
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
+
+from trace_insights import heap
 
 
 class _Server(uvicorn.Server):
@@ -48,10 +49,7 @@ async def serve_until(
     """Run the servers until ``stop`` is set (or one of them ends), then shut all down;
     ``closing`` is set first, so long-lived responses (live feeds) end instead of holding
     the graceful shutdown open."""
-    # what start-up built lives as long as the process: keep it out of every later full
-    # garbage collection, which otherwise walks it all (tens of ms) in the middle of a request
-    gc.collect()
-    gc.freeze()
+    heap.settle()  # what start-up built stays out of every later collection
     tasks = [asyncio.ensure_future(server.serve()) for server in servers]
     stopper = asyncio.ensure_future(stop.wait())
     await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
