@@ -115,7 +115,7 @@ def _sum_traces(connection: sa.Connection, trace_ids: list[str]) -> None:
     rows = [
         {
             "t": trace_id,
-            "cost": int(cost) if int(cost) <= money.MAX_TRACE else None,
+            "cost": money.trace_cost(int(cost)),
             "unpriced_calls": int(calls or 0),
         }
         for trace_id, cost, calls in sums

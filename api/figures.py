@@ -17,7 +17,7 @@ from trace_insights.api.schemas import (
     UnpricedModel,
     VolumeCounts,
 )
-from trace_insights.core import money
+from trace_insights.core import keys, money
 from trace_insights.core.keys import fields
 
 
@@ -88,7 +88,18 @@ def cost_figures(c: Figures) -> CostFigures:
     )
 
 
-def _by_subject(c: Figures, parse: Callable[[str], tuple[str, str] | None]) -> dict[str, Figures]:
+def tag_costs(spent: Figures) -> tuple[dict[str, int], dict[str, int]]:
+    """A tag cost hash (``keys.tag_cost``) as value → cost and value → unpriced calls."""
+    unpriced = {
+        name.removesuffix(keys.UNPRICED): int(n)
+        for name, n in spent.items()
+        if name.endswith(keys.UNPRICED)
+    }
+    costs = money.by_name({k: n for k, n in spent.items() if not k.endswith(keys.UNPRICED)})
+    return costs, unpriced
+
+
+def by_subject(c: Figures, parse: Callable[[str], tuple[str, str] | None]) -> dict[str, Figures]:
     """``<kind>:<subject>:<what>`` fields as subject → what → value."""
     out: dict[str, Figures] = {}
     for name, value in c.items():
@@ -101,7 +112,7 @@ def _by_subject(c: Figures, parse: Callable[[str], tuple[str, str] | None]) -> d
 def model_costs(c: Figures) -> list[ModelCost]:
     """Per model: calls, tokens and cost, the most tokens first."""
     out = []
-    for model, m in _by_subject(c, fields.parse_model).items():
+    for model, m in by_subject(c, fields.parse_model).items():
         given, taken = int(m["input_tokens"]), int(m["output_tokens"])
         out.append(
             ModelCost(
@@ -121,7 +132,7 @@ def provider_costs(c: Figures) -> list[ProviderCost]:
     """Per provider (as the spans report it): model calls and cost, the costliest first."""
     found = [
         (money.read(p, "cost"), provider, p)
-        for provider, p in _by_subject(c, fields.parse_provider).items()
+        for provider, p in by_subject(c, fields.parse_provider).items()
     ]
     found.sort(key=lambda item: (-item[0], item[1]))
     return [

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from trace_insights.api.aggregates import combined, total
 from trace_insights.api.context import Context
+from trace_insights.api.figures import tag_costs
 from trace_insights.api.occurrences import Counts
 from trace_insights.api.window import resolve as window_of
 from trace_insights.core import dimensions, keys, money
@@ -242,8 +243,7 @@ def _cost(aggregates: Any, bucket: Any, parameters: Any, traces: int) -> Measure
         )
     if not key:
         return Measurement(float(money.usd(money.read(bucket, fields.COST))), traces)
-    spent = total(aggregates.counters(lambda e, r, s: keys.tag_cost(e, r, s, key)))
-    costs = money.by_name({k: n for k, n in spent.items() if not k.endswith(keys.UNPRICED)})
+    costs, _ = tag_costs(total(aggregates.counters(lambda e, r, s: keys.tag_cost(e, r, s, key))))
     costs.pop(dimensions.OTHER, None)  # values past the cap, together: no one value
     wanted = parameters.get("tag_value")
     if wanted is not None:

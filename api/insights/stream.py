@@ -24,6 +24,7 @@ from trace_insights.api.aggregates import Figures
 from trace_insights.api.context import Context
 from trace_insights.api.errors import invalid
 from trace_insights.api.figures import (
+    by_subject,
     cost_figures,
     error_stats,
     latency_stats,
@@ -197,11 +198,7 @@ def _snapshot(
     if "cost" in wanted:
         update.cost = cost_figures(counts)
     if "tools" in wanted:
-        tools: dict[str, Figures] = {}
-        for name, value in counts.items():
-            parsed = fields.parse_tool(name)
-            if parsed is not None:
-                tools.setdefault(parsed[0], Figures())[parsed[1]] += value
+        tools = by_subject(counts, fields.parse_tool)
         update.tools = [
             ToolCount(tool_name=tool, count=int(c["calls"]), error_count=int(c["errors"]))
             for tool, c in sorted(tools.items())

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from trace_insights.api.aggregates import KeyOf, total
 from trace_insights.api.context import Context
 from trace_insights.api.errors import not_found
-from trace_insights.api.figures import cost_meta, model_costs
+from trace_insights.api.figures import cost_meta, model_costs, tag_costs
 from trace_insights.api.schemas import (
     InsightsRequest,
     Overflow,
@@ -49,13 +49,9 @@ def metrics(body: TagMetricsRequest, request: Request) -> TagMetricsResponse:
     if not traces:
         raise not_found(f"no trace has the tag {key!r} in the range")
     values = total(aggregates.counters(lambda e, r, s: keys.tag_values(e, r, s, key)))
-    spent = total(aggregates.counters(lambda e, r, s: keys.tag_cost(e, r, s, key)))
-    unpriced = {
-        name.removesuffix(keys.UNPRICED): int(n)
-        for name, n in spent.items()
-        if name.endswith(keys.UNPRICED)
-    }
-    costs = money.by_name({k: n for k, n in spent.items() if not k.endswith(keys.UNPRICED)})
+    costs, unpriced = tag_costs(
+        total(aggregates.counters(lambda e, r, s: keys.tag_cost(e, r, s, key)))
+    )
     other = int(values.pop(OTHER, 0))
     ranked = sorted(
         ((value, int(n)) for value, n in values.items() if n > 0),

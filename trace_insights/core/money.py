@@ -41,6 +41,11 @@ def scaled(dollars: float) -> int:
     return int(exact.scaleb(12).to_integral_value(rounding=ROUND_HALF_EVEN))
 
 
+def trace_cost(total: int) -> int | None:
+    """A trace's cost, the sum of its calls': None past ``MAX_TRACE`` (no bigint holds it)."""
+    return total if total <= MAX_TRACE else None
+
+
 def usd(value: int) -> Decimal:
     """Pico-USD → dollars, exactly, without trailing zeros (``Decimal('0.003875')``)."""
     if not value:

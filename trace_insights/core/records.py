@@ -123,7 +123,7 @@ def summarize(
         output_tokens=sum(span.output_tokens or 0 for span in spans),
         span_count=len(spans),
         tags=overlay(tags, edits),
-        cost=cost if cost <= money.MAX_TRACE else None,
+        cost=money.trace_cost(cost),
         unpriced_calls=sum(span.unpriced for span in spans),
     )
 
