@@ -24,6 +24,7 @@ from trace_insights.core.keys import fields
 from trace_insights.core.records import SpanRecord
 from trace_insights.stores.base import NO_FENCE, AggregateStore, Update
 
+FINEST = Resolution.MINUTE  # counted here; coarser buckets are sums of finer ones
 LATENCY = "latency"  # the digest of trace latencies; span digests are tool:<name>, model:<name>
 
 
@@ -62,39 +63,33 @@ def span_metric(span: SpanRecord) -> list[str]:
     return out
 
 
-@dataclass
-class _SpanFacts:
-    """What a set of spans counts in a bucket, computed once and added to every resolution."""
-
-    counts: Counter[str] = field(default_factory=Counter)
-    sums: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
-
-    def add(self, span: SpanRecord) -> None:
-        counts = self.counts
-        counts[fields.SPANS] += 1
-        counts[fields.span_type(span.span_type)] += 1
-        duration = span.duration_ms
+def _add_spans(bucket: _Bucket, spans: list[SpanRecord], sign: int) -> None:
+    """The span-level counts and sums of ``spans``, added (sign 1) or taken out (sign -1)."""
+    counts, sums = bucket.counts, bucket.sums
+    for span in spans:
+        counts[fields.SPANS] += sign
+        counts[fields.span_type(span.span_type)] += sign
         if span.tool_name is not None:
-            counts[fields.tool(span.tool_name, "calls")] += 1
+            counts[fields.tool(span.tool_name, "calls")] += sign
             if span.status == "ERROR":
-                counts[fields.tool(span.tool_name, "errors")] += 1
-            self.sums[fields.tool(span.tool_name, "latency_sum")] += duration
+                counts[fields.tool(span.tool_name, "errors")] += sign
+            sums[fields.tool(span.tool_name, "latency_sum")] += sign * span.duration_ms
         if span.model is not None:
-            counts[fields.model(span.model, "calls")] += 1
-            counts[fields.model(span.model, "input_tokens")] += span.input_tokens or 0
-            counts[fields.model(span.model, "output_tokens")] += span.output_tokens or 0
-            self.sums[fields.model(span.model, "latency_sum")] += duration
+            counts[fields.model(span.model, "calls")] += sign
+            counts[fields.model(span.model, "input_tokens")] += sign * (span.input_tokens or 0)
+            counts[fields.model(span.model, "output_tokens")] += sign * (span.output_tokens or 0)
+            sums[fields.model(span.model, "latency_sum")] += sign * span.duration_ms
             provider = span.provider or ""
-            counts[fields.provider(provider, "calls")] += 1
+            counts[fields.provider(provider, "calls")] += sign
             if span.cost is not None:
-                money.add(counts, fields.model(span.model, "cost"), span.cost)
-                money.add(counts, fields.provider(provider, "cost"), span.cost)
+                money.add(counts, fields.model(span.model, "cost"), span.cost, sign)
+                money.add(counts, fields.provider(provider, "cost"), span.cost, sign)
             elif span.needs_price:
-                counts[fields.UNPRICED_CALLS] += 1
-                counts[fields.model(span.model, "unpriced_calls")] += 1
-                counts[fields.provider(provider, "unpriced_calls")] += 1
+                counts[fields.UNPRICED_CALLS] += sign
+                counts[fields.model(span.model, "unpriced_calls")] += sign
+                counts[fields.provider(provider, "unpriced_calls")] += sign
         if span.cost is not None:
-            money.add(counts, fields.COST, span.cost)
+            money.add(counts, fields.COST, span.cost, sign)
 
 
 class _Experiment:
@@ -183,59 +178,72 @@ def accumulate(
         if experiment is None:
             experiment = experiments[e] = _Experiment(e, partition)
         if before is not None:
-            _count(experiment, before, -1, registries[e], policy)
-        _count(experiment, after, 1, registries[e], policy)
+            _count(experiment, before, -1, registries[e])
+        _count(experiment, after, 1, registries[e])
         _digests(experiment, before, after)
+    for experiment in experiments.values():
+        _roll_up(experiment)
     return [_update(experiment, store, policy) for experiment in experiments.values()]
 
 
-def _count(
-    experiment: _Experiment, state: TraceState, sign: int, registry: TagRegistry, policy: Policy
-) -> None:
-    """A trace state's counts, added (sign 1) or taken out (sign -1)."""
+def _count(experiment: _Experiment, state: TraceState, sign: int, registry: TagRegistry) -> None:
+    """A trace state's counts, added (sign 1) or taken out (sign -1), in its finest bucket:
+    every coarser bucket's counts are the sum of its finer ones' (``_roll_up``)."""
     summary, spans = state.summary, state.spans
     tags = {key: registry.value(key, value) for key, value in summary.tags.items()}
     dims = dimensions.of_trace(summary, spans, lambda key, value: tags[key])
-    ordered = sorted(dims)
-    facts = _SpanFacts()
-    for span in spans:
-        facts.add(span)
-    counts = facts.counts
-    counts[fields.TRACES] += 1
-    counts[fields.LATE_SPANS] += state.late
-    counts[fields.status(summary.status)] += 1
-    counts[fields.INPUT_TOKENS] += summary.input_tokens
-    counts[fields.OUTPUT_TOKENS] += summary.output_tokens
+    bucket = experiment.bucket(FINEST, summary.timestamp_ms)
+    _add_spans(bucket, spans, sign)
+    counts = bucket.counts
+    counts[fields.TRACES] += sign
+    counts[fields.LATE_SPANS] += sign * state.late
+    counts[fields.status(summary.status)] += sign
+    counts[fields.INPUT_TOKENS] += sign * summary.input_tokens
+    counts[fields.OUTPUT_TOKENS] += sign * summary.output_tokens
     tools = {span.tool_name for span in spans if span.tool_name is not None}
     for tool in tools:
-        counts[fields.tool(tool, "traces")] += 1
-    counts[fields.TOOL_TRACES] += bool(tools)
-    for key in summary.tags:
-        counts[fields.tag_key(key)] += 1
-    facts.sums[fields.LATENCY_SUM] += float(summary.execution_time_ms)
+        counts[fields.tool(tool, "traces")] += sign
+    counts[fields.TOOL_TRACES] += sign * bool(tools)
+    bucket.sums[fields.LATENCY_SUM] += sign * float(summary.execution_time_ms)
     experiment.watermark_ms = max(experiment.watermark_ms, summary.timestamp_ms)
+    for key, value in summary.tags.items():
+        counts[fields.tag_key(key)] += sign
+        bucket.tag_values.setdefault(key, Counter())[tags[key]] += sign
+        if sign > 0:  # a HyperLogLog cannot take a value back (distinct counts, estimated)
+            bucket.tag_distinct.setdefault(key, set()).add(value)
+        if summary.cost or summary.unpriced_calls:
+            spent = bucket.tag_cost.setdefault(key, Counter())
+            money.add(spent, tags[key], summary.cost or 0, sign)
+            spent[tags[key] + keys.UNPRICED] += sign * summary.unpriced_calls
+    occurrences = bucket.occurrences
+    for dim in dims:
+        occurrences[dim] += sign
+    for name, value in summary.assessments:
+        bucket.assessment_values.setdefault(name, Counter())[value_key(value)] += sign
+    bucket.dimension_sets.append((sorted(dims), sign))
+
+
+def _roll_up(experiment: _Experiment) -> None:
+    """Add each finest bucket's counts to the coarser buckets holding it."""
+    finest = [(start, b) for (r, start), b in experiment.buckets.items() if r == FINEST]
     for resolution in Resolution:
-        bucket = experiment.bucket(resolution, summary.timestamp_ms)
-        if sign > 0:
-            bucket.counts.update(counts)
-        else:
-            bucket.counts.subtract(counts)
-        for name, total in facts.sums.items():
-            bucket.sums[name] += sign * total
-        for key, value in summary.tags.items():
-            bucket.tag_values.setdefault(key, Counter())[tags[key]] += sign
-            if sign > 0:  # a HyperLogLog cannot take a value back (distinct counts, estimated)
-                bucket.tag_distinct.setdefault(key, set()).add(value)
-            if summary.cost or summary.unpriced_calls:
-                spent = bucket.tag_cost.setdefault(key, Counter())
-                money.add(spent, tags[key], summary.cost or 0, sign)
-                spent[tags[key] + keys.UNPRICED] += sign * summary.unpriced_calls
-        for dim in ordered:
-            bucket.occurrences[dim] += sign
-        for name, value in summary.assessments:
-            bucket.assessment_values.setdefault(name, Counter())[value_key(value)] += sign
-        if resolution in policy.cooccurrence:
-            bucket.dimension_sets.append((ordered, sign))
+        if resolution == FINEST:
+            continue
+        for start, fine in finest:
+            coarse = experiment.bucket(resolution, start)
+            coarse.counts.update(fine.counts)
+            for name, total in fine.sums.items():
+                coarse.sums[name] += total
+            for key, counted in fine.tag_values.items():
+                coarse.tag_values.setdefault(key, Counter()).update(counted)
+            for key, raw in fine.tag_distinct.items():
+                coarse.tag_distinct.setdefault(key, set()).update(raw)
+            for key, spent in fine.tag_cost.items():
+                coarse.tag_cost.setdefault(key, Counter()).update(spent)
+            coarse.occurrences.update(fine.occurrences)
+            for name, counted in fine.assessment_values.items():
+                coarse.assessment_values.setdefault(name, Counter()).update(counted)
+            coarse.dimension_sets.extend(fine.dimension_sets)
 
 
 def _digests(experiment: _Experiment, before: TraceState | None, after: TraceState) -> None:
@@ -299,7 +307,7 @@ def _update(experiment: _Experiment, store: AggregateStore, policy: Policy) -> U
             update.count(keys.occurrences(e, resolution, start), bucket.occurrences, expire_at)
         for name, counted in bucket.assessment_values.items():
             update.count(keys.assessment_values(e, resolution, start, name), counted, expire_at)
-        if bucket.dimension_sets:
+        if bucket.dimension_sets and resolution in policy.cooccurrence:
             pairs, hashes = co_occurrences(
                 bucket.dimension_sets, keys.partners(e, resolution, start, "")
             )
