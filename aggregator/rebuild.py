@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from trace_insights.aggregator.deltas import Move, Policy, accumulate
-from trace_insights.aggregator.truth.writer import histories
+from trace_insights.aggregator.truth.writer import TRACE_COLUMNS, histories
 from trace_insights.core.buckets import WIDTH_MS, Resolution, bucket_start
 from trace_insights.stores.base import NO_FENCE, AggregateStore, Incomplete, Update
 from trace_insights.truth.models import AssessmentEvent, Experiment, Span, Trace, TraceTagEdit
@@ -184,7 +184,7 @@ def _states(
     if start_ms is not None and end_ms is not None:
         in_range = sa.and_(Trace.timestamp_ms >= start_ms, Trace.timestamp_ms < end_ms)
     traces = connection.execute(
-        sa.select(Trace)
+        sa.select(*TRACE_COLUMNS)
         .where(Trace.experiment_id == experiment_id, in_range)
         .order_by(Trace.final_partition, Trace.final_offset)
     )

@@ -221,7 +221,7 @@ def owed(
     edited = _changed(connection, TraceTagEdit, partition, after, end)
     rows = list(
         connection.execute(
-            sa.select(Trace).where(
+            sa.select(*TRACE_COLUMNS).where(
                 Trace.final_partition == partition,
                 Trace.final_offset > after,
                 Trace.final_offset <= end,
@@ -229,7 +229,7 @@ def owed(
         )
     )
     others = (late | moved | edited) - {row.trace_id for row in rows}
-    rows.extend(_rows(connection, sa.select(Trace), Trace.trace_id, others))
+    rows.extend(_rows(connection, sa.select(*TRACE_COLUMNS), Trace.trace_id, others))
     return Owed(after, end, histories(connection, rows, known or {}))
 
 
@@ -254,7 +254,7 @@ def _changed(
 def histories(
     connection: sa.Connection, rows: list[Any], known: dict[str, list[SpanRecord]]
 ) -> list[History]:
-    """The histories of finalized traces (their ``traces`` rows), on their final partitions."""
+    """The histories of finalized traces (their ``TRACE_COLUMNS``), on their final partitions."""
     if not rows:
         return []
     fresh = {row.trace_id for row in rows if row.trace_id in known}
@@ -411,6 +411,25 @@ def light_record(row: Any, trace_tags: dict[str, str] | None = None) -> SpanReco
         cost=row.cost,
         trace_tags=trace_tags or {},
     )
+
+
+TRACE_COLUMNS = (  # what a trace's history is made of (``histories``, ``trace_summary``)
+    Trace.trace_id,
+    Trace.experiment_id,
+    Trace.final_partition,
+    Trace.final_offset,
+    Trace.timestamp_ms,
+    Trace.execution_time_ms,
+    Trace.status,
+    Trace.root_name,
+    Trace.input_tokens,
+    Trace.output_tokens,
+    Trace.span_count,
+    Trace.tags,
+    Trace.cost,
+    Trace.unpriced_calls,
+    Trace.assessments,
+)
 
 
 def trace_summary(row: Any) -> TraceSummary:

@@ -7,14 +7,13 @@ command is composed with ``psycopg.sql`` from the model's own table and column n
 from input. Elsewhere (SQLite) it is one executemany.
 """
 
-import json
 from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
 from psycopg import sql
 
-from trace_insights.truth import dialects
+from trace_insights.truth import dialects, json_text
 from trace_insights.truth.models import Base
 
 _STAGING = sa.MetaData()
@@ -50,7 +49,7 @@ def insert_ignoring_conflicts(
         for row in rows:
             fields = list(values(row))
             for position in json_positions:
-                fields[position] = json.dumps(fields[position])
+                fields[position] = json_text.dumps(fields[position])
             stream.write_row(fields)
     cursor.close()
     statement = dialect.insert(table).from_select(columns, sa.select(staging))

@@ -6,12 +6,18 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
+from trace_insights.truth import json_text
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def create_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        engine = sa.create_engine(
+            url,
+            connect_args={"timeout": 30},
+            json_serializer=json_text.dumps,
+        )
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -22,7 +28,13 @@ def create_engine(url: str) -> sa.Engine:
             cursor.close()
 
         return engine
-    engine = sa.create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4)
+    engine = sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=4,
+        max_overflow=4,
+        json_serializer=json_text.dumps,
+    )
 
     @sa.event.listens_for(engine, "connect")
     def _no_jit(connection, _record) -> None:  # type: ignore[no-untyped-def]
