@@ -49,9 +49,14 @@ PARTITIONS = 4  # of the freshness and baseline topics
 PARTITIONS_PER_PROCESS = 2
 
 
-def _cpu_seconds(pid: int) -> float:
+def _cpu_seconds(pid: int, children: bool = False) -> float:
+    """CPU seconds of a process; with ``children``, also of its children that have ended (a
+    PostgreSQL backend or autovacuum worker that exits would otherwise take its CPU along)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 _SERVICES = {"postgres": "PostgreSQL", "redis-server": "Redis", "java": "Kafka broker"}
@@ -66,7 +71,7 @@ def _service_cpu() -> dict[str, float]:
         try:
             command = (entry / "comm").read_text().strip()
             if command in _SERVICES:
-                out[_SERVICES[command]] += _cpu_seconds(int(entry.name))
+                out[_SERVICES[command]] += _cpu_seconds(int(entry.name), children=True)
         except OSError:  # the process ended meanwhile
             continue
     return out
