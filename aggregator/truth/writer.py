@@ -26,7 +26,7 @@ from trace_insights.core.assessments import by_name
 from trace_insights.core.records import SpanRecord, TraceSummary, summarize
 from trace_insights.core.trace_tags import TagEdit
 from trace_insights.truth import dialects, span_stats
-from trace_insights.truth.bulk import insert_ignoring_conflicts
+from trace_insights.truth.bulk import insert_ignoring_conflicts, insert_new
 from trace_insights.truth.models import (
     AssessmentEvent,
     Experiment,
@@ -119,15 +119,20 @@ def write_batch(
     _upsert_open_traces(
         connection, partition, [d for d in first.values() if d.span.trace_id in still_open]
     )
-    rows = [
-        span_row(d.span, partition, d.offset, d.span.trace_id in finalized) for d in first.values()
-    ]
     reached = trace_ids & finalized
     query = sa.select(Span.trace_id, Span.span_id)
     stored = {
         (row.trace_id, row.span_id) for row in _rows(connection, query, Span.trace_id, reached)
     }
-    insert_ignoring_conflicts(connection, Span, rows)
+    # the spans of traces the truth has never seen are new rows; the others may be replays
+    new_rows: list[dict[str, Any]] = []
+    other_rows: list[dict[str, Any]] = []
+    for d in first.values():
+        trace_id = d.span.trace_id
+        row = span_row(d.span, partition, d.offset, trace_id in finalized)
+        (new_rows if trace_id in in_hand else other_rows).append(row)
+    insert_new(connection, Span, new_rows)
+    insert_ignoring_conflicts(connection, Span, other_rows)
     # a finalized trace is summarized anew only for a span it did not have (not for a replay)
     revised = {trace for trace, span in first if trace in reached and (trace, span) not in stored}
     _revise(connection, revised | (edited & finalized))
@@ -364,8 +369,9 @@ def _finalize(
             )
         )
         tags.extend({"trace_id": trace_id, "key": k, "value": v} for k, v in summary.tags.items())
-    insert_ignoring_conflicts(connection, Trace, rows)
-    insert_ignoring_conflicts(connection, TraceTag, tags)
+    # open until now: no row is theirs, unless another writer finalized them meanwhile
+    insert_new(connection, Trace, rows)
+    insert_new(connection, TraceTag, tags)
     return spans
 
 

@@ -194,3 +194,20 @@ def test_span_content_and_attributes_are_stored(truth_engine):
         row = connection.execute(sa.select(Span.content, Span.attributes)).one()
     assert "upstream timeout" in row.content and "weather?" in row.content
     assert row.attributes == {"q": "weather?"}
+
+
+def test_rows_another_writer_stored_meanwhile_are_not_written_twice(truth_engine):
+    """The spans of a trace the truth has never seen are copied straight in: should another
+    writer (a producer that keyed the trace to two partitions) have stored one and finalized
+    the trace meanwhile, the batch still goes through, each row once."""
+    raced = _span("b", "c1", parent="r")
+    root = _span("b", "r")
+    _write(truth_engine, 1, [Delivery(3, 1000, raced), Delivery(3, 1000, root)], 3)
+    with truth_engine.begin() as connection:  # as if partition 1 had not committed yet
+        connection.execute(sa.delete(Trace))
+        connection.execute(sa.delete(TraceTag))
+        connection.execute(sa.delete(Span).where(Span.span_id == root.span_id))
+    _write(truth_engine, 0, [Delivery(7, 1001, raced), Delivery(7, 1001, root)], 7)
+    assert _count(truth_engine, Span) == 2
+    [(state, offset)] = _finalized(_owed(truth_engine, 0, 6, 7))
+    assert (offset, state.summary.span_count, state.summary.tags) == (7, 2, {"env": "prod"})

@@ -1,17 +1,20 @@
-"""Bulk writes of many rows: ``INSERT ... ON CONFLICT DO NOTHING``, and one column set per row.
+"""Bulk writes of many rows: new rows, ``INSERT ... ON CONFLICT DO NOTHING``, and one column set
+per row.
 
-On PostgreSQL the rows are streamed with COPY into a session-local staging table, then moved
-with one INSERT ... SELECT (a SQLAlchemy expression): row formatting happens in psycopg's C
-code instead of per-row parameter processing, several times cheaper per span. The COPY
-command is composed with ``psycopg.sql`` from the model's own table and column names — never
-from input. Elsewhere (SQLite) it is one executemany.
+On PostgreSQL the rows are streamed with COPY: row formatting happens in psycopg's C code
+instead of per-row parameter processing, several times cheaper per span. Rows that may exist
+already go into a session-local staging table, then move with one INSERT ... SELECT ... ON
+CONFLICT (a SQLAlchemy expression); new rows go straight into the table, without the staging
+copy and the conflict checks (the costliest statements of the ingest path). The COPY command is
+composed with ``psycopg.sql`` from the model's own table and column names — never from input.
+Elsewhere (SQLite) it is one executemany.
 """
 
 from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
-from psycopg import sql
+from psycopg import errors, sql
 
 from trace_insights.truth import dialects, json_text
 from trace_insights.truth.models import Base
@@ -38,12 +41,41 @@ def insert_ignoring_conflicts(
     staging = _staging(table)
     # checked each time: a batch rolled back also rolls back the staging table's creation
     staging.create(connection, checkfirst=True)
+    _copy(connection, table, staging.name, rows)
+    columns = [column.name for column in table.columns]
+    statement = dialect.insert(table).from_select(columns, sa.select(staging))
+    connection.execute(statement.on_conflict_do_nothing())
+    connection.execute(sa.delete(staging))
+
+
+def insert_new(connection: sa.Connection, model: type[Base], rows: list[dict[str, Any]]) -> None:
+    """Rows whose keys no stored row has unless another writer raced this one (the spans of a
+    trace the truth has never seen, a trace finalized here): copied straight into the table.
+    Should a race have stored one meanwhile, a savepoint takes the rows back, and they go the
+    conflict-ignoring way."""
+    if not rows:
+        return
+    if not dialects.of(connection).copies_rows:
+        insert_ignoring_conflicts(connection, model, rows)
+        return
+    table = _table_of(model)
+    try:
+        with connection.begin_nested():
+            _copy(connection, table, table.name, rows)
+    except errors.UniqueViolation:
+        insert_ignoring_conflicts(connection, model, rows)
+
+
+def _copy(
+    connection: sa.Connection, table: sa.Table, into: str, rows: list[dict[str, Any]]
+) -> None:
+    """Stream ``rows`` of ``table`` into the table named ``into`` (itself, or its staging twin)."""
     columns = [column.name for column in table.columns]
     json_positions = [i for i, c in enumerate(table.columns) if isinstance(c.type, sa.JSON)]
     values = itemgetter(*columns)
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     copy = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(staging.name), sql.SQL(", ").join(map(sql.Identifier, columns))
+        sql.Identifier(into), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
     with cursor.copy(copy) as stream:
         for row in rows:
@@ -52,9 +84,6 @@ def insert_ignoring_conflicts(
                 fields[position] = json_text.dumps(fields[position])
             stream.write_row(fields)
     cursor.close()
-    statement = dialect.insert(table).from_select(columns, sa.select(staging))
-    connection.execute(statement.on_conflict_do_nothing())
-    connection.execute(sa.delete(staging))
 
 
 def set_each(
