@@ -28,6 +28,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "bench")]
 
 import harness  # noqa: E402
 import numpy as np  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
 from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans  # noqa: E402
 
@@ -44,6 +45,7 @@ from trace_insights.core.buckets import Resolution  # noqa: E402
 from trace_insights.generate import Traffic, send  # noqa: E402
 from trace_insights.kafka_topic import ensure_topic  # noqa: E402
 from trace_insights.stores.redis import RedisStore  # noqa: E402
+from trace_insights.truth.models import Base  # noqa: E402
 
 PARTITIONS = 4  # of the freshness and baseline topics
 PARTITIONS_PER_PROCESS = 2
@@ -159,12 +161,25 @@ def throughput(up: harness.Servers, traces: int, processes: int) -> dict:
             raise RuntimeError("the aggregators did not finish in 30 minutes")
     wall = time.monotonic() - started
     cpu = sum(_cpu_seconds(process.pid) for process in members) - cpu_before
+    stored = _stored_bytes(url)
     services = {name: spent - services_before[name] for name, spent in _service_cpu().items()}
     for process in members:
         process.terminate()
         process.wait(30)
     store.close()
-    return {"spans": len(spans), "wall": wall, "cpu": cpu, "services": services}
+    return {"spans": len(spans), "wall": wall, "cpu": cpu, "services": services, "bytes": stored}
+
+
+def _stored_bytes(url: str) -> int:
+    """What the run's schema holds on disk: every table of the truth with its indexes."""
+    engine = sa.create_engine(url)
+    with engine.connect() as connection:
+        sizes = [
+            connection.scalar(sa.select(sa.func.pg_total_relation_size(table.name)))
+            for table in Base.metadata.sorted_tables
+        ]
+    engine.dispose()
+    return sum(sizes)
 
 
 def decode_only(servers: str, traces: int) -> dict:
@@ -288,6 +303,8 @@ def main() -> None:
     for name, seconds in spent.items():
         print(f"| {name:<14} | {seconds / one['spans'] * 100_000:>6.1f} |")
     print(f"| {'all':<14} | {sum(spent.values()) / one['spans'] * 100_000:>6.1f} |")
+    per_span = one["bytes"] / one["spans"]
+    print(f"\nPostgreSQL on disk, tables and indexes: {per_span:,.0f} bytes/span")
     if fresh:
         p50, p99 = np.percentile(np.array(fresh) * 1000, [50, 99])
         print(
