@@ -192,7 +192,7 @@ def _states(
         partition = rows[0].final_partition
         bound = bounds[partition]
         moves: list[Move] = []
-        for history in histories(connection, rows, {}):
+        for history in histories(connection, rows):
             state = history.at(bound)
             if state is None:
                 continue

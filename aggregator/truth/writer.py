@@ -58,6 +58,15 @@ class TagEditDelivery:
 Edits = dict[str, list[tuple[int, str, str | None]]]  # trace → (offset, key, value), in order
 
 
+@dataclass(frozen=True)
+class Finalized:
+    """A trace ``write_batch`` finalized: its summary as stored, and the spans counted with it."""
+
+    summary: TraceSummary
+    final_offset: int
+    spans: list[SpanRecord]
+
+
 @dataclass
 class Owed:
     """What offsets (after, end] of one partition owe the aggregates: the history of every
@@ -81,9 +90,9 @@ def write_batch(
     end_offset: int,
     clock_ms: int,
     idle_timeout_ms: int,
-) -> dict[str, list[SpanRecord]]:
-    """``clock_ms`` is the batch's stream time (its latest record timestamp). Returns the spans
-    of the traces this call finalized (what ``owed`` would read back)."""
+) -> dict[str, Finalized]:
+    """``clock_ms`` is the batch's stream time (its latest record timestamp). Returns the traces
+    this call finalized (what ``owed`` would read back)."""
     first: dict[tuple[str, str], Delivery] = {}
     for delivery in deliveries:
         key = (delivery.span.trace_id, delivery.span.span_id)
@@ -213,29 +222,33 @@ def owed(
     partition: int,
     after: int,
     end: int,
-    known: dict[str, list[SpanRecord]] | None = None,
+    known: dict[str, Finalized] | None = None,
 ) -> Owed:
     """The traces whose state changed in offsets (after, end] of a partition.
 
-    ``known``: spans of traces this process has just finalized (``write_batch``), not read
-    again; such a trace has nothing late and no assessment change yet.
+    ``known``: traces this process has just finalized (``write_batch``), not read again where
+    the truth says they were finalized in the range (another writer's finalization won
+    otherwise); such a trace has nothing late and no assessment change yet.
     """
     in_range = (Span.src_partition == partition, Span.src_offset > after, Span.src_offset <= end)
     late = set(connection.scalars(sa.select(Span.trace_id).where(*in_range, Span.late).distinct()))
     moved = _changed(connection, AssessmentEvent, partition, after, end, ~AssessmentEvent.deferred)
     edited = _changed(connection, TraceTagEdit, partition, after, end)
-    rows = list(
-        connection.execute(
-            sa.select(*TRACE_COLUMNS).where(
+    placed = set(
+        connection.scalars(
+            sa.select(Trace.trace_id).where(
                 Trace.final_partition == partition,
                 Trace.final_offset > after,
                 Trace.final_offset <= end,
             )
         )
     )
-    others = (late | moved | edited) - {row.trace_id for row in rows}
-    rows.extend(_rows(connection, sa.select(*TRACE_COLUMNS), Trace.trace_id, others))
-    return Owed(after, end, histories(connection, rows, known or {}))
+    known = known or {}
+    fresh = [known[trace_id] for trace_id in placed if trace_id in known]
+    others = (late | moved | edited | placed) - {f.summary.trace_id for f in fresh}
+    rows = list(_rows(connection, sa.select(*TRACE_COLUMNS), Trace.trace_id, others))
+    made = [History(f.summary, f.final_offset, list(f.spans)) for f in fresh]
+    return Owed(after, end, made + histories(connection, rows))
 
 
 def _changed(
@@ -256,14 +269,11 @@ def _changed(
     return set(connection.scalars(query.distinct()))
 
 
-def histories(
-    connection: sa.Connection, rows: list[Any], known: dict[str, list[SpanRecord]]
-) -> list[History]:
+def histories(connection: sa.Connection, rows: list[Any]) -> list[History]:
     """The histories of finalized traces (their ``TRACE_COLUMNS``), on their final partitions."""
     if not rows:
         return []
-    fresh = {row.trace_id for row in rows if row.trace_id in known}
-    unknown = [row.trace_id for row in rows if row.trace_id not in fresh]
+    unknown = [row.trace_id for row in rows]
     partition_of = {row.trace_id: row.final_partition for row in rows}
     late: dict[str, list[tuple[int, SpanRecord]]] = {}
     query = sa.select(*LIGHT_COLUMNS, Span.trace_tags, Span.src_partition, Span.src_offset)
@@ -274,8 +284,7 @@ def histories(
             )
     edits = tag_edits(connection, {t: partition_of[t] for t in unknown})
     summarized = late.keys() | edits.keys()  # their tags are summarized again: read them
-    spans = {trace_id: list(known[trace_id]) for trace_id in fresh}
-    spans.update(final_spans(connection, [t for t in unknown if t not in summarized]))
+    spans = final_spans(connection, [t for t in unknown if t not in summarized])
     query = sa.select(*LIGHT_COLUMNS, Span.trace_tags).where(sa.not_(Span.late))
     for row in _rows(connection, query, Span.trace_id, summarized):
         spans.setdefault(row.trace_id, []).append(light_record(row, row.trace_tags))
@@ -345,7 +354,7 @@ def _finalize(
     trace_ids: set[str],
     reason: str,
     in_hand: dict[str, list[SpanRecord]],
-) -> dict[str, list[SpanRecord]]:
+) -> dict[str, Finalized]:
     """Write each trace's summary once (a concurrent finalization of the same trace loses)."""
     if not trace_ids:
         return {}
@@ -359,20 +368,20 @@ def _finalize(
     tags: list[dict[str, str]] = []
     assessed = current_values(connection, sorted(spans))
     edits = tag_edits(connection, dict.fromkeys(spans, partition))
+    done = {}
     for trace_id, trace_spans in spans.items():
         summary = summarize(
             trace_id, trace_spans[0].experiment_id, trace_spans, _pairs(edits.get(trace_id, []))
         )
-        rows.append(
-            trace_row(
-                summary, trace_spans, partition, end_offset, reason, assessed.get(trace_id, [])
-            )
-        )
+        counted = assessed.get(trace_id, [])
+        summary.assessments = tuple((name, value) for name, value in counted)
+        rows.append(trace_row(summary, trace_spans, partition, end_offset, reason, counted))
         tags.extend({"trace_id": trace_id, "key": k, "value": v} for k, v in summary.tags.items())
+        done[trace_id] = Finalized(summary, end_offset, trace_spans)
     # open until now: no row is theirs, unless another writer finalized them meanwhile
     insert_new(connection, Trace, rows)
     insert_new(connection, TraceTag, tags)
-    return spans
+    return done
 
 
 LIGHT_COLUMNS = (

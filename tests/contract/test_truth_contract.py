@@ -211,3 +211,28 @@ def test_rows_another_writer_stored_meanwhile_are_not_written_twice(truth_engine
     assert _count(truth_engine, Span) == 2
     [(state, offset)] = _finalized(_owed(truth_engine, 0, 6, 7))
     assert (offset, state.summary.span_count, state.summary.tags) == (7, 2, {"env": "prod"})
+
+
+def test_what_the_writer_hands_over_is_what_the_truth_holds(truth_engine):
+    """The aggregator counts the traces it has just finalized from what ``write_batch``
+    returns, without reading them back: the same summaries as the stored rows give."""
+    batch = [
+        Delivery(20, 1000, _span("c", "r", trace_tags={"env": "prod", "user": "ana"})),
+        Delivery(20, 1000, _span("c", "c1", parent="r", model="gpt-4o", input_tokens=7)),
+        Delivery(21, 1000, _span("d", "r", status="ERROR", cost=1234)),
+        Delivery(21, 1000, _span("e", "c1", parent="r")),  # stays open
+    ]
+    with truth_engine.begin() as connection:
+        finalized = write_batch(connection, 3, batch, [], [], 21, 1000, IDLE_MS)
+    with truth_engine.connect() as connection:
+        handed = owed(connection, 3, 19, 21, known=finalized)
+        read = owed(connection, 3, 19, 21)
+    assert sorted(finalized) == ["c".ljust(32, "0"), "d".ljust(32, "0")]
+
+    def facts(items):
+        return {
+            h.summary.trace_id: (h.summary, h.final_offset, sorted(s.span_id for s in h.spans))
+            for h in items.histories
+        }
+
+    assert facts(handed) == facts(read)
