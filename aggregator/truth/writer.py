@@ -7,7 +7,6 @@ remembers that batch's last offset. ``owed`` reads back what a range of offsets 
 aggregates.
 """
 
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +24,7 @@ from trace_insights.aggregator.truth.history import History
 from trace_insights.core.assessments import by_name
 from trace_insights.core.records import SpanRecord, TraceSummary, summarize
 from trace_insights.core.trace_tags import TagEdit
-from trace_insights.truth import dialects, span_stats
+from trace_insights.truth import dialects, json_text, span_stats
 from trace_insights.truth.bulk import insert_ignoring_conflicts, insert_new
 from trace_insights.truth.models import (
     AssessmentEvent,
@@ -541,10 +540,11 @@ def span_row(span: SpanRecord, partition: int, offset: int, late: bool) -> dict[
 
 
 def _content(span: SpanRecord) -> str:
-    """The searchable text of a span: name, status message, attribute values, event names."""
+    """The searchable text of a span: name, status message, attribute values (other than
+    text, as JSON: its strings as sent, not escaped), event names."""
     parts = [span.name, span.status_message, *span.events]
     for value in span.attributes.values():
-        parts.append(value if isinstance(value, str) else json.dumps(value, default=str))
+        parts.append(value if isinstance(value, str) else json_text.dumps(value))
     return "\n".join(part for part in parts if part)
 
 

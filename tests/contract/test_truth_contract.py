@@ -188,12 +188,14 @@ def test_traces_without_a_root_finalize_after_the_idle_timeout_in_stream_time(tr
 
 
 def test_span_content_and_attributes_are_stored(truth_engine):
-    span = _span("g", "r", status_message="upstream timeout", attributes={"q": "weather?"})
+    attributes = {"q": "weather?", "mlflow.spanInputs": {"city": "Zürich", "days": [1, 2]}}
+    span = _span("g", "r", status_message="upstream timeout", attributes=attributes)
     _write(truth_engine, 0, [Delivery(1, 1, span)], 1)
     with truth_engine.connect() as connection:
         row = connection.execute(sa.select(Span.content, Span.attributes)).one()
     assert "upstream timeout" in row.content and "weather?" in row.content
-    assert row.attributes == {"q": "weather?"}
+    assert '"city":"Zürich"' in row.content, "a structured value's text as sent, not escaped"
+    assert row.attributes == attributes
 
 
 def test_rows_another_writer_stored_meanwhile_are_not_written_twice(truth_engine):
