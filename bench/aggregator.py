@@ -17,6 +17,7 @@ Run by hand: ``.venv/bin/python bench/aggregator.py [--traces 10000]``. Starts t
 
 import argparse
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -154,9 +155,11 @@ def throughput(up: harness.Servers, traces: int, processes: int) -> dict:
     cpu_before = sum(_cpu_seconds(process.pid) for process in members)
     services_before = _service_cpu()
     started = time.monotonic()
+    rss = [_rss_mb(members)]
     _produce(servers, topic, messages)
     while _traces(store, experiment) < traces + 1:
         time.sleep(0.2)
+        rss.append(_rss_mb(members))
         if time.monotonic() - started > 1800:
             raise RuntimeError("the aggregators did not finish in 30 minutes")
     wall = time.monotonic() - started
@@ -167,7 +170,24 @@ def throughput(up: harness.Servers, traces: int, processes: int) -> dict:
         process.terminate()
         process.wait(30)
     store.close()
-    return {"spans": len(spans), "wall": wall, "cpu": cpu, "services": services, "bytes": stored}
+    return {
+        "spans": len(spans),
+        "wall": wall,
+        "cpu": cpu,
+        "services": services,
+        "bytes": stored,
+        "rss": rss,
+    }
+
+
+def _rss_mb(members: list[subprocess.Popen]) -> float:
+    """The aggregators' resident memory, MB in all."""
+    total = 0
+    for process in members:
+        for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total / 1024
 
 
 def _stored_bytes(url: str) -> int:
@@ -303,6 +323,13 @@ def main() -> None:
     for name, seconds in spent.items():
         print(f"| {name:<14} | {seconds / one['spans'] * 100_000:>6.1f} |")
     print(f"| {'all':<14} | {sum(spent.values()) / one['spans'] * 100_000:>6.1f} |")
+    rss = one["rss"]
+    quarters = [rss[min(len(rss) - 1, len(rss) * q // 4)] for q in range(5)]
+    print(
+        "\naggregator RSS over the drain, MB (start, each quarter): "
+        + ", ".join(f"{mb:.0f}" for mb in quarters)
+        + f"; peak {max(rss):.0f}"
+    )
     per_span = one["bytes"] / one["spans"]
     print(f"\nPostgreSQL on disk, tables and indexes: {per_span:,.0f} bytes/span")
     if fresh:
