@@ -35,6 +35,7 @@ class Policy:
     ttl_ms: dict[Resolution, int]
     cooccurrence: tuple[Resolution, ...] = (Resolution.HOUR, Resolution.DAY)
     tag_value_cap: int = 100
+    tool_name_cap: int = 200
 
 
 @dataclass
@@ -53,27 +54,31 @@ class _Bucket:
     assessment_values: dict[str, Counter[str]] = field(default_factory=dict)  # name → value → n
 
 
-def span_metric(span: SpanRecord) -> list[str]:
-    """The span digests a span's duration goes to."""
+def span_metric(span: SpanRecord, counted: dimensions.CountedAs) -> list[str]:
+    """The span digests a span's duration goes to (none for a tool past the cap: its calls are
+    counted, their percentiles not)."""
     out = []
-    if span.tool_name is not None:
-        out.append(f"tool:{span.tool_name}")
+    if span.tool_name is not None and (tool := counted.tool(span.tool_name)) != dimensions.OTHER:
+        out.append(f"tool:{tool}")
     if span.model is not None:
         out.append(f"model:{span.model}")
     return out
 
 
-def _add_spans(bucket: _Bucket, spans: list[SpanRecord], sign: int) -> None:
+def _add_spans(
+    bucket: _Bucket, spans: list[SpanRecord], sign: int, counted: dimensions.CountedAs
+) -> None:
     """The span-level counts and sums of ``spans``, added (sign 1) or taken out (sign -1)."""
     counts, sums = bucket.counts, bucket.sums
     for span in spans:
         counts[fields.SPANS] += sign
         counts[fields.span_type(span.span_type)] += sign
         if span.tool_name is not None:
-            counts[fields.tool(span.tool_name, "calls")] += sign
+            tool = counted.tool(span.tool_name)
+            counts[fields.tool(tool, "calls")] += sign
             if span.status == "ERROR":
-                counts[fields.tool(span.tool_name, "errors")] += sign
-            sums[fields.tool(span.tool_name, "latency_sum")] += sign * span.duration_ms
+                counts[fields.tool(tool, "errors")] += sign
+            sums[fields.tool(tool, "latency_sum")] += sign * span.duration_ms
         if span.model is not None:
             counts[fields.model(span.model, "calls")] += sign
             counts[fields.model(span.model, "input_tokens")] += sign * (span.input_tokens or 0)
@@ -107,27 +112,34 @@ class _Experiment:
         return found
 
 
-class TagRegistry:
-    """Which tag values are counted by name: the first ``cap`` values of each key, per
-    experiment; decided by the store, atomically, the same way for live ingestion and rebuilds.
-    """
+class Admitted(dimensions.CountedAs):
+    """Which tag values and tool names are counted by name: the first ``tag_value_cap`` values
+    of each tag key and the first ``tool_name_cap`` tool names, per experiment; decided by the
+    store, atomically, the same way for live ingestion and rebuilds. The rest are OTHER."""
 
-    def __init__(self, store: AggregateStore, experiment_id: str, cap: int) -> None:
+    def __init__(self, store: AggregateStore, experiment_id: str, policy: Policy) -> None:
         self._store = store
         self._experiment = experiment_id
-        self._cap = cap
-        self._decided: dict[tuple[str, str], bool] = {}
+        self._policy = policy
+        self._tags: dict[tuple[str, str], bool] = {}
+        self._tools: dict[str, bool] = {}
 
-    def decide(self, tags: set[tuple[str, str]]) -> None:
-        """Ask the store about every (key, value) not decided yet, in one round trip."""
-        pending = sorted(tags - self._decided.keys())
-        for tag, admitted in zip(
-            pending, self._store.admit_tags(self._experiment, pending, self._cap), strict=True
-        ):
-            self._decided[tag] = admitted
+    def decide(self, tags: set[tuple[str, str]], tools: set[str]) -> None:
+        """Ask the store about every tag value and tool name not decided yet, in one trip."""
+        pending_tags = sorted(tags - self._tags.keys())
+        pending_tools = sorted(tools - self._tools.keys())
+        e, policy = self._experiment, self._policy
+        entries = [(keys.tag_registry(e, k), v, policy.tag_value_cap) for k, v in pending_tags]
+        entries += [(keys.tool_registry(e), tool, policy.tool_name_cap) for tool in pending_tools]
+        decisions = self._store.admit(entries)
+        self._tags.update(zip(pending_tags, decisions[: len(pending_tags)], strict=True))
+        self._tools.update(zip(pending_tools, decisions[len(pending_tags) :], strict=True))
 
-    def value(self, key: str, value: str) -> str:
-        return value if self._decided[(key, value)] else dimensions.OTHER
+    def tag(self, key: str, value: str) -> str:
+        return value if self._tags[(key, value)] else dimensions.OTHER
+
+    def tool(self, name: str) -> str:
+        return name if self._tools[name] else dimensions.OTHER
 
 
 Move = tuple[TraceState | None, TraceState]  # a trace's state at the fence, and now
@@ -162,16 +174,19 @@ def accumulate(
     """The deltas of ``moves``, one update per experiment; fences are left to the caller."""
     experiments: dict[str, _Experiment] = {}
     tags_seen: dict[str, set[tuple[str, str]]] = {}
+    tools_seen: dict[str, set[str]] = {}
     for before, after in moves:
+        e = after.summary.experiment_id
         for state in (before, after):
             if state is not None:
-                tags_seen.setdefault(after.summary.experiment_id, set()).update(
-                    state.summary.tags.items()
+                tags_seen.setdefault(e, set()).update(state.summary.tags.items())
+                tools_seen.setdefault(e, set()).update(
+                    span.tool_name for span in state.spans if span.tool_name is not None
                 )
     registries = {}
     for experiment_id, tags in tags_seen.items():
-        registries[experiment_id] = TagRegistry(store, experiment_id, policy.tag_value_cap)
-        registries[experiment_id].decide(tags)
+        registries[experiment_id] = Admitted(store, experiment_id, policy)
+        registries[experiment_id].decide(tags, tools_seen[experiment_id])
     for before, after in moves:
         e = after.summary.experiment_id
         experiment = experiments.get(e)
@@ -180,27 +195,27 @@ def accumulate(
         if before is not None:
             _count(experiment, before, -1, registries[e])
         _count(experiment, after, 1, registries[e])
-        _digests(experiment, before, after)
+        _digests(experiment, before, after, registries[e])
     for experiment in experiments.values():
         _roll_up(experiment)
     return [_update(experiment, store, policy) for experiment in experiments.values()]
 
 
-def _count(experiment: _Experiment, state: TraceState, sign: int, registry: TagRegistry) -> None:
+def _count(experiment: _Experiment, state: TraceState, sign: int, counted: Admitted) -> None:
     """A trace state's counts, added (sign 1) or taken out (sign -1), in its finest bucket:
     every coarser bucket's counts are the sum of its finer ones' (``_roll_up``)."""
     summary, spans = state.summary, state.spans
-    tags = {key: registry.value(key, value) for key, value in summary.tags.items()}
-    dims = dimensions.of_trace(summary, spans, lambda key, value: tags[key])
+    tags = {key: counted.tag(key, value) for key, value in summary.tags.items()}
+    dims = dimensions.of_trace(summary, spans, counted)
     bucket = experiment.bucket(FINEST, summary.timestamp_ms)
-    _add_spans(bucket, spans, sign)
+    _add_spans(bucket, spans, sign, counted)
     counts = bucket.counts
     counts[fields.TRACES] += sign
     counts[fields.LATE_SPANS] += sign * state.late
     counts[fields.status(summary.status)] += sign
     counts[fields.INPUT_TOKENS] += sign * summary.input_tokens
     counts[fields.OUTPUT_TOKENS] += sign * summary.output_tokens
-    tools = {span.tool_name for span in spans if span.tool_name is not None}
+    tools = {counted.tool(span.tool_name) for span in spans if span.tool_name is not None}
     for tool in tools:
         counts[fields.tool(tool, "traces")] += sign
     counts[fields.TOOL_TRACES] += sign * bool(tools)
@@ -246,7 +261,9 @@ def _roll_up(experiment: _Experiment) -> None:
             coarse.dimension_sets.extend(fine.dimension_sets)
 
 
-def _digests(experiment: _Experiment, before: TraceState | None, after: TraceState) -> None:
+def _digests(
+    experiment: _Experiment, before: TraceState | None, after: TraceState, counted: Admitted
+) -> None:
     """What the digests gain; where a value would have to go, the bucket is marked dirty."""
     latency = float(after.summary.execution_time_ms)
     for resolution in Resolution:
@@ -255,7 +272,7 @@ def _digests(experiment: _Experiment, before: TraceState | None, after: TraceSta
         if before is None or old is not bucket:
             if before is not None and old is not None:  # changed buckets: the old keeps values
                 old.dirty.add(LATENCY)
-                old.dirty.update(m for span in before.spans for m in span_metric(span))
+                old.dirty.update(m for span in before.spans for m in span_metric(span, counted))
             new_spans = after.spans
             bucket.digests.setdefault(LATENCY, []).append(latency)
         else:
@@ -265,7 +282,7 @@ def _digests(experiment: _Experiment, before: TraceState | None, after: TraceSta
                 bucket.digests.setdefault(LATENCY, []).append(latency)
                 bucket.dirty.add(LATENCY)
         for span in new_spans:
-            for metric in span_metric(span):
+            for metric in span_metric(span, counted):
                 bucket.digests.setdefault(metric, []).append(span.duration_ms)
 
 

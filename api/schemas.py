@@ -111,8 +111,11 @@ class CorrelationsRequest(InsightsRequest):
 
 
 class Overflow(BaseModel):
-    tag_key: str
-    other_count: int = Field(description="Traces whose value is past the per-key cap")
+    """Values counted together as ``__other__``: a tag key's past the per-key cap, or (with
+    ``tag_key`` null) tool names past the experiment's cap."""
+
+    tag_key: str | None = Field(description="The tag key; null for tool names")
+    other_count: int = Field(description="Traces with a value (a tool) past the cap")
 
 
 class Meta(BaseModel):

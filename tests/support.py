@@ -292,6 +292,39 @@ def ground_truth(spans: list) -> dict[str, Any]:
     return dict(days)
 
 
+def tool_traces(count: int, tools: list[str], users: list[str], seed: int) -> tuple[list, list]:
+    """Finished SDK spans of ``count`` agent traces, each calling 1-3 of ``tools`` (every
+    fifth call failing) with a ``user.id`` of ``users``; and what each trace did, as
+    (user, [(tool, failing), ...])."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import Status, StatusCode
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "agent"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("tests")
+    made = []
+    for index in range(count):
+        user = users[(index + seed) % len(users)]
+        calls = [
+            (tools[(index * 7 + n + seed) % len(tools)], (index + n) % 5 == 0)
+            for n in range(1 + index % 3)
+        ]
+        root_attributes = {"gen_ai.operation.name": "invoke_agent", "user.id": user}
+        with tracer.start_as_current_span("agent", attributes=root_attributes):
+            for tool, failing in calls:
+                attributes = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool}
+                with tracer.start_as_current_span(f"call {tool}", attributes=attributes) as span:
+                    if failing:
+                        span.set_status(Status(StatusCode.ERROR, "failed"))
+        made.append((user, calls))
+    provider.shutdown()
+    return list(memory.get_finished_spans()), made
+
+
 def publish_to_bus(bus: Any, spans: list, experiment_id: str, chunk: int = 40) -> None:
     """What the collector would write: regrouped OTLP requests, a few traces per request."""
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans

@@ -54,7 +54,11 @@ def policy(settings: Settings) -> Policy:
     """What the aggregates keep, and for how long."""
     from trace_insights.aggregator.deltas import Policy
 
-    return Policy(ttl_ms=settings.retention_ms(), tag_value_cap=settings.tag_value_cap)
+    return Policy(
+        ttl_ms=settings.retention_ms(),
+        tag_value_cap=settings.tag_value_cap,
+        tool_name_cap=settings.tool_name_cap,
+    )
 
 
 def ensure_spans_topic(settings: Settings) -> str:

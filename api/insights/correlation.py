@@ -47,7 +47,7 @@ def discovery(body: InsightsRequest, request: Request) -> DimensionsDiscoveryRes
     families: dict[str, set[str]] = {}
     for dim, n in total(aggregates.counters(keys.occurrences)).items():
         split = stream.split(dim)
-        if n > 0 and split is not None and split[2] != stream.OTHER:
+        if n > 0 and split is not None and not stream.is_overflow(dim):
             families.setdefault(split[1], set()).add(split[2])
     data = [
         _dimension(stream.describe(family, sorted(values)))
@@ -65,7 +65,7 @@ def calculate_npmi(body: NpmiRequest, request: Request) -> NpmiResponse:
     second = stream.request(body.dimension2.name, body.dimension2.parameters, counts.values_of)
     named = sorted({d for d in [*(first.terms or ()), *(second.terms or ())] if d != ALL})
     occurrences = counts.occurrences(named + _overflow_of(named))
-    if _capped_out(named, occurrences):  # a tag value past the cap: the stream never saw it
+    if _capped_out(named, occurrences):  # a value past a cap: the stream never saw it
         first, second = first.without_terms(), second.without_terms()
     if first.terms is not None and second.terms is not None:
         source = "stream"
@@ -116,8 +116,9 @@ def correlations(body: CorrelationsRequest, request: Request) -> CorrelationsRes
     occurrences = counts.all_occurrences
     if _capped_out([d for d in slice_.terms if d != ALL], occurrences):
         raise invalid(
-            f"{slice_.name} = {slice_.value!r} is past the tag's value cap, so the stream does not "
-            "count it apart; use calculate-filter-correlation with a filter string instead"
+            f"{slice_.name} = {slice_.value!r} is past a cap (of the tag's values, or of tool "
+            "names), so the stream does not count it apart; use calculate-filter-correlation "
+            "with a filter string instead"
         )
     in_slice = count(slice_.terms, occurrences, counts.total)
     together = Figures()
@@ -151,7 +152,7 @@ def _ranked(
             or n <= 0
             or both < body.min_support
             or partner.name == exclude
-            or partner.value == stream.OTHER
+            or stream.is_overflow(dimension)
             or stream.SPAN_COUNT.duplicates_span_type(dimension)
         ):
             continue
@@ -228,15 +229,16 @@ def _filter_text(requested: Requested) -> str | None:
 
 
 def _overflow_of(dimensions: list[str]) -> list[str]:
-    """The ``tags.<key>=__other__`` dimensions of the tag dimensions among ``dimensions``."""
-    return sorted({o for d in dimensions if (o := stream.TAGS.overflow(d)) is not None})
+    """The dimensions ``_capped_out`` reads of the capped ones among ``dimensions``."""
+    return sorted({d for dim in dimensions for d in stream.capped(dim) or ()})
 
 
 def _capped_out(dimensions: list[str], occurrences: Figures) -> bool:
-    """A tag value the stream never counted apart: none seen, while past-the-cap values were."""
+    """A tag value or tool name the stream never counted apart: none seen, while values past
+    the cap were."""
     for dim in dimensions:
-        other = stream.TAGS.overflow(dim)
-        if other is not None and not occurrences.get(dim) and occurrences.get(other, 0) > 0:
+        pair = stream.capped(dim)
+        if pair is not None and not occurrences.get(pair[0]) and occurrences.get(pair[1], 0) > 0:
             return True
     return False
 

@@ -8,6 +8,7 @@ from trace_insights.api.context import Context
 from trace_insights.api.errors import not_found
 from trace_insights.api.schemas import (
     InsightsRequest,
+    Overflow,
     ToolDiscoveryResponse,
     ToolMetricsRequest,
     ToolMetricsResponse,
@@ -17,6 +18,7 @@ from trace_insights.api.schemas import (
 )
 from trace_insights.core import keys
 from trace_insights.core.buckets import Resolution
+from trace_insights.core.dimensions import OTHER
 from trace_insights.core.keys import fields
 
 router = APIRouter(prefix="/tools")
@@ -27,16 +29,22 @@ def discovery(body: InsightsRequest, request: Request) -> ToolDiscoveryResponse:
     context: Context = request.app.state.context
     aggregates = context.aggregates(body, series=False)
     counts = total(aggregates.counters(keys.bucket))
-    names = sorted({parsed[0] for f in counts if (parsed := fields.parse_tool(f)) is not None})
+    names = {parsed[0] for f in counts if (parsed := fields.parse_tool(f)) is not None}
+    names.discard(OTHER)  # tool names past the cap: counted together, reported as overflow
     digests = aggregates.digests_by({name: _tool_digest(name) for name in names})
     data = [_stats(name, counts, digests[name][0]) for name in names]
     data.sort(key=lambda tool: (-tool.invocation_count, tool.tool_name))
+    other = int(counts[fields.tool(OTHER, "traces")])
     summary = ToolsSummary(
         tool_count=len(data),
-        invocation_count=sum(tool.invocation_count for tool in data),
+        invocation_count=sum(tool.invocation_count for tool in data)
+        + int(counts[fields.tool(OTHER, "calls")]),
         trace_count=int(counts[fields.TOOL_TRACES]),
     )
-    return ToolDiscoveryResponse(summary=summary, data=data, meta=context.meta(aggregates))
+    overflow = [Overflow(tag_key=None, other_count=other)] if other else []
+    return ToolDiscoveryResponse(
+        summary=summary, data=data, meta=context.meta(aggregates, overflow=overflow)
+    )
 
 
 @router.post("/metrics", response_model=ToolMetricsResponse)

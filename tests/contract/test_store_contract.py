@@ -108,20 +108,30 @@ def test_drop_a_range_or_everything(store):
     assert store.read_hash(day0) == {}
     assert store.read_hash(day1) == {"traces": 1}
     assert store.fences(e) == {0: 5}
-    assert store.admit_tags(e, [("env", "prod")], cap=1) == [True]
+    assert store.admit([(keys.tag_registry(e, "env"), "prod", 1)]) == [True]
+    assert store.admit([(keys.tool_registry(e), "search", 1)]) == [True]
     store.drop(e, None, None)
     assert store.read_hash(day1) == {}
     assert store.fences(e) == {}
-    assert store.admit_tags(e, [("env", "dev"), ("env", "prod")], cap=1) == [False, True]
+    env = keys.tag_registry(e, "env")
+    assert store.admit([(env, "dev", 1), (env, "prod", 1)]) == [False, True]
+    assert store.admit([(keys.tool_registry(e), "fetch", 1)]) == [False]  # kept by the drop
     assert store.read_hash(_key(other, "b:d:0")) == {"traces": 1}
 
 
-def test_tag_admission_is_first_come_up_to_the_cap_and_never_changes(store):
+def test_admission_is_first_come_up_to_each_cap_and_never_changes(store):
     e = _experiment(store)
-    tags = [("user", "a"), ("user", "b"), ("user", "a"), ("user", "c"), ("team", "x")]
-    assert store.admit_tags(e, tags, cap=2) == [True, True, True, False, True]
-    assert store.admit_tags(e, [("user", "c"), ("user", "b")], cap=2) == [False, True]
-    assert store.admit_tags(e, [], cap=2) == []
+    user, team, tools = (
+        keys.tag_registry(e, "user"),
+        keys.tag_registry(e, "team"),
+        keys.tool_registry(e),
+    )
+    entries = [(user, "a", 2), (user, "b", 2), (user, "a", 2), (user, "c", 2), (team, "x", 2)]
+    entries += [(tools, "a", 1), (tools, "b", 1)]
+    assert store.admit(entries) == [True, True, True, False, True, True, False]
+    assert store.admit([(user, "c", 2), (user, "b", 2), (tools, "b", 1)]) == [False, True, False]
+    assert store.admit([(tools, "b", 3)]) == [True]  # a larger cap admits more
+    assert store.admit([]) == []
 
 
 def test_progress_reports_are_kept_per_partition(store):

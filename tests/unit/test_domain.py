@@ -99,8 +99,25 @@ def test_summary_follows_mlflow_rules_and_dimensions():
     } <= dims
     assert "latency>2000" not in dims and "count(span.type=TOOL)>2" not in dims
     assert summarize("t", "1", spans[1:]).status == "IN_PROGRESS"
-    capped = dimensions.of_trace(summary, spans, lambda key, value: dimensions.OTHER)
-    assert "tags.env=__other__" in capped
+
+    class PastTheCaps(dimensions.CountedAs):
+        def tag(self, key: str, value: str) -> str:
+            return dimensions.OTHER
+
+        def tool(self, name: str) -> str:
+            return dimensions.OTHER
+
+    capped = dimensions.of_trace(summary, spans, PastTheCaps())
+    assert {"tags.env=__other__", "tools.__other__=used", "tools.__other__=error"} <= capped
+    assert not any(d.startswith(("tags.env=prod", "tools.search")) for d in capped)
+    assert dimensions.capped("tools.search=error") == ("tools.search=used", "tools.__other__=used")
+    assert dimensions.capped("tags.env=prod") == ("tags.env=prod", "tags.env=__other__")
+    assert dimensions.capped("model=gpt") is None
+    overflow = ["tags.env=__other__", "tools.__other__=used", "tools.__other__=error"]
+    assert all(dimensions.is_overflow(d) for d in overflow)
+    assert not any(dimensions.is_overflow(d) for d in ("tags.env=prod", "tools.search=used"))
+    with pytest.raises(dimensions.DimensionError, match="not a tool name"):
+        dimensions.request("tools.__other__", {"value": "used"}, lambda name: [])
 
 
 @pytest.mark.parametrize(

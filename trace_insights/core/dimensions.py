@@ -34,7 +34,7 @@ from trace_insights.core.records import ERROR, SpanRecord, TraceSummary
 LATENCY_THRESHOLDS_MS = (100, 250, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000)
 SPAN_COUNT_THRESHOLDS = (0, 1, 2, 3, 5, 10)
 COST_THRESHOLDS_USD = ("0.001", "0.01", "0.1", "1", "10")  # ascending, as the names show them
-OTHER = "__other__"  # a tag value past the per-key cap
+OTHER = "__other__"  # a tag value past the per-key cap, a tool name past the experiment's
 ALL = ""  # the term for "every trace"
 Threshold = Literal[">", ">=", "<", "<="]
 OPERATORS: tuple[Threshold, ...] = (">", ">=", "<", "<=")
@@ -42,8 +42,21 @@ _OPERATORS: dict[str, Threshold] = {operator: operator for operator in OPERATORS
 TOOL_OUTCOMES = ("used", "error", "success")
 
 Terms = dict[str, int]
-TagValue = Callable[[str, str], str]  # (key, value) → the value as counted (or OTHER)
 ValuesOf = Callable[[str], list[str]]  # an assessment name → its stream dimensions in range
+
+
+class CountedAs:
+    """How the aggregates name a trace's tag values and tool names: as they are here; past
+    the per-experiment caps as OTHER (``aggregator.deltas.Admitted``)."""
+
+    def tag(self, key: str, value: str) -> str:
+        return value
+
+    def tool(self, name: str) -> str:
+        return name
+
+
+AS_SENT = CountedAs()
 
 
 class DimensionError(ValueError):
@@ -94,7 +107,7 @@ class Family:
         raise NotImplementedError
 
     def of_trace(
-        self, summary: TraceSummary, spans: list[SpanRecord], tag_value: TagValue
+        self, summary: TraceSummary, spans: list[SpanRecord], counted: CountedAs
     ) -> Iterable[str]:
         raise NotImplementedError
 
@@ -143,21 +156,21 @@ class _Valued(Family):
 
 class _Status(_Valued):
     def of_trace(
-        self, summary: TraceSummary, spans: list[SpanRecord], tag_value: TagValue
+        self, summary: TraceSummary, spans: list[SpanRecord], counted: CountedAs
     ) -> Iterable[str]:
         return [self.dimension(summary.status)]
 
 
 class _SpanType(_Valued):
     def of_trace(
-        self, summary: TraceSummary, spans: list[SpanRecord], tag_value: TagValue
+        self, summary: TraceSummary, spans: list[SpanRecord], counted: CountedAs
     ) -> Iterable[str]:
         return {self.dimension(span.span_type) for span in spans}
 
 
 class _Model(_Valued):
     def of_trace(
-        self, summary: TraceSummary, spans: list[SpanRecord], tag_value: TagValue
+        self, summary: TraceSummary, spans: list[SpanRecord], counted: CountedAs
     ) -> Iterable[str]:
         return {self.dimension(span.model) for span in spans if span.model is not None}
 
@@ -188,15 +201,23 @@ class _Tools(_Prefixed):
         return f"{self.prefix}{tool}={outcome}"
 
     def of_trace(
-        self, summary: TraceSummary, spans: list[SpanRecord], tag_value: TagValue
+        self, summary: TraceSummary, spans: list[SpanRecord], counted: CountedAs
     ) -> Iterable[str]:
         out = set()
         for span in spans:
             if span.tool_name is not None:
-                out.add(self.dimension(span.tool_name, "used"))
+                tool = counted.tool(span.tool_name)
+                out.add(self.dimension(tool, "used"))
                 if span.status == ERROR:
-                    out.add(self.dimension(span.tool_name, "error"))
+                    out.add(self.dimension(tool, "error"))
         return out
+
+    def capped(self, dimension: str) -> tuple[str, str] | None:
+        """(``tools.<name>=used``, ``tools.__other__=used``) of a tool dimension; else None."""
+        split = self.split(dimension)
+        if split is None:
+            return None
+        return self.dimension(self.parameter(split[0]), "used"), self.dimension(OTHER, "used")
 
     def describe(self, name: str, values: list[str]) -> Described:
         outcome = Parameter("value", "enum", list(TOOL_OUTCOMES))
@@ -214,6 +235,8 @@ class _Tools(_Prefixed):
                 f"dimension '{name}': value must be one of {', '.join(TOOL_OUTCOMES)}"
             )
         tool = self.parameter(name)
+        if tool == OTHER:
+            raise DimensionError(f"dimension '{name}': '{OTHER}' is not a tool name")
         used, error = self.dimension(tool, "used"), self.dimension(tool, "error")
         terms = {"used": {used: 1}, "error": {error: 1}, "success": {used: 1, error: -1}}
         return Requested(self, name, outcome, terms[outcome], parameters)
@@ -235,15 +258,17 @@ class _Tags(_Prefixed):
     def dimension(self, key: str, value: str) -> str:
         return f"{self.prefix}{key}={value}"
 
-    def overflow(self, dimension: str) -> str | None:
-        """The ``tags.<key>=__other__`` dimension of a tag dimension; None for another."""
+    def capped(self, dimension: str) -> tuple[str, str] | None:
+        """(the dimension, ``tags.<key>=__other__``) of a tag dimension; None for another."""
         split = self.split(dimension)
-        return None if split is None else self.dimension(self.parameter(split[0]), OTHER)
+        return (
+            None if split is None else (dimension, self.dimension(self.parameter(split[0]), OTHER))
+        )
 
     def of_trace(
-        self, summary: TraceSummary, spans: list[SpanRecord], tag_value: TagValue
+        self, summary: TraceSummary, spans: list[SpanRecord], counted: CountedAs
     ) -> Iterable[str]:
-        return {self.dimension(key, tag_value(key, value)) for key, value in summary.tags.items()}
+        return {self.dimension(key, counted.tag(key, value)) for key, value in summary.tags.items()}
 
     def describe(self, name: str, values: list[str]) -> Described:
         return Described(
@@ -305,7 +330,7 @@ class _Latency(_Thresholded):
         return name == "latency"
 
     def of_trace(
-        self, summary: TraceSummary, spans: list[SpanRecord], tag_value: TagValue
+        self, summary: TraceSummary, spans: list[SpanRecord], counted: CountedAs
     ) -> Iterable[str]:
         return [self.above("latency", t) for t in self.thresholds if summary.execution_time_ms > t]
 
@@ -342,7 +367,7 @@ class _Cost(Family):
         return {"operator": ">", "threshold": value.removeprefix(">")}
 
     def of_trace(
-        self, summary: TraceSummary, spans: list[SpanRecord], tag_value: TagValue
+        self, summary: TraceSummary, spans: list[SpanRecord], counted: CountedAs
     ) -> Iterable[str]:
         cost = summary.cost
         if cost is None:
@@ -388,7 +413,7 @@ class _SpanCount(_Thresholded):
         return name.startswith(self.prefix) and len(name) > len(self.prefix)
 
     def of_trace(
-        self, summary: TraceSummary, spans: list[SpanRecord], tag_value: TagValue
+        self, summary: TraceSummary, spans: list[SpanRecord], counted: CountedAs
     ) -> Iterable[str]:
         per_type: dict[str, int] = {}
         for span in spans:
@@ -432,7 +457,7 @@ class _Assessments(_Prefixed):
         return f"{self.prefix}{name}={shown}"
 
     def of_trace(
-        self, summary: TraceSummary, spans: list[SpanRecord], tag_value: TagValue
+        self, summary: TraceSummary, spans: list[SpanRecord], counted: CountedAs
     ) -> Iterable[str]:
         return {self.dimension(name, value) for name, value in summary.assessments}
 
@@ -503,11 +528,24 @@ FAMILIES: tuple[Family, ...] = (
 def of_trace(
     summary: TraceSummary,
     spans: Iterable[SpanRecord],
-    tag_value: TagValue = lambda key, value: value,
+    counted: CountedAs = AS_SENT,
 ) -> set[str]:
-    """Every stream dimension of a trace; ``tag_value`` maps a value past the cap to OTHER."""
+    """Every stream dimension of a trace; ``counted`` names values past the caps OTHER."""
     listed = list(spans)
-    return {d for family in FAMILIES for d in family.of_trace(summary, listed, tag_value)}
+    return {d for family in FAMILIES for d in family.of_trace(summary, listed, counted)}
+
+
+def capped(dimension: str) -> tuple[str, str] | None:
+    """For a dimension whose value may be past a cap (a tag value, a tool name): (the
+    dimension its value is counted by, the one counting every value past the cap together),
+    e.g. (``tools.x=used``, ``tools.__other__=used``) for ``tools.x=error``; else None."""
+    return TAGS.capped(dimension) or TOOLS.capped(dimension)
+
+
+def is_overflow(dimension: str) -> bool:
+    """Values past a cap, counted together: no value a request can name."""
+    pair = capped(dimension)
+    return pair is not None and pair[0] == pair[1]
 
 
 def split(dimension: str) -> tuple[Family, str, str] | None:

@@ -73,6 +73,11 @@ def tag_registry(experiment_id: str, key: str) -> str:
     return f"{_prefix(experiment_id)}:tagreg:{key}"
 
 
+def tool_registry(experiment_id: str) -> str:
+    """Set of the tool names counted by name (at most the cap); the rest are ``__other__``."""
+    return f"{_prefix(experiment_id)}:toolreg"
+
+
 def assessment_values(experiment_id: str, resolution: Resolution, start_ms: int, name: str) -> str:
     """Hash: JSON of an assessment value → traces whose assessment ``name`` has it now.
 
@@ -80,8 +85,9 @@ def assessment_values(experiment_id: str, resolution: Resolution, start_ms: int,
     return f"{_prefix(experiment_id)}:av:{resolution}:{start_ms}:{name}"
 
 
-def is_tag_registry(key: str) -> bool:
-    return "}:tagreg:" in key
+def is_registry(key: str) -> bool:
+    """A tag's or the tool names' registry: kept by drops, so rebuilds admit the same names."""
+    return "}:tagreg:" in key or key.endswith("}:toolreg")
 
 
 def occurrences(experiment_id: str, resolution: Resolution, start_ms: int) -> str:

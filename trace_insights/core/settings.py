@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     ttl_hour_days: float = Field(90.0, gt=0)
     ttl_day_days: float = Field(730.0, gt=0)
     tag_value_cap: int = Field(100, ge=1)
+    tool_name_cap: int = Field(200, ge=1)  # tool names counted by name per experiment
     digest_cache_entries: int = Field(10_000, ge=0)  # merged bucket digests an API keeps
     redis_cluster: bool = False
     migrate_on_start: bool = False

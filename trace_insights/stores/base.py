@@ -132,10 +132,11 @@ class AggregateStore(Protocol):
         """The experiment's dirty digests (``Update.dirty`` members)."""
         ...
 
-    def admit_tags(self, experiment_id: str, tags: list[tuple[str, str]], cap: int) -> list[bool]:
-        """For each (tag key, value): is the value counted by name? Atomically per experiment,
-        a value is admitted if its key's registry holds it or has fewer than ``cap`` values
-        (and is then added). A registry only grows, so a decision never changes later."""
+    def admit(self, entries: list[tuple[str, str, int]]) -> list[bool]:
+        """For each (registry key, value, cap) — a tag key's values, an experiment's tool
+        names (``core.keys``), all of one experiment —: is the value counted by name?
+        Atomically, a value is admitted if its registry holds it or has fewer than ``cap``
+        values (and is then added). A registry only grows, so a decision never changes later."""
         ...
 
     def count_distinct(self, keys: list[str]) -> int:
@@ -167,10 +168,10 @@ class AggregateStore(Protocol):
         announce those buckets on the change stream; with no range, every key of the
         experiment, fences included, and every entry of the change stream. Either way the
         aggregates are no longer whole (their generation goes) until a rebuild finishes. Tag
-        registries are kept, so a rebuild admits the same capped tag values live ingestion did
-        (unless the store lost them). Change ids
-        never go back: after a drop, entries get ids above every id given before it, so a
-        follower behind the drop is told ``lost`` and then reads each later entry."""
+        and tool name registries are kept, so a rebuild admits the same capped values live
+        ingestion did (unless the store lost them). Change ids never go back: after a drop,
+        entries get ids above every id given before it, so a follower behind the drop is told
+        ``lost`` and then reads each later entry."""
         ...
 
     def close(self) -> None: ...

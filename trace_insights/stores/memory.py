@@ -144,11 +144,11 @@ class MemoryStore:
         with self._lock:
             return set(self._sets.get(keys.dirty(experiment_id), set()))
 
-    def admit_tags(self, experiment_id: str, tags: list[tuple[str, str]], cap: int) -> list[bool]:
+    def admit(self, entries: list[tuple[str, str, int]]) -> list[bool]:
         with self._lock:
             decisions = []
-            for key, value in tags:
-                registry = self._sets[keys.tag_registry(experiment_id, key)]
+            for key, value, cap in entries:
+                registry = self._sets[key]
                 if value not in registry and len(registry) < cap:
                     registry.add(value)
                 decisions.append(value in registry)
@@ -249,7 +249,7 @@ def _stream_id(text: str) -> tuple[int, int]:
 
 
 def _in_range(key: str, start_ms: int | None, end_ms: int | None) -> bool:
-    if keys.is_tag_registry(key):
+    if keys.is_registry(key):
         return False
     if start_ms is None or end_ms is None:
         return True

@@ -62,12 +62,11 @@ redis.call('DEL', KEYS[1])
 if ARGV[2] == '1' then redis.call('HSET', KEYS[2], 'generation', ARGV[1]) end
 return 1
 """
-# KEYS: one registry per tag; ARGV[1] = cap, ARGV[i + 1] = the value for KEYS[i]
+# KEYS: a registry per entry; ARGV[2i - 1] = the cap, ARGV[2i] = the value for KEYS[i]
 _ADMIT = """
-local cap = tonumber(ARGV[1])
 local out = {}
 for i, key in ipairs(KEYS) do
-  local value = ARGV[i + 1]
+  local cap, value = tonumber(ARGV[2 * i - 1]), ARGV[2 * i]
   if redis.call('SISMEMBER', key, value) == 1 then
     out[i] = 1
   elseif redis.call('SCARD', key) < cap then
@@ -210,11 +209,11 @@ class RedisStore:
     def dirty(self, experiment_id: str) -> set[str]:
         return {member.decode() for member in self._client.smembers(keys.dirty(experiment_id))}
 
-    def admit_tags(self, experiment_id: str, tags: list[tuple[str, str]], cap: int) -> list[bool]:
-        if not tags:
+    def admit(self, entries: list[tuple[str, str, int]]) -> list[bool]:
+        if not entries:
             return []
-        registries = [keys.tag_registry(experiment_id, key) for key, _ in tags]
-        decisions = self._admit(keys=registries, args=[cap, *(value for _, value in tags)])
+        args = [part for _, value, cap in entries for part in (cap, value)]
+        decisions = self._admit(keys=[registry for registry, _, _ in entries], args=args)
         return [bool(decision) for decision in decisions]
 
     def count_distinct(self, keys_: list[str]) -> int:
@@ -272,7 +271,7 @@ class RedisStore:
         stream, claim = keys.changes(experiment_id), keys.rebuilding(experiment_id)
         self._client.hdel(keys.meta(experiment_id), fields.GENERATION)
         for key in self._client.scan_iter(match=keys.experiment_pattern(experiment_id), count=1000):
-            if keys.is_tag_registry(key.decode()) or key.decode() in (stream, claim):
+            if keys.is_registry(key.decode()) or key.decode() in (stream, claim):
                 continue
             if start_ms is not None and end_ms is not None:
                 bucket = keys.bucket_of(key.decode())

@@ -96,8 +96,10 @@ function showMeta(meta) {
   if (meta.consumer_lag !== null && meta.consumer_lag !== undefined)
     parts.push(`lag ${format.count(meta.consumer_lag)}`);
   const warnings = [];
-  if (meta.cardinality_overflow?.length)
-    warnings.push(`${meta.cardinality_overflow.length} tag key(s) past the value cap`);
+  const overflow = meta.cardinality_overflow ?? [];
+  const tagKeys = overflow.filter((o) => o.tag_key !== null).length;
+  if (tagKeys) warnings.push(`${tagKeys} tag key(s) past the value cap`);
+  if (overflow.some((o) => o.tag_key === null)) warnings.push("tool names past the cap");
   if (meta.incomplete?.length) warnings.push("being rebuilt");
   badge.textContent = [...parts, ...warnings].join(" · ");
   badge.classList.toggle("warn", warnings.length > 0 || (meta.consumer_lag ?? 0) > 1000);

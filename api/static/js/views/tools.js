@@ -42,6 +42,7 @@ export default class Tools {
         figure("tools.invocation_count", "invocations", s.invocation_count),
         figure("tools.trace_count", "traces with tools", s.trace_count),
       ),
+      pastTheCap(discovery.meta),
       h(
         "div",
         { class: "grid" },
@@ -181,4 +182,16 @@ export default class Tools {
       replace(r.correlations);
     }
   }
+}
+
+/** Tool names past the experiment's cap are counted together, not listed: say how many traces. */
+function pastTheCap(meta) {
+  const other = (meta.cardinality_overflow ?? []).find((o) => o.tag_key === null);
+  if (!other) return null;
+  return h(
+    "p",
+    { class: "empty", dataset: { overflow: "tools" } },
+    `${format.count(other.other_count)} traces called tool names past the cap (TRACE_INSIGHTS_TOOL_NAME_CAP): ` +
+      "their calls are in the invocations above, not listed by name; ask the Traces view for one by name.",
+  );
 }
