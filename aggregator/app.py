@@ -6,7 +6,7 @@ import threading
 
 import sqlalchemy as sa
 
-from trace_insights import heap
+from trace_insights import runtime
 from trace_insights.aggregator.deltas import Policy
 from trace_insights.aggregator.loop import Aggregator
 from trace_insights.aggregator.metrics import serve
@@ -28,7 +28,7 @@ def run(
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     server = serve(aggregator.liveness, settings.host, settings.aggregator_port)
-    heap.settle()
+    runtime.settle()
     log.info(
         "aggregator running",
         extra={"fields": {"group": settings.consumer_group, "port": server.server_address[1]}},

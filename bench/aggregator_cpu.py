@@ -28,7 +28,7 @@ import harness  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tests.support import publish_to_bus, sdk_spans  # noqa: E402
-from trace_insights import heap  # noqa: E402
+from trace_insights import runtime  # noqa: E402
 from trace_insights.aggregator.decode import deliveries  # noqa: E402
 from trace_insights.aggregator.loop import Aggregator  # noqa: E402
 from trace_insights.bus import LocalBus  # noqa: E402
@@ -79,7 +79,7 @@ def main() -> None:
     rounds = []
     with harness.started() as servers:
         _round(servers, bus, 50, seed=1)  # warm-up: imports, connections, price table
-        heap.settle()  # as the aggregator process does once it has started
+        runtime.settle()  # as the aggregator process does once it has started
         for index in range(args.rounds):
             rounds.append(_round(servers, bus, args.traces, seed=10 + index))
     baseline, aggregator = (float(np.median(column)) for column in zip(*rounds, strict=True))

@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans  # noqa: E402
 
 from tests.support import publish_to_bus, sdk_spans  # noqa: E402
-from trace_insights import heap  # noqa: E402
+from trace_insights import runtime  # noqa: E402
 from trace_insights.aggregator.decode import deliveries  # noqa: E402
 from trace_insights.aggregator.loop import Aggregator  # noqa: E402
 from trace_insights.bus import LocalBus, Record  # noqa: E402
@@ -107,7 +107,7 @@ def main() -> None:
     bus = LocalBus(partitions=4)
     with harness.started() as servers:
         _drain(servers, bus, args.traces, True)  # warm-up: imports, connections, price table
-        heap.settle()  # as the aggregator process does once it has started
+        runtime.settle()  # as the aggregator process does once it has started
         for _ in range(args.rounds):
             for pricing in (False, True):
                 cpu, count = _drain(servers, bus, args.traces, pricing)

@@ -14,7 +14,7 @@ from typing import Any
 
 import uvicorn
 
-from trace_insights import heap
+from trace_insights import runtime
 
 
 class _Server(uvicorn.Server):
@@ -49,7 +49,7 @@ async def serve_until(
     """Run the servers until ``stop`` is set (or one of them ends), then shut all down;
     ``closing`` is set first, so long-lived responses (live feeds) end instead of holding
     the graceful shutdown open."""
-    heap.settle()  # what start-up built stays out of every later collection
+    runtime.settle()  # what start-up built stays out of every later collection
     tasks = [asyncio.ensure_future(server.serve()) for server in servers]
     stopper = asyncio.ensure_future(stop.wait())
     await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
