@@ -4,10 +4,10 @@ Run by hand: ``.venv/bin/python bench/redis_memory.py [--traces 20000] [--cardin
 10,100,1000]``. Starts Redis (scripts/services.py) and, for each cardinality C, aggregates one
 hour of agent traffic into a new experiment through the aggregator's own delta code and fenced
 apply (``build_updates``, as the live path does), over 4 partitions. Each trace makes 1-3
-calls of 4 models and 0-3 calls of C tool names, and carries a ``user`` tag of C values. Then
-every key of the experiment is measured with ``MEMORY USAGE`` and summed by the bucket it
-belongs to: the hour, its 60 minutes, its day, and the keys outside time (fences,
-registries). The baseline in the same run is the same traffic at cardinality 1.
+calls of 4 models and 0-3 calls of distinct tools of C names (``synthetic.py``), and carries a
+``user`` tag of C values. Then every key of the experiment is measured with ``MEMORY USAGE``
+and summed by the bucket it belongs to: the hour, its 60 minutes, its day, and the keys outside
+time (fences, registries). The baseline in the same run is the same traffic at cardinality 1.
 """
 
 import argparse
@@ -23,7 +23,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "bench")]
 
 import redis  # noqa: E402
 import services  # noqa: E402
-from synthetic import POLICY, _span  # noqa: E402
+from synthetic import POLICY, synthetic  # noqa: E402
 
 from tests.support import make_whole  # noqa: E402
 from trace_insights.aggregator.deltas import build_updates  # noqa: E402
@@ -35,68 +35,16 @@ from trace_insights.stores.redis import RedisStore  # noqa: E402
 
 HOUR = 3_600_000
 PARTITIONS = 4
-MODELS = ["gpt-4o", "gpt-4o-mini", "claude-3-5-sonnet", "llama-3.1-70b"]
-
-
-def _trace(rnd: random.Random, experiment: str, hour_ms: int, cardinality: int):  # type: ignore[no-untyped-def]
-    trace_id = f"{rnd.getrandbits(128):032x}"
-    start_ns = (hour_ms + rnd.randrange(HOUR)) * 1_000_000
-    cursor, spans = start_ns, []
-    for n in range(rnd.randint(1, 3)):
-        duration = int(rnd.lognormvariate(6.5, 0.6)) * 1_000_000
-        model = rnd.choice(MODELS)
-        spans.append(
-            _span(trace_id, f"{n + 2:016x}", experiment, "CHAT_MODEL", cursor, duration, model)
-        )
-        cursor += duration
-    for n in range(rnd.randint(0, 3)):
-        duration = int(rnd.lognormvariate(4.5, 0.8)) * 1_000_000
-        tool = f"tool_{rnd.randrange(cardinality)}"
-        error = rnd.random() < 0.08
-        spans.append(
-            _span(
-                trace_id,
-                f"{n + 10:016x}",
-                experiment,
-                "TOOL",
-                cursor,
-                duration,
-                None,
-                (None, None),
-                tool,
-                error,
-            )
-        )
-        cursor += duration
-    root = _span(
-        trace_id, f"{1:016x}", experiment, "AGENT", start_ns, cursor - start_ns, parent=False
-    )
-    spans.insert(0, root)
-    summary = TraceSummary(
-        trace_id=trace_id,
-        experiment_id=experiment,
-        timestamp_ms=start_ns // 1_000_000,
-        execution_time_ms=(root.end_time_ns - start_ns) // 1_000_000,
-        status="OK",
-        root_name="agent_run",
-        input_tokens=0,
-        output_tokens=0,
-        span_count=len(spans),
-        tags={
-            "user": f"user-{rnd.randrange(cardinality)}",
-            "query_type": rnd.choice(["simple", "complex", "multi_step"]),
-            "customer_tier": rnd.choice(["free", "pro", "enterprise"]),
-        },
-    )
-    return summary, spans
 
 
 def aggregate(store: RedisStore, experiment: str, traces: int, cardinality: int) -> None:
     rnd = random.Random(cardinality)
-    hour_ms = (int(time.time() * 1000) // HOUR - 1) * HOUR  # the last whole hour
+    hour_end_ms = int(time.time() * 1000) // HOUR * HOUR  # the last whole hour
+    tools = [f"tool_{n}" for n in range(cardinality)]
     make_whole(store, experiment)
     made: list[tuple[TraceSummary, list[SpanRecord]]] = [
-        _trace(rnd, experiment, hour_ms, cardinality) for _ in range(traces)
+        synthetic(n, experiment, rnd, hour_end_ms - 1, HOUR, tools, cardinality)
+        for n in range(traces)
     ]
     batch = 500
     for index, start in enumerate(range(0, traces, batch)):

@@ -28,14 +28,23 @@ POLICY = Policy(
 )
 
 
-def synthetic(index: int, experiment: str, rnd: random.Random, now_ms: int):  # type: ignore[no-untyped-def]
-    """One trace: a root, 1-3 LLM calls, 0-3 tool calls; start uniform over the last 7 days."""
+def synthetic(  # type: ignore[no-untyped-def]
+    index: int,
+    experiment: str,
+    rnd: random.Random,
+    now_ms: int,
+    window_ms: int = 7 * DAY,
+    tools: list[str] = TOOLS,
+    users: int = 50,
+):
+    """One trace: a root, 1-3 LLM calls, 0-3 calls of distinct ``tools``, a ``user`` tag of
+    ``users`` values; start uniform over the ``window_ms`` before ``now_ms``."""
     trace_id = f"{rnd.getrandbits(128):032x}"
-    start_ns = (now_ms - rnd.randrange(7 * DAY)) * 1_000_000
+    start_ns = (now_ms - rnd.randrange(window_ms)) * 1_000_000
     tags = {
         "query_type": rnd.choice(["simple", "complex", "multi_step"]),
         "customer_tier": rnd.choice(["free", "pro", "enterprise"]),
-        "user": f"user-{rnd.randint(1, 50)}",
+        "user": f"user-{rnd.randint(1, users)}",
     }
     cursor, spans, failed = start_ns, [], False
     for n in range(rnd.randint(1, 3)):
@@ -53,7 +62,7 @@ def synthetic(index: int, experiment: str, rnd: random.Random, now_ms: int):  # 
             )
         )
         cursor += duration
-    for n, tool in enumerate(rnd.sample(TOOLS, rnd.randint(0, 3))):
+    for n, tool in enumerate(rnd.sample(tools, min(len(tools), rnd.randint(0, 3)))):
         duration = int(rnd.lognormvariate(4.5, 0.8)) * 1_000_000
         error = rnd.random() < 0.08
         failed |= error
