@@ -11,8 +11,9 @@ Run by hand: ``.venv/bin/python bench/aggregator.py [--traces 10000]``. Starts t
    records only consumed and decoded into canonical spans (no stores), the floor of any Python
    consumer. The CPU the local PostgreSQL, Redis and Kafka broker spent during the one-process
    drain (from /proc) shows where the two cores go.
-2. freshness: collector + aggregator under a fixed offered load of SDK traffic; probe traces
-   are sent one at a time and timed from the OTLP request until Redis counts them.
+2. freshness: a collector and ``--fresh-aggregators`` aggregators under a fixed offered load
+   (``--rate`` traces/s of pre-encoded OTLP requests); probe traces are sent one at a time and
+   timed from the OTLP request until Redis counts them.
 """
 
 import argparse
@@ -230,12 +231,13 @@ def decode_only(servers: str, traces: int) -> dict:
 
 
 def freshness(
-    servers: str, redis_url: str, url: str, rate: float, probes: int
+    servers: str, redis_url: str, url: str, rate: float, probes: int, aggregators: int
 ) -> tuple[list[float], list[float], float]:
     """Each probe's seconds from its OTLP request to the collector's answer and to its trace
-    counted in Redis, under a load of ``rate`` traces/s; and the load's traces counted per
-    second meanwhile. Load and probes are encoded beforehand, so that making them costs the
-    machine nothing while the pipeline is measured."""
+    counted in Redis, under a load of ``rate`` traces/s, with ``aggregators`` processes over
+    the topic's partitions; and the load's traces counted per second meanwhile. Load and probes
+    are encoded beforehand, so that making them costs the machine nothing while the pipeline is
+    measured."""
     seconds = 5 + probes * 0.5 + 10  # the warm-up, the probes, and some to spare
     load = requests_of(sdk_spans(int(rate * seconds), seed=7))
     interval = seconds / len(load)  # between two load requests, for ``rate`` traces/s
@@ -243,14 +245,17 @@ def freshness(
     topic = f"bench-{uuid.uuid4().hex[:6]}"
     probe_experiment = f"probe-{uuid.uuid4().hex[:6]}"
     collector = start_collector(servers, topic)
-    aggregator = start_aggregator(
-        kafka_bootstrap_servers=servers,
-        redis_url=redis_url,
-        database_url=url,
-        spans_topic=topic,
-        consumer_group=f"g-{topic}",
-        topic_partitions=PARTITIONS,
-    )
+    members = [
+        start_aggregator(
+            kafka_bootstrap_servers=servers,
+            redis_url=redis_url,
+            database_url=url,
+            spans_topic=topic,
+            consumer_group=f"g-{topic}",
+            topic_partitions=PARTITIONS,
+        )
+        for _ in range(aggregators)
+    ]
     store = RedisStore(redis_url)
     stop = threading.Event()
     headers = {"content-type": "application/x-protobuf"}
@@ -297,8 +302,9 @@ def freshness(
     finally:
         stop.set()
         loader.join()
-        aggregator.terminate()
-        aggregator.wait(30)
+        for member in members:
+            member.terminate()
+            member.wait(30)
         collector.stop()
         store.close()
     return acknowledged, samples, achieved
@@ -312,6 +318,9 @@ def main() -> None:
     )
     parser.add_argument("--rate", type=float, default=100.0, help="offered traces/s (freshness)")
     parser.add_argument("--probes", type=int, default=50)
+    parser.add_argument(
+        "--fresh-aggregators", type=int, default=1, help="aggregator processes (freshness)"
+    )
     args = parser.parse_args()
     counts = [int(n) for n in args.processes.split(",")]
     with harness.started() as up:
@@ -319,7 +328,7 @@ def main() -> None:
         runs = {n: throughput(up, args.traces, n) for n in counts}
         floor = decode_only(servers, args.traces)
         acknowledged, fresh, achieved = (
-            freshness(servers, redis_url, url, args.rate, args.probes)
+            freshness(servers, redis_url, url, args.rate, args.probes, args.fresh_aggregators)
             if args.probes
             else ([], [], 0.0)
         )
@@ -360,7 +369,8 @@ def main() -> None:
         p50, p99 = np.percentile(np.array(fresh) * 1000, [50, 99])
         a50, a99 = np.percentile(np.array(acknowledged) * 1000, [50, 99])
         print(
-            f"\nfreshness (OTLP request → counted in Redis) at {args.rate:g} traces/s offered "
+            f"\nfreshness (OTLP request → counted in Redis, {args.fresh_aggregators} "
+            f"aggregator(s)) at {args.rate:g} traces/s offered "
             f"({achieved:,.0f} counted per second meanwhile), {len(fresh)} probes: "
             f"p50 {p50:.0f} ms, p99 {p99:.0f} ms (the collector's answer: p50 {a50:.0f} ms, "
             f"p99 {a99:.0f} ms)"
