@@ -27,8 +27,9 @@ from synthetic import DAY, load  # noqa: E402
 
 from tests.support import service_env, start_process  # noqa: E402
 from trace_insights.stores.redis import RedisStore  # noqa: E402
+from trace_insights.truth import dialects  # noqa: E402
 from trace_insights.truth.database import create_engine  # noqa: E402
-from trace_insights.truth.models import Span, Trace, TraceTag  # noqa: E402
+from trace_insights.truth.models import Span, Trace  # noqa: E402
 
 INSIGHTS = "/api/3.0/mlflow/traces/insights"
 
@@ -70,6 +71,7 @@ def sql_questions(experiment: str, start: int, end: int) -> dict[str, sa.Select]
         Trace.experiment_id == experiment, Trace.timestamp_ms >= start, Trace.timestamp_ms < end
     )
     hour = (Trace.timestamp_ms / 3_600_000) * 3_600_000
+    tags = dialects.of("postgresql").json_each(Trace.tags)  # a trace's tags, one row each
     ok = sa.func.sum(sa.case((Trace.status == "OK", 1), else_=0))
     error = sa.func.sum(sa.case((Trace.status == "ERROR", 1), else_=0))
 
@@ -115,11 +117,12 @@ def sql_questions(experiment: str, start: int, end: int) -> dict[str, sa.Select]
         .group_by(hour),
         "tools/discovery": tool_spans.group_by(Span.tool_name),
         "tags/discovery": sa.select(
-            TraceTag.key, sa.func.count(), sa.func.count(TraceTag.value.distinct())
+            tags.c.key, sa.func.count(), sa.func.count(tags.c.value.distinct())
         )
-        .join(Trace, Trace.trace_id == TraceTag.trace_id)
+        .select_from(Trace)
+        .join(tags, sa.true())
         .where(in_range)
-        .group_by(TraceTag.key),
+        .group_by(tags.c.key),
     }
 
 

@@ -16,7 +16,7 @@ from trace_insights.core.buckets import Resolution
 from trace_insights.core.records import SpanRecord, TraceSummary
 from trace_insights.stores.base import AggregateStore
 from trace_insights.truth.bulk import insert_ignoring_conflicts
-from trace_insights.truth.models import Assessment, Experiment, Span, Trace, TraceTag
+from trace_insights.truth.models import Assessment, Experiment, Span, Trace
 
 DAY = 86_400_000
 PARTITIONS = 12
@@ -170,15 +170,6 @@ def load(engine: sa.Engine, store: AggregateStore | None, experiment: str, trace
                 connection,
                 Span,
                 [span_row(span, partition, offset, False) for _, spans in made for span in spans],
-            )
-            insert_ignoring_conflicts(
-                connection,
-                TraceTag,
-                [
-                    {"trace_id": s.trace_id, "key": k, "value": v}
-                    for s, _ in made
-                    for k, v in s.tags.items()
-                ],
             )
             insert_ignoring_conflicts(connection, Assessment, list(assessments.values()))
         if store is None:

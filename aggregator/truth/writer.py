@@ -32,7 +32,6 @@ from trace_insights.truth.models import (
     OpenTrace,
     Span,
     Trace,
-    TraceTag,
     TraceTagEdit,
 )
 
@@ -181,13 +180,11 @@ def _revise(connection: sa.Connection, trace_ids: set[str]) -> None:
     }
     edits = tag_edits(connection, final)
     rows: list[dict[str, Any]] = []
-    tags: list[dict[str, str]] = []
     for trace_id, trace_spans in spans.items():
         summary = summarize(
             trace_id, trace_spans[0].experiment_id, trace_spans, _pairs(edits.get(trace_id, []))
         )
         rows.append({"key": trace_id, **_summary_columns(summary, trace_spans)})
-        tags.extend({"trace_id": trace_id, "key": k, "value": v} for k, v in summary.tags.items())
     columns = [name for name in rows[0] if name != "key"]
     statement = (
         sa.update(Trace)
@@ -196,11 +193,6 @@ def _revise(connection: sa.Connection, trace_ids: set[str]) -> None:
     )
     for chunk in _chunks(rows):
         connection.execute(statement, chunk)
-    for chunk in _chunks(sorted(spans)):
-        connection.execute(
-            sa.delete(TraceTag).where(dialects.of(connection).one_of(TraceTag.trace_id, chunk))
-        )
-    insert_ignoring_conflicts(connection, TraceTag, tags)
 
 
 def _idle(connection: sa.Connection, partition: int, clock_ms: int, timeout_ms: int) -> set[str]:
@@ -364,7 +356,6 @@ def _finalize(
         span.trace_tags = row.trace_tags or {}
         spans.setdefault(row.trace_id, []).append(span)
     rows: list[dict[str, Any]] = []
-    tags: list[dict[str, str]] = []
     assessed = current_values(connection, sorted(spans))
     edits = tag_edits(connection, dict.fromkeys(spans, partition))
     done = {}
@@ -375,11 +366,9 @@ def _finalize(
         counted = assessed.get(trace_id, [])
         summary.assessments = tuple((name, value) for name, value in counted)
         rows.append(trace_row(summary, trace_spans, partition, end_offset, reason, counted))
-        tags.extend({"trace_id": trace_id, "key": k, "value": v} for k, v in summary.tags.items())
         done[trace_id] = Finalized(summary, end_offset, trace_spans)
     # open until now: no row is theirs, unless another writer finalized them meanwhile
     insert_new(connection, Trace, rows)
-    insert_new(connection, TraceTag, tags)
     return done
 
 

@@ -11,7 +11,7 @@ from trace_insights.core.filters import parse
 from trace_insights.truth import span_stats
 from trace_insights.truth.dimension_counts import dimension_counts, universe
 from trace_insights.truth.filter_sql import FilterError, compile_filter
-from trace_insights.truth.models import Assessment, Experiment, Span, Trace, TraceTag
+from trace_insights.truth.models import Assessment, Experiment, Span, Trace
 from trace_insights.truth.pair_counts import pair_counts
 
 T0 = 1735689600000
@@ -72,7 +72,6 @@ def _trace(n: int, status: str, latency: int, spans: list[dict], tags: dict, ass
                 late=False,
             )
         )
-    tag_rows = [dict(trace_id=trace_id, key=k, value=v) for k, v in tags.items()]
     assessment_rows = [
         dict(
             assessment_id=f"a-{n}-{name}",
@@ -88,7 +87,7 @@ def _trace(n: int, status: str, latency: int, spans: list[dict], tags: dict, ass
         )
         for name, value in assessments.items()
     ]
-    return trace, rows, tag_rows, assessment_rows
+    return trace, rows, assessment_rows
 
 
 ROOT = {"name": "agent_run", "type": "AGENT"}
@@ -135,7 +134,7 @@ TRACES = [
         "OK",
         300,
         [ROOT, {"name": "retry_llm", "type": "CHAT_MODEL", "attributes": {"cache_hit": "false"}}],
-        {"environment": "production", "query_type": "simple"},
+        {"environment": "production", "query_type": "simple", 'say "hi"': "yes"},
         {"accuracy": "incorrect", "is_helpful": True},
     ),
     _trace(4, "OK", 100, [{"name": "embed_docs", "type": "CHAIN"}], {}, {}),
@@ -182,6 +181,7 @@ CASES = [
     ("trace.status = 'OK'", {1, 3, 4}),
     ("tags.environment = 'production'", {1, 3}),
     ("tags.`deployment.environment` != 'dev'", {1}),
+    ("tags.`say \"hi\"` = 'yes'", {3}),  # a key no JSON path names (SQLite)
     ("feedback.quality >= 0.8", {1}),
     ("feedback.user_rating > 4", {2}),
     ("feedback.is_helpful = true", {3}),
@@ -228,7 +228,7 @@ CASES = [
 def truth(truth_engine):
     with truth_engine.begin() as connection:
         connection.execute(sa.insert(Experiment), [{"experiment_id": "f", "created_ms": 0}])
-        for table, index in ((Trace, 0), (Span, 1), (TraceTag, 2), (Assessment, 3)):
+        for table, index in ((Trace, 0), (Span, 1), (Assessment, 2)):
             rows = [
                 row for trace in TRACES for row in ([trace[index]] if index == 0 else trace[index])
             ]

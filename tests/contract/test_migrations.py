@@ -38,6 +38,9 @@ def _to(engine, revision: str) -> None:  # type: ignore[no-untyped-def]
         move(config, revision)
 
 
+TAGS = {"a": {"env": "prod", 'say "hi"': "yes"}, "b": {"env": "dev"}}
+
+
 def test_upgrading_a_populated_database_fills_the_filter_columns_and_execution_times(truth_engine):
     _to(truth_engine, "0003")
     traces = sa.table(
@@ -132,7 +135,7 @@ def test_upgrading_a_populated_database_fills_the_filter_columns_and_execution_t
                     output_tokens=0,
                     total_tokens=0,
                     span_count=len(trace_facts),
-                    tags="{}",
+                    tags=json.dumps(TAGS.get(trace_id, {})),
                     assessments="[]",
                 )
             )
@@ -188,3 +191,12 @@ def test_upgrading_a_populated_database_fills_the_filter_columns_and_execution_t
     assert stored["c"] == {}  # a trace without span rows: no stats, not NULL
     assert current == {"a": {"q": [0.5, 4, True]}, "b": {}, "c": {}}
     assert durations == {"a": 2000, "b": 0, "c": 0}
+    _to(truth_engine, "0014")  # the tag rows of the trace rows, again
+    with truth_engine.connect() as connection:
+        tag_rows = sa.table(
+            "trace_tags", sa.column("trace_id"), sa.column("key"), sa.column("value")
+        )
+        rows = connection.execute(sa.select(tag_rows)).all()
+    assert sorted(rows) == sorted((t, k, v) for t, tags in TAGS.items() for k, v in tags.items())
+    _to(truth_engine, "head")
+    assert "trace_tags" not in sa.inspect(truth_engine).get_table_names()

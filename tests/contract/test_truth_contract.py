@@ -4,7 +4,7 @@ import sqlalchemy as sa
 
 from trace_insights.aggregator.truth.writer import Delivery, owed, write_batch
 from trace_insights.core.records import SpanRecord
-from trace_insights.truth.models import Span, Trace, TraceTag
+from trace_insights.truth.models import Span, Trace
 
 IDLE_MS = 60_000
 
@@ -78,7 +78,6 @@ def test_a_trace_is_finalized_by_its_root_once(truth_engine):
     assert (summary.status, summary.execution_time_ms, summary.span_count) == ("ERROR", 3000, 2)
     assert summary.tags == {"env": "prod"}
     assert sorted(s.span_id[:2] for s in spans) == ["c1", "r0"]
-    assert _count(truth_engine, TraceTag) == 1
 
 
 def test_replays_and_duplicates_change_nothing(truth_engine):
@@ -135,9 +134,7 @@ def test_a_late_root_moves_an_idle_trace_to_its_status(truth_engine):
     assert rooted.summary.tags == {"k": "v", "env": "prod"}, "the root's tags first"
     with truth_engine.connect() as connection:
         row = connection.execute(sa.select(Trace).where(Trace.trace_id == root.trace_id)).one()
-        tags = set(connection.execute(sa.select(TraceTag.key, TraceTag.value)).all())
     assert (row.status, row.timestamp_ms, row.tags) == ("ERROR", 500, {"k": "v", "env": "prod"})
-    assert {("k", "v"), ("env", "prod")} <= tags
 
 
 def _stats(engine) -> dict:
@@ -207,7 +204,6 @@ def test_rows_another_writer_stored_meanwhile_are_not_written_twice(truth_engine
     _write(truth_engine, 1, [Delivery(3, 1000, raced), Delivery(3, 1000, root)], 3)
     with truth_engine.begin() as connection:  # as if partition 1 had not committed yet
         connection.execute(sa.delete(Trace))
-        connection.execute(sa.delete(TraceTag))
         connection.execute(sa.delete(Span).where(Span.span_id == root.span_id))
     _write(truth_engine, 0, [Delivery(7, 1001, raced), Delivery(7, 1001, root)], 7)
     assert _count(truth_engine, Span) == 2

@@ -58,10 +58,12 @@ class Dialect:
         return sa.case((kind == "text", text), else_=sa.func.json(column))
 
     def json_member(self, column: Any, name: str) -> Any:
-        """The text of a JSON object's member; None where it cannot be named."""
-        if '"' in name:
-            return None
-        return sa.func.json_extract(column, f'$."{name}"')
+        """The text of a flat JSON object's member (a JSON path cannot name a member holding a
+        double quote: that one is looked up among the object's members)."""
+        if '"' not in name:
+            return sa.func.json_extract(column, f'$."{name}"')
+        members = self.json_each(column)
+        return sa.select(members.c.value).where(members.c.key == name).scalar_subquery()
 
     def has_any_key(self, column: Any, names: list[str]) -> ColumnElement[bool] | None:
         return None

@@ -31,7 +31,7 @@ from trace_insights.core import money
 from trace_insights.core.assessments import EXPECTATION
 from trace_insights.core.filters import And, Comparison, Count, Node, Not, Or, Value
 from trace_insights.truth import dialects, span_stats
-from trace_insights.truth.models import Assessment, Span, Trace, TraceTag
+from trace_insights.truth.models import Assessment, Span, Trace
 
 _SPAN_COLUMNS = {
     "type": Span.span_type,
@@ -128,11 +128,9 @@ class _Compiler:
                 return present
             return self._having(Span.trace_id, Span.experiment_id, self.span(node))
         if key.scope == "tags":
-            tag = self.dialect.json_member(Trace.tags, key.name)
-            if tag is not None:
-                return compare(tag, node.operator, node.value)
-            value = compare(TraceTag.value, node.operator, node.value)
-            return self._having(TraceTag.trace_id, None, TraceTag.key == key.name, value)
+            return compare(
+                self.dialect.json_member(Trace.tags, key.name), node.operator, node.value
+            )
         if key.scope == "assessment":
             current = self._current_number(node)
             if current is not None:
@@ -215,8 +213,6 @@ class _Compiler:
         if names is None:
             return None
         members = [self.dialect.json_member(Trace.span_stats, name) for name in names]
-        if any(member is None for member in members):
-            return None
         counts = [sa.func.coalesce(sa.cast(member, sa.Integer), 0) for member in members]
         return sum(counts[1:], counts[0])
 

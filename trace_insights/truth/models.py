@@ -147,16 +147,6 @@ class PriceOverride(Base):
     created_ms: Mapped[int] = mapped_column(sa.BigInteger)
 
 
-class TraceTag(Base):
-    __tablename__ = "trace_tags"
-
-    trace_id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
-    key: Mapped[str] = mapped_column(sa.String(250), primary_key=True)
-    value: Mapped[str] = mapped_column(sa.Text)
-
-    __table_args__ = (sa.Index("ix_trace_tags_key_value", "key", "value"),)
-
-
 class Assessment(Base):
     """Feedback or an expectation on a trace, its current value; arrives on the span topic
     (see ``trace_insights.core.assessments``). Only valid feedback is counted."""
