@@ -317,3 +317,34 @@ def test_provider(attributes, expected):
 )
 def test_reported_cost(attributes, expected):
     assert _record(attributes).reported_cost == expected
+
+
+class _Recording(dict):
+    """An attribute mapping that records every key asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: set[str] = set()
+
+    def __contains__(self, key: object) -> bool:
+        self.asked.add(str(key))
+        return False
+
+    def get(self, key, default=None):  # type: ignore[no-untyped-def]
+        self.asked.add(str(key))
+        return default
+
+
+def test_a_span_without_call_attributes_skips_only_readers_that_would_find_nothing():
+    """``normalize`` skips the model call's readers for a span holding none of
+    ``_CALL_KEYS``: every key those readers ask for must be one of them."""
+    from trace_insights.core import conventions
+
+    attributes = _Recording()
+    conventions._first_string(attributes, conventions.MODEL_KEYS)
+    conventions._tokens(attributes, conventions.INPUT_TOKEN_KEYS, "input_tokens")
+    conventions._tokens(attributes, conventions.OUTPUT_TOKEN_KEYS, "output_tokens")
+    conventions.usage_details(attributes)
+    conventions.provider(attributes)
+    conventions.reported_cost(attributes)
+    assert attributes.asked and attributes.asked <= conventions._CALL_KEYS

@@ -284,10 +284,37 @@ def trace_tags(attributes: Mapping[str, Any], resource: Mapping[str, Any]) -> di
     return tags
 
 
+# every attribute a model call's facts (model, tokens, usage, provider, reported cost) are read
+# from: a span with none of them (an agent step, a tool call) skips those readers
+_CALL_KEYS = frozenset(
+    (
+        *MODEL_KEYS,
+        *INPUT_TOKEN_KEYS,
+        *OUTPUT_TOKEN_KEYS,
+        MLFLOW_TOKEN_USAGE,
+        *(key for keys, _ in USAGE_DETAILS.values() for key in keys),
+        *PROVIDER_KEYS,
+        *REPORTED_COST_KEYS,
+        MLFLOW_COST,
+        *REPORTED_COST_PARTS,
+    )
+)
+
+
 def normalize(span: Span, resource: Mapping[str, Any], experiment_id: str) -> SpanRecord:
     attributes = attributes_of(span.attributes)
     kind = span_type(attributes)
     name = storable.text(span.name)
+    if _CALL_KEYS.isdisjoint(attributes):
+        model = input_tokens = output_tokens = call_provider = cost = None
+        usage: dict[str, int] = {}
+    else:
+        model = _first_string(attributes, MODEL_KEYS)
+        input_tokens = _tokens(attributes, INPUT_TOKEN_KEYS, "input_tokens")
+        output_tokens = _tokens(attributes, OUTPUT_TOKEN_KEYS, "output_tokens")
+        usage = usage_details(attributes)
+        call_provider = provider(attributes)
+        cost = reported_cost(attributes)
     return SpanRecord(
         trace_id=span.trace_id.hex(),
         span_id=span.span_id.hex(),
@@ -300,12 +327,12 @@ def normalize(span: Span, resource: Mapping[str, Any], experiment_id: str) -> Sp
         start_time_ns=span.start_time_unix_nano,
         end_time_ns=span.end_time_unix_nano,
         tool_name=(_first_string(attributes, TOOL_NAME_KEYS) or name) if kind == "TOOL" else None,
-        model=_first_string(attributes, MODEL_KEYS),
-        input_tokens=_tokens(attributes, INPUT_TOKEN_KEYS, "input_tokens"),
-        output_tokens=_tokens(attributes, OUTPUT_TOKEN_KEYS, "output_tokens"),
-        usage=usage_details(attributes),
-        provider=provider(attributes),
-        reported_cost=reported_cost(attributes),
+        model=model,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        usage=usage,
+        provider=call_provider,
+        reported_cost=cost,
         attributes=attributes,
         trace_tags=trace_tags(attributes, resource),
         events=[storable.text(event.name) for event in span.events],
