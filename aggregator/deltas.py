@@ -44,14 +44,24 @@ class _Bucket:
 
     counts: Counter[str] = field(default_factory=Counter)
     sums: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
-    digests: dict[str, list[float]] = field(default_factory=dict)  # metric → new values
+    digests: defaultdict[str, list[float]] = field(  # metric → new values
+        default_factory=lambda: defaultdict(list)
+    )
     dirty: set[str] = field(default_factory=set)  # metrics whose digest holds a stale value
-    tag_values: dict[str, Counter[str]] = field(default_factory=dict)  # key → capped value → n
-    tag_distinct: dict[str, set[str]] = field(default_factory=dict)  # key → raw values
-    tag_cost: dict[str, Counter[str]] = field(default_factory=dict)  # key → value → cost
+    tag_values: defaultdict[str, Counter[str]] = field(  # key → capped value → n
+        default_factory=lambda: defaultdict(Counter)
+    )
+    tag_distinct: defaultdict[str, set[str]] = field(  # key → raw values
+        default_factory=lambda: defaultdict(set)
+    )
+    tag_cost: defaultdict[str, Counter[str]] = field(  # key → value → cost
+        default_factory=lambda: defaultdict(Counter)
+    )
     occurrences: Counter[str] = field(default_factory=Counter)
     dimension_sets: list[tuple[list[str], int]] = field(default_factory=list)  # (dims, sign)
-    assessment_values: dict[str, Counter[str]] = field(default_factory=dict)  # name → value → n
+    assessment_values: defaultdict[str, Counter[str]] = field(  # name → value → n
+        default_factory=lambda: defaultdict(Counter)
+    )
 
 
 def span_metric(span: SpanRecord, counted: dimensions.CountedAs) -> list[str]:
@@ -223,18 +233,18 @@ def _count(experiment: _Experiment, state: TraceState, sign: int, counted: Admit
     experiment.watermark_ms = max(experiment.watermark_ms, summary.timestamp_ms)
     for key, value in summary.tags.items():
         counts[fields.tag_key(key)] += sign
-        bucket.tag_values.setdefault(key, Counter())[tags[key]] += sign
+        bucket.tag_values[key][tags[key]] += sign
         if sign > 0:  # a HyperLogLog cannot take a value back (distinct counts, estimated)
-            bucket.tag_distinct.setdefault(key, set()).add(value)
+            bucket.tag_distinct[key].add(value)
         if summary.cost or summary.unpriced_calls:
-            spent = bucket.tag_cost.setdefault(key, Counter())
+            spent = bucket.tag_cost[key]
             money.add(spent, tags[key], summary.cost or 0, sign)
             spent[tags[key] + keys.UNPRICED] += sign * summary.unpriced_calls
     occurrences = bucket.occurrences
     for dim in dims:
         occurrences[dim] += sign
     for name, value in summary.assessments:
-        bucket.assessment_values.setdefault(name, Counter())[value_key(value)] += sign
+        bucket.assessment_values[name][value_key(value)] += sign
     bucket.dimension_sets.append((sorted(dims), sign))
 
 
@@ -250,14 +260,14 @@ def _roll_up(experiment: _Experiment) -> None:
             for name, total in fine.sums.items():
                 coarse.sums[name] += total
             for key, counted in fine.tag_values.items():
-                coarse.tag_values.setdefault(key, Counter()).update(counted)
+                coarse.tag_values[key].update(counted)
             for key, raw in fine.tag_distinct.items():
-                coarse.tag_distinct.setdefault(key, set()).update(raw)
+                coarse.tag_distinct[key].update(raw)
             for key, spent in fine.tag_cost.items():
-                coarse.tag_cost.setdefault(key, Counter()).update(spent)
+                coarse.tag_cost[key].update(spent)
             coarse.occurrences.update(fine.occurrences)
             for name, counted in fine.assessment_values.items():
-                coarse.assessment_values.setdefault(name, Counter()).update(counted)
+                coarse.assessment_values[name].update(counted)
             coarse.dimension_sets.extend(fine.dimension_sets)
 
 
@@ -274,16 +284,16 @@ def _digests(
                 old.dirty.add(LATENCY)
                 old.dirty.update(m for span in before.spans for m in span_metric(span, counted))
             new_spans = after.spans
-            bucket.digests.setdefault(LATENCY, []).append(latency)
+            bucket.digests[LATENCY].append(latency)
         else:
             seen = {span.span_id for span in before.spans}
             new_spans = [span for span in after.spans if span.span_id not in seen]
             if before.summary.execution_time_ms != after.summary.execution_time_ms:
-                bucket.digests.setdefault(LATENCY, []).append(latency)
+                bucket.digests[LATENCY].append(latency)
                 bucket.dirty.add(LATENCY)
         for span in new_spans:
             for metric in span_metric(span, counted):
-                bucket.digests.setdefault(metric, []).append(span.duration_ms)
+                bucket.digests[metric].append(span.duration_ms)
 
 
 def dirty_member(metric: str, resolution: str, start_ms: int, partition: int) -> str:
