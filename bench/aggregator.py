@@ -127,6 +127,18 @@ def _traces(store: RedisStore, experiment: str) -> int:
     return total
 
 
+def _settings(servers: str, redis_url: str, url: str, topic: str, partitions: int) -> dict:
+    """An aggregator's settings: the bench's services, the topic and its consumer group."""
+    return dict(
+        kafka_bootstrap_servers=servers,
+        redis_url=redis_url,
+        database_url=url,
+        spans_topic=topic,
+        consumer_group=f"g-{topic}",
+        topic_partitions=partitions,
+    )
+
+
 def throughput(up: harness.Servers, traces: int, processes: int) -> dict:
     """N aggregators over N x PARTITIONS_PER_PROCESS partitions of a new topic draining
     ``traces`` traces into a new schema: measured from the first record produced (start-up
@@ -136,15 +148,7 @@ def throughput(up: harness.Servers, traces: int, processes: int) -> dict:
     experiment, topic = f"bench-{uuid.uuid4().hex[:6]}", f"bench-{uuid.uuid4().hex[:6]}"
     ensure_topic([servers], topic, partitions, 1)
     store = RedisStore(redis_url)
-    settings = dict(
-        kafka_bootstrap_servers=servers,
-        redis_url=redis_url,
-        database_url=url,
-        spans_topic=topic,
-        consumer_group=f"g-{topic}",
-        topic_partitions=partitions,
-        max_poll_records=200,
-    )
+    settings = {**_settings(servers, redis_url, url, topic, partitions), "max_poll_records": 200}
     members = [start_aggregator(**settings) for _ in range(processes)]
     # a new experiment's first batch is made whole by a rebuild: one trace before the clock
     warm = sdk_spans(1, seed=2)
@@ -245,17 +249,8 @@ def freshness(
     topic = f"bench-{uuid.uuid4().hex[:6]}"
     probe_experiment = f"probe-{uuid.uuid4().hex[:6]}"
     collector = start_collector(servers, topic)
-    members = [
-        start_aggregator(
-            kafka_bootstrap_servers=servers,
-            redis_url=redis_url,
-            database_url=url,
-            spans_topic=topic,
-            consumer_group=f"g-{topic}",
-            topic_partitions=PARTITIONS,
-        )
-        for _ in range(aggregators)
-    ]
+    settings = _settings(servers, redis_url, url, topic, PARTITIONS)
+    members = [start_aggregator(**settings) for _ in range(aggregators)]
     store = RedisStore(redis_url)
     stop = threading.Event()
     headers = {"content-type": "application/x-protobuf"}
