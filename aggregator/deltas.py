@@ -245,7 +245,7 @@ def _count(experiment: _Experiment, state: TraceState, sign: int, counted: Admit
         occurrences[dim] += sign
     for name, value in summary.assessments:
         bucket.assessment_values[name][value_key(value)] += sign
-    bucket.dimension_sets.append((sorted(dims), sign))
+    bucket.dimension_sets.append((list(dims), sign))
 
 
 def _roll_up(experiment: _Experiment) -> None:
@@ -365,11 +365,10 @@ def co_occurrences(
     if len(names) < 2:
         return {}, []
     column = {name: index for index, name in enumerate(names)}
+    rows = np.repeat(np.arange(len(dimension_sets)), [len(dims) for dims, _ in dimension_sets])
     incidence = np.zeros((len(dimension_sets), len(names)))
-    weights = np.zeros(len(dimension_sets))
-    for row, (dims, sign) in enumerate(dimension_sets):
-        incidence[row, [column[dim] for dim in dims]] = 1.0
-        weights[row] = sign
+    incidence[rows, [column[dim] for dims, _ in dimension_sets for dim in dims]] = 1.0
+    weights = np.fromiter((sign for _, sign in dimension_sets), float, len(dimension_sets))
     gram = (incidence * weights[:, None]).T @ incidence
     np.fill_diagonal(gram, 0.0)
     firsts, seconds = np.nonzero(gram)
