@@ -183,20 +183,17 @@ def accumulate(
 ) -> list[Update]:
     """The deltas of ``moves``, one update per experiment; fences are left to the caller."""
     experiments: dict[str, _Experiment] = {}
-    tags_seen: dict[str, set[tuple[str, str]]] = {}
-    tools_seen: dict[str, set[str]] = {}
+    seen: dict[str, tuple[set[tuple[str, str]], set[str]]] = {}  # tag values, tool names
     for before, after in moves:
-        e = after.summary.experiment_id
+        tags, tools = seen.setdefault(after.summary.experiment_id, (set(), set()))
         for state in (before, after):
             if state is not None:
-                tags_seen.setdefault(e, set()).update(state.summary.tags.items())
-                tools_seen.setdefault(e, set()).update(
-                    span.tool_name for span in state.spans if span.tool_name is not None
-                )
+                tags.update(state.summary.tags.items())
+                tools.update(span.tool_name for span in state.spans if span.tool_name is not None)
     registries = {}
-    for experiment_id, tags in tags_seen.items():
+    for experiment_id, (tags, tools) in seen.items():
         registries[experiment_id] = Admitted(store, experiment_id, policy)
-        registries[experiment_id].decide(tags, tools_seen[experiment_id])
+        registries[experiment_id].decide(tags, tools)
     for before, after in moves:
         e = after.summary.experiment_id
         experiment = experiments.get(e)
